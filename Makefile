@@ -1,0 +1,40 @@
+# Everything the project needs is installed from here: `make demo` and `make test` work on a
+# fresh machine. The venv is rebuilt when pyproject.toml or constraints.txt change.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# insightface 2.1 declares the GUI opencv-python (needs libGL, and overwrites the headless cv2/);
+# it is installed without its dependencies, which pyproject.toml lists itself.
+INSIGHTFACE := insightface==2.1
+
+.PHONY: demo test lint typecheck unit bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(INSIGHTFACE)
+	$(BIN)/python -c "import cv2, dlib, faiss, insightface; print('environment ready: opencv', cv2.__version__, 'dlib', dlib.__version__, 'faiss', faiss.__version__)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/guard demo --out demo-out
+
+lint: $(STAMP)
+	$(BIN)/ruff check guard tests bench
+	$(BIN)/ruff format --check guard tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy guard
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/faces.py
+
+clean:
+	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache

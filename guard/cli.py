@@ -1,0 +1,500 @@
+"""The ``guard`` command: parses arguments, calls the library, prints. No logic of its own.
+
+Exit codes: 0 success / allowed, 1 denied, 2 bad input or usage, 3 unavailable or misconfigured.
+Every command takes ``--json`` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from guard.config import Settings
+from guard.errors import ConfigurationError, GuardError, InvalidInput, Unavailable
+from guard.policy import Decision, Verdict
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Likeness Guard")
+subjects_app = typer.Typer(no_args_is_help=True, help="People in the consent registry.")
+consent_app = typer.Typer(no_args_is_help=True, help="Consent grants.")
+blocklist_app = typer.Typer(no_args_is_help=True, help="The public-figure blocklist.")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(consent_app, name="consent")
+app.add_typer(blocklist_app, name="blocklist")
+
+# Pipes and CI logs get a wide fixed width so tables of ids are not truncated.
+out = Console(width=None if sys.stdout.isatty() else 130)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 130)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+EXIT_DENIED, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 2, 3
+
+
+def _guard() -> Any:
+    from guard.pipeline import Guard
+
+    return Guard(Settings())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decision):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(_jsonable(value), indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn guard errors into one clear line and an exit code."""
+    try:
+        yield
+    except InvalidInput as exc:
+        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
+        raise typer.Exit(EXIT_INVALID) from exc
+    except (Unavailable, ConfigurationError) as exc:
+        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
+        raise typer.Exit(EXIT_UNAVAILABLE) from exc
+    except GuardError as exc:
+        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
+        raise typer.Exit(EXIT_INVALID) from exc
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def print_decision(decision: Decision) -> None:
+    colour = "red" if decision.verdict is Verdict.DENY else "green"
+    out.print(
+        f"[bold {colour}]{decision.verdict.value.upper()}[/bold {colour}] "
+        f"({decision.stage} stage, policy {decision.policy_id} v{decision.policy_version}, "
+        f"{decision.decision_id})"
+    )
+    if decision.faces:
+        table = Table("face", "box x0,y0,x1,y1", "who", "similarity", "verdict", "reason")
+        for face in decision.faces:
+            reason = face.reasons[0]
+            who = reason.evidence.get("figure_id") or reason.evidence.get("subject_id") or "unknown"
+            similarity = reason.evidence.get("similarity")
+            colour = "red" if face.verdict is Verdict.DENY else "green"
+            table.add_row(
+                str(face.face_index),
+                ",".join(map(str, face.bbox)),
+                str(who),
+                f"{similarity:.3f}" if isinstance(similarity, float) else "",
+                f"[{colour}]{face.verdict.value}[/{colour}]",
+                reason.code.value,
+            )
+        out.print(table)
+    for reason in decision.reasons:
+        if "face_index" not in reason.evidence or "output_face_index" in reason.evidence:
+            out.print(f"  {reason.code.value}: {reason.message}")
+    if decision.conditions:
+        out.print(f"  conditions: {', '.join(decision.conditions)}")
+
+
+# init ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(json_output: JsonFlag = False) -> None:
+    """Create or upgrade the data directory: schema, dev keys, empty blocklist."""
+    from guard.bootstrap import initialise
+    from guard.faces import create_face_engine
+
+    with _errors():
+        settings = Settings()
+        report = initialise(settings, create_face_engine(settings))
+    if json_output:
+        _emit_json(report)
+        return
+    out.print(f"database {report.database} at schema {report.schema_revision}")
+    for path in report.keys_created:
+        out.print(f"created development key {path} (keep it secret; back it up)")
+    if report.blocklist_created:
+        out.print(f"created an empty blocklist in {report.blocklist_dir}")
+
+
+# subjects -----------------------------------------------------------------------------------
+
+
+@subjects_app.command("add")
+def subjects_add(
+    tenant: Annotated[str, typer.Option(help="Tenant the subject belongs to.")] = "default",
+    name: Annotated[str | None, typer.Option(help="Optional display name.")] = None,
+    public_figure: Annotated[
+        str | None, typer.Option(help="Blocklist figure id this person is (verified by you).")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Register a person; prints the pseudonymous subject id."""
+    with _errors():
+        subject = _guard().registry.create_subject(
+            tenant, display_name=name, public_figure_id=public_figure
+        )
+    _emit_json(subject) if json_output else out.print(subject.id)
+
+
+@subjects_app.command("enroll")
+def subjects_enroll(
+    subject_id: str,
+    photos: Annotated[list[Path], typer.Argument(help="Photos showing only this person.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Enroll face templates from photos (each must show exactly one face)."""
+    with _errors():
+        guard = _guard()
+        template_ids = []
+        for photo in photos:
+            faces = guard.faces_in(_read(photo))
+            if len(faces) != 1:
+                raise InvalidInput(
+                    f"{photo} shows {len(faces)} faces; an enrollment photo must show exactly one"
+                )
+            template_ids += guard.registry.enroll(subject_id, faces)
+    if json_output:
+        _emit_json({"subject_id": subject_id, "templates": len(template_ids)})
+    else:
+        out.print(f"enrolled {len(template_ids)} template(s) for {subject_id}")
+
+
+@subjects_app.command("list")
+def subjects_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List subjects (ids, names, template counts; never the templates)."""
+    with _errors():
+        subjects = _guard().registry.list_subjects(tenant)
+    if json_output:
+        _emit_json(subjects)
+        return
+    table = Table("id", "tenant", "name", "public figure", "templates", "created")
+    for s in subjects:
+        table.add_row(s.id, s.tenant, s.display_name or "", s.public_figure_id or "",
+                      str(s.template_count), s.created_at.isoformat(timespec="seconds"))
+    out.print(table)
+
+
+@subjects_app.command("erase")
+def subjects_erase(
+    subject_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Erase a person: templates (database and index), grants and the subject row."""
+    if not yes:
+        typer.confirm(f"Erase {subject_id} and all their templates and grants?", abort=True)
+    with _errors():
+        erasure = _guard().registry.erase(subject_id)
+    if json_output:
+        _emit_json(erasure)
+    else:
+        out.print(
+            f"erased {subject_id}: {erasure.templates_removed} template(s), "
+            f"{erasure.grants_removed} grant(s); audit reference {erasure.subject_ref[:16]}…"
+        )
+
+
+# consent ------------------------------------------------------------------------------------
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} must be an ISO 8601 date-time, got {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@consent_app.command("grant")
+def consent_grant(
+    subject_id: str,
+    grantee: Annotated[str, typer.Option("--to", help="Tenant/app/user id receiving consent.")],
+    scope: Annotated[list[str], typer.Option(help="Operation granted (repeat for several).")],
+    evidence: Annotated[
+        Path | None, typer.Option(help="The signed consent document (only its SHA-256 is kept).")
+    ] = None,
+    evidence_sha256: Annotated[str | None, typer.Option(help="SHA-256 of that document.")] = None,
+    not_before: Annotated[str | None, typer.Option(help="ISO 8601 start (default now).")] = None,
+    expires: Annotated[str | None, typer.Option(help="ISO 8601 expiry.")] = None,
+    days: Annotated[int | None, typer.Option(help="Expire this many days from now.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Record consent: SUBJECT allows GRANTEE the given operations."""
+    with _errors():
+        if (evidence is None) == (evidence_sha256 is None):
+            raise InvalidInput("give exactly one of --evidence FILE or --evidence-sha256 HEX")
+        digest = evidence_sha256 or hashlib.sha256(_read(evidence)).hexdigest()  # type: ignore[arg-type]
+        expires_at = _when(expires, "--expires")
+        if days is not None:
+            expires_at = datetime.now(UTC) + timedelta(days=days)
+        grant = _guard().registry.grant(
+            subject_id,
+            grantee=grantee,
+            scopes=scope,
+            evidence_sha256=digest,
+            not_before=_when(not_before, "--not-before"),
+            expires_at=expires_at,
+        )
+    _emit_json(grant) if json_output else out.print(grant.id)
+
+
+@consent_app.command("revoke")
+def consent_revoke(grant_id: str, json_output: JsonFlag = False) -> None:
+    """Revoke a grant now; every later check denies with consent_revoked."""
+    with _errors():
+        grant = _guard().registry.revoke(grant_id)
+    _emit_json(grant) if json_output else out.print(f"revoked {grant.id}")
+
+
+@consent_app.command("list")
+def consent_list(
+    subject: Annotated[str | None, typer.Option(help="Only this subject's grants.")] = None,
+    grantee: Annotated[str | None, typer.Option(help="Only grants to this grantee.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List grants with their status now."""
+    with _errors():
+        grants = _guard().registry.list_grants(subject_id=subject, grantee=grantee)
+    if json_output:
+        _emit_json(grants)
+        return
+    now = datetime.now(UTC)
+    table = Table("id", "subject", "grantee", "scopes", "status", "expires")
+    for g in grants:
+        table.add_row(g.id, g.subject_id, g.grantee, ",".join(g.scopes), g.status_at(now).value,
+                      g.expires_at.isoformat(timespec="seconds") if g.expires_at else "never")
+    out.print(table)
+
+
+# blocklist ----------------------------------------------------------------------------------
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@blocklist_app.command("build")
+def blocklist_build(
+    folder: Annotated[
+        Path | None, typer.Argument(help="<folder>/<figure-id>/*.jpg (+ optional figure.json).")
+    ] = None,
+    embeddings: Annotated[
+        Path | None, typer.Option(help=".npz with figure_ids, embeddings[, names, engine].")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Replace the blocklist with one built from a photo folder or an embeddings file."""
+    from guard.identity import PHOTO_SUFFIXES, build_from_embeddings, build_from_folder
+
+    with _errors():
+        if (folder is None) == (embeddings is None):
+            raise InvalidInput("give a FOLDER or --embeddings FILE, not both")
+        guard = _guard()
+        problems = []
+        if folder is not None:
+            total = sum(1 for p in folder.glob("*/*") if p.suffix.lower() in PHOTO_SUFFIXES)
+            with _progress() as progress:
+                task = progress.add_task("embedding photos", total=total)
+                advance: Callable[[str, Path], None] = lambda _f, _p: progress.advance(task)
+                blocklist, problems = build_from_folder(folder, guard.face_engine, on_photo=advance)
+        else:
+            assert embeddings is not None
+            blocklist = build_from_embeddings(embeddings, engine_name=guard.face_engine.name)
+        guard.blocklists.save(blocklist)
+    if json_output:
+        _emit_json({"figures": len(blocklist), "vectors": len(blocklist.index), "problems": problems})
+        return
+    for problem in problems:
+        err.print(f"[yellow]{problem.figure_id}/{problem.photo}[/yellow]: {problem.message}")
+    out.print(f"blocklist: {len(blocklist)} figures, {len(blocklist.index)} vectors "
+              f"(generation {blocklist.generation})")
+
+
+@blocklist_app.command("add")
+def blocklist_add(
+    figure_id: str,
+    photos: Annotated[list[Path], typer.Argument(help="Reference photos of the figure.")],
+    name: Annotated[str, typer.Option(help="The figure's name (used in prompt screening).")],
+    alias: Annotated[list[str] | None, typer.Option(help="Other names (repeatable).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Add a public figure (or more photos of one) to the blocklist."""
+    with _errors():
+        guard = _guard()
+        blocklist = guard.blocklists.current()
+        embeddings = []
+        for photo in photos:
+            faces = guard.faces_in(_read(photo))
+            if not faces:
+                raise InvalidInput(f"{photo} shows no face")
+            embeddings.append(max(faces, key=lambda f: f.area).embedding)
+        figure = blocklist.add_figure(figure_id, name, embeddings, aliases=alias or [])
+        guard.blocklists.save(blocklist)
+    if json_output:
+        _emit_json({"id": figure.id, "name": figure.name, "aliases": figure.aliases,
+                    "vectors": len(figure.vector_ids)})
+    else:
+        out.print(f"{figure.id}: {len(figure.vector_ids)} reference face(s)")
+
+
+@blocklist_app.command("remove")
+def blocklist_remove(figure_id: str, json_output: JsonFlag = False) -> None:
+    """Remove a public figure from the blocklist."""
+    with _errors():
+        guard = _guard()
+        blocklist = guard.blocklists.current()
+        figure = blocklist.remove_figure(figure_id)
+        guard.blocklists.save(blocklist)
+    _emit_json({"removed": figure.id}) if json_output else out.print(f"removed {figure.id}")
+
+
+@blocklist_app.command("list")
+def blocklist_list(json_output: JsonFlag = False) -> None:
+    """List the blocked figures."""
+    with _errors():
+        figures = _guard().blocklists.current().list_figures()
+    if json_output:
+        _emit_json([{"id": f.id, "name": f.name, "aliases": f.aliases,
+                     "vectors": len(f.vector_ids)} for f in figures])
+        return
+    table = Table("id", "name", "aliases", "reference faces")
+    for f in figures:
+        table.add_row(f.id, f.name, ", ".join(f.aliases), str(len(f.vector_ids)))
+    out.print(table)
+
+
+# check / edit -------------------------------------------------------------------------------
+
+AsOption = Annotated[str, typer.Option("--as", help="The requester (grantee) asking.")]
+OpOption = Annotated[str, typer.Option("--op", help="The operation asked for.")]
+
+
+@app.command()
+def check(
+    image: Path,
+    prompt: Annotated[str, typer.Option(help="The edit prompt, screened for named figures.")] = "",
+    requester: AsOption = "cli",
+    operation: OpOption = "relight",
+    json_output: JsonFlag = False,
+) -> None:
+    """Decide whether REQUESTER may apply OP to IMAGE; exit 1 when denied."""
+    from guard.pipeline import CheckRequest
+
+    with _errors():
+        decision = _guard().check(
+            CheckRequest(requester=requester, operation=operation, image=_read(image), prompt=prompt)
+        )
+    _emit_json(decision) if json_output else print_decision(decision)
+    if not decision.allowed:
+        raise typer.Exit(EXIT_DENIED)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str | float]:
+    params: dict[str, str | float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--param takes KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+@app.command()
+def edit(
+    image: Path,
+    operation: OpOption,
+    output: Annotated[Path, typer.Option("--out", help="Where to write the edited image.")],
+    prompt: Annotated[str, typer.Option(help="The edit prompt, screened for named figures.")] = "",
+    requester: AsOption = "cli",
+    param: Annotated[list[str] | None, typer.Option(help="Editor parameter KEY=VALUE.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Gate, edit, re-scan and write OUT when allowed; exit 1 when denied."""
+    from guard.media import output_format_for
+    from guard.pipeline import EditRequest
+
+    with _errors():
+        request = EditRequest(
+            image=_read(image),
+            operation=operation,
+            requester=requester,
+            prompt=prompt,
+            params=_parse_params(param or []),
+            output_format=output_format_for(output.suffix),
+        )
+        result = _guard().edit(request)
+        if result.image is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_bytes(result.image)
+    if json_output:
+        _emit_json({"decision": result.decision, "input_decision": result.input_decision,
+                    "output": str(output) if result.image else None,
+                    "output_sha256": result.output_sha256})
+    else:
+        if result.output_decision is not None:
+            out.print("[bold]input gate[/bold]")
+            print_decision(result.input_decision)
+            out.print("[bold]output scan[/bold]")
+        print_decision(result.decision)
+        if result.image is not None:
+            out.print(f"wrote {output}")
+    if result.image is None:
+        raise typer.Exit(EXIT_DENIED)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo writes its files.")] = Path(
+        "demo-out"
+    ),
+) -> None:
+    """Run the end-to-end demo on the photos shipped with insightface and scikit-image."""
+    from guard.demo import run_demo
+
+    with _errors():
+        run_demo(out_dir, out)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,122 @@
+"""``make demo``: the whole job end to end on real photos with the embedded defaults.
+
+It creates a fresh data directory under the output folder (SQLite, development keys), builds a
+blocklist holding two real public figures, enrolls one person from the group photo with a
+consent grant, then runs three requests and prints each decision with its per-face explanation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+from rich.console import Console
+
+from guard.bootstrap import initialise
+from guard.cli import print_decision
+from guard.config import Settings
+from guard.identity import build_from_folder
+from guard.media import encode_image
+from guard.pipeline import CheckRequest, EditRequest, Guard
+from guard.samples import sample_bytes, sample_rgb
+
+REQUESTER = "demo-tenant/photo-app"
+# Regions of t1.jpg (y0, y1, x0, x1) around the woman on the left: one tight crop to enroll from,
+# one wider portrait to edit. No other face falls inside either.
+ENROLL_CROP = (230, 450, 20, 230)
+PORTRAIT_CROP = (150, 886, 0, 262)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _prepare_photos(out_dir: Path) -> dict[str, Path]:
+    photos = out_dir / "photos"
+    t1 = sample_rgb("t1")
+    y0, y1, x0, x1 = ENROLL_CROP
+    enroll = t1[y0:y1, x0:x1]
+    y0, y1, x0, x1 = PORTRAIT_CROP
+    portrait = t1[y0:y1, x0:x1]
+    # The public figure as an uploader might send it: mirrored and re-compressed at quality 50.
+    hanks = cv2.flip(sample_rgb("tom_hanks"), 1)
+    figures = out_dir / "figures"
+    _write(figures / "tom-hanks" / "reference.png", sample_bytes("tom_hanks"))
+    _write(figures / "tom-hanks" / "figure.json",
+           json.dumps({"name": "Tom Hanks", "aliases": ["Thomas Jeffrey Hanks"]}).encode())
+    _write(figures / "eileen-collins" / "reference.png", sample_bytes("astronaut"))
+    _write(figures / "eileen-collins" / "figure.json",
+           json.dumps({"name": "Eileen Collins", "aliases": []}).encode())
+    return {
+        "enroll": _write(photos / "model-a-enrollment.jpg", encode_image(enroll, "jpeg")),
+        "portrait": _write(photos / "model-a-portrait.jpg", encode_image(portrait, "jpeg")),
+        "hanks": _write(photos / "tom-hanks-upload.jpg", encode_image(hanks, "jpeg", quality=50)),
+        "group": _write(photos / "group.jpg", sample_bytes("t1")),
+        "figures": figures,
+    }
+
+
+def run_demo(out_dir: Path, console: Console | None = None) -> None:
+    console = console or Console()
+    data_dir = out_dir / "var"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    settings = Settings(data_dir=data_dir, database_url="", blocklist_dir=None)
+    guard = Guard(settings)
+    report = initialise(settings, guard.face_engine)
+    console.rule("[bold]Likeness Guard demo")
+    console.print(f"data directory {data_dir} (SQLite {report.database}, dev keys, "
+                  f"{guard.face_engine.name} face engine, {guard.editor.name} editor)")
+
+    photos = _prepare_photos(out_dir)
+    blocklist, problems = build_from_folder(photos["figures"], guard.face_engine)
+    guard.blocklists.save(blocklist)
+    console.print(f"blocklist: {', '.join(f.name for f in blocklist.list_figures())} "
+                  f"({len(blocklist.index)} reference faces)" +
+                  (f"; {len(problems)} photo problem(s)" if problems else ""))
+
+    subject = guard.registry.create_subject("demo-tenant", display_name="Model A")
+    guard.registry.enroll(subject.id, guard.faces_in(photos["enroll"].read_bytes()))
+    consent_document = _write(out_dir / "consent" / "model-a-consent.txt",
+                              f"Model A consents to edits by {REQUESTER}.\n".encode())
+    grant = guard.registry.grant(
+        subject.id,
+        grantee=REQUESTER,
+        scopes=["relight", "background_blur", "color_grade"],
+        evidence_sha256=hashlib.sha256(consent_document.read_bytes()).hexdigest(),
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+    )
+    console.print(f"enrolled {subject.id} (Model A) from {photos['enroll'].name}; "
+                  f"grant {grant.id} to {REQUESTER} for {', '.join(grant.scopes)}")
+
+    console.rule("1. Model A's portrait, background blur (consented)")
+    result = guard.edit(EditRequest(image=photos["portrait"].read_bytes(),
+                                    operation="background_blur",
+                                    requester=REQUESTER))
+    print_decision(result.input_decision)
+    if result.output_decision is not None:
+        print_decision(result.output_decision)
+    if result.image is not None:
+        edited = _write(out_dir / "model-a-background-blur.png", result.image)
+        console.print(f"[bold]output:[/bold] {edited}")
+
+    console.rule("2. Tom Hanks, mirrored and re-compressed (public figure)")
+    result = guard.edit(EditRequest(image=photos["hanks"].read_bytes(), operation="relight",
+                                    requester=REQUESTER))
+    print_decision(result.decision)
+
+    console.rule("3. The group photo (one consented person, five unknown)")
+    decision = guard.check(CheckRequest(requester=REQUESTER, operation="background_blur",
+                                        image=photos["group"].read_bytes()))
+    print_decision(decision)
+
+    console.rule("outputs")
+    console.print(f"photos used: {photos['portrait'].parent}")
+    console.print(f"edited image: {out_dir / 'model-a-background-blur.png'}")
+    console.print(f"data directory: {data_dir}")
+    guard.close()

@@ -1,0 +1,36 @@
+"""Device selection, in one place.
+
+Every component that runs a model asks here which device and which ONNX Runtime providers to use,
+so moving to a GPU machine is one setting (``GUARD_DEVICE``) rather than a hunt through the code.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+DeviceSetting = Literal["auto", "cpu", "cuda"]
+
+
+def onnx_providers(device: DeviceSetting) -> list[str]:
+    """ONNX Runtime execution providers for ``device``, best first, always ending with the CPU."""
+    import onnxruntime
+
+    available = set(onnxruntime.get_available_providers())
+    wants_cuda = device in ("auto", "cuda")
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        from guard.errors import ConfigurationError
+
+        raise ConfigurationError(
+            "GUARD_DEVICE=cuda but ONNX Runtime has no CUDA provider here; "
+            "install onnxruntime-gpu or set GUARD_DEVICE=cpu"
+        )
+    if wants_cuda and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def dlib_uses_cuda() -> bool:
+    """Whether the installed dlib was built with CUDA (dlib picks the device itself)."""
+    import dlib
+
+    return bool(getattr(dlib, "DLIB_USE_CUDA", False))

@@ -1,0 +1,76 @@
+"""The error tree every public call raises from.
+
+Each error carries a stable ``code`` (used as the reason code and the problem+json type) and a
+message that tells the caller what to do next. The HTTP status each maps to is stated here once.
+"""
+
+from __future__ import annotations
+
+
+class GuardError(Exception):
+    """Base of every error Likeness Guard raises on purpose."""
+
+    code = "guard_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(GuardError):
+    """The request or file is malformed; nothing was changed. Fix the input and retry."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class PayloadTooLarge(InvalidInput):
+    """The upload exceeds a configured byte or pixel cap."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMedia(InvalidInput):
+    """The file is not an image type the guard accepts."""
+
+    code = "unsupported_media"
+    http_status = 415
+
+
+class PolicyDenied(GuardError):
+    """A decision denied the request (raised only where a caller asked for an exception)."""
+
+    code = "policy_denied"
+    http_status = 403
+
+
+class Unavailable(GuardError):
+    """A component the decision depends on cannot be read. Decisions fail closed on this."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class NotFound(GuardError):
+    """The named object does not exist (or is not visible to this tenant)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(GuardError):
+    """The change conflicts with the current state (duplicate id, already revoked, ...)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class ConfigurationError(GuardError):
+    """A setting is missing or wrong; the message names the setting to fix."""
+
+    code = "configuration_error"
+    http_status = 500

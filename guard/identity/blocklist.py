@@ -1,0 +1,379 @@
+"""The public-figure blocklist: face embeddings of people whose likeness must not be faked.
+
+On disk (``GUARD_BLOCKLIST_DIR``, default ``<data_dir>/blocklist``)::
+
+    manifest.json            names the current generation's files and their SHA-256
+    index-<generation>.faiss the FAISS IndexIDMap2(IndexFlatIP) of every figure's vectors
+    figures-<generation>.json  figure metadata: name, aliases, which vector ids are theirs
+
+A save writes the new generation's files first and replaces ``manifest.json`` last (atomic
+rename), so a reader sees either the old or the new blocklist, never a mix. Every load verifies
+both checksums; a missing or corrupt blocklist raises :class:`~guard.errors.Unavailable`, which
+makes every check deny with reason ``unavailable``.
+
+    >>> store = BlocklistStore(Path("var/blocklist"))                      # doctest: +SKIP
+    >>> blocklist = store.load()                                          # doctest: +SKIP
+    >>> blocklist.add_figure("tom-hanks", "Tom Hanks", [face.embedding])  # doctest: +SKIP
+    >>> store.save(blocklist)                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
+from guard.faces import FaceEngine, l2_normalise
+from guard.identity.vector_index import VectorIndex
+from guard.media import decode_image
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+FIGURE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+SEARCH_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class PublicFigure:
+    id: str
+    name: str
+    aliases: tuple[str, ...]
+    vector_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FigureCandidate:
+    figure_id: str
+    similarity: float
+
+
+@dataclass
+class Blocklist:
+    """Figures and their vectors. Mutate, then hand to :meth:`BlocklistStore.save`."""
+
+    engine_name: str
+    dimension: int
+    index: VectorIndex
+    figures: dict[str, PublicFigure] = field(default_factory=dict)
+    next_vector_id: int = 1
+    generation: int = 0
+    _owner: dict[int, str] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._owner = {vid: f.id for f in self.figures.values() for vid in f.vector_ids}
+
+    @classmethod
+    def empty(cls, engine_name: str, dimension: int) -> Blocklist:
+        return cls(engine_name=engine_name, dimension=dimension, index=VectorIndex(dimension))
+
+    def __len__(self) -> int:
+        return len(self.figures)
+
+    def add_figure(
+        self,
+        figure_id: str,
+        name: str,
+        embeddings: Sequence[np.ndarray],
+        *,
+        aliases: Iterable[str] = (),
+    ) -> PublicFigure:
+        """Add a figure, or more reference embeddings (and aliases) to an existing one."""
+        if not FIGURE_ID.match(figure_id):
+            raise InvalidInput(
+                f"figure id {figure_id!r} must be lowercase letters, digits, '.', '_' or '-'"
+            )
+        if not embeddings:
+            raise InvalidInput(f"figure {figure_id} needs at least one face embedding")
+        vectors = np.stack([l2_normalise(e) for e in embeddings])
+        if vectors.shape[1] != self.dimension:
+            raise InvalidInput(
+                f"embedding dimension {vectors.shape[1]} does not match the blocklist's "
+                f"{self.dimension} ({self.engine_name} engine)"
+            )
+        ids = np.arange(self.next_vector_id, self.next_vector_id + len(vectors), dtype=np.int64)
+        self.index.add(ids, vectors)
+        self.next_vector_id += len(vectors)
+        previous = self.figures.get(figure_id)
+        known_aliases = previous.aliases if previous else ()
+        figure = PublicFigure(
+            id=figure_id,
+            name=name,
+            aliases=tuple(dict.fromkeys([*known_aliases, *(a.strip() for a in aliases if a.strip())])),
+            vector_ids=(previous.vector_ids if previous else ()) + tuple(int(i) for i in ids),
+        )
+        self.figures[figure_id] = figure
+        self._owner.update(dict.fromkeys((int(i) for i in ids), figure_id))
+        return figure
+
+    def remove_figure(self, figure_id: str) -> PublicFigure:
+        figure = self.figures.pop(figure_id, None)
+        if figure is None:
+            raise NotFound(f"no public figure {figure_id} in the blocklist")
+        self.index.remove(np.array(figure.vector_ids, dtype=np.int64))
+        for vector_id in figure.vector_ids:
+            self._owner.pop(vector_id, None)
+        return figure
+
+    def list_figures(self) -> list[PublicFigure]:
+        return sorted(self.figures.values(), key=lambda f: f.id)
+
+    def match(self, embeddings: Iterable[np.ndarray]) -> list[list[FigureCandidate]]:
+        """For each embedding, the most similar figures, best first (exact search)."""
+        queries = [np.asarray(e, dtype=np.float32) for e in embeddings]
+        if not queries:
+            return []
+        owner = self._owner
+        results = []
+        for hits in self.index.search(np.stack(queries), SEARCH_DEPTH):
+            best: dict[str, float] = {}
+            for hit in hits:
+                figure_id = owner[hit.id]
+                best[figure_id] = max(best.get(figure_id, -1.0), hit.similarity)
+            results.append(
+                [
+                    FigureCandidate(f, s)
+                    for f, s in sorted(best.items(), key=lambda kv: kv[1], reverse=True)
+                ]
+            )
+        return results
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class BlocklistStore:
+    """Loads, verifies and atomically saves the blocklist; caches the loaded copy per process
+    and reloads it when another process saves a new generation."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._cached: Blocklist | None = None
+        self._cached_stamp: tuple[tuple[str, int, int, int], ...] | None = None
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def current(self) -> Blocklist:
+        """The blocklist as it is on disk now. The verified copy is cached until any of its
+        files changes (size, mtime or inode), so a corrupted or replaced file is noticed on
+        the next call and re-verified."""
+        with self._lock:
+            stamp = self._stamp()
+            if self._cached is None or stamp != self._cached_stamp:
+                self._cached = None
+                self._cached = self.load()
+                self._cached_stamp = stamp
+            return self._cached
+
+    def _stamp(self) -> tuple[tuple[str, int, int, int], ...]:
+        if not self.manifest_path.is_file():
+            self._cached = None
+            raise Unavailable(
+                f"the public-figure blocklist is missing ({self.manifest_path}); "
+                "run `guard init` or `guard blocklist build`"
+            )
+        stamps = []
+        for path in sorted(self.directory.iterdir()):
+            if path.name == MANIFEST or path.name.startswith(("index-", "figures-")):
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue  # removed while listing: the next stamp differs anyway
+                stamps.append((path.name, stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        return tuple(stamps)
+
+    def load(self) -> Blocklist:
+        """Read and verify the current generation, or raise :class:`Unavailable`."""
+        try:
+            manifest = json.loads(self.manifest_path.read_bytes())
+            index_bytes = (self.directory / manifest["index_file"]).read_bytes()
+            figures_bytes = (self.directory / manifest["figures_file"]).read_bytes()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise Unavailable(f"the public-figure blocklist at {self.directory} cannot be read: {exc}") from exc
+        if manifest.get("format") != FORMAT_VERSION:
+            raise Unavailable(f"blocklist format {manifest.get('format')!r} is not supported")
+        if _sha256(index_bytes) != manifest.get("index_sha256") or _sha256(
+            figures_bytes
+        ) != manifest.get("figures_sha256"):
+            raise Unavailable(
+                f"the public-figure blocklist at {self.directory} fails its checksum; "
+                "restore it from backup or rebuild it with `guard blocklist build`"
+            )
+        try:
+            sidecar = json.loads(figures_bytes)
+            dimension = int(manifest["dimension"])
+            index = VectorIndex.from_bytes(index_bytes, dimension)
+            figures = {
+                f["id"]: PublicFigure(
+                    id=f["id"],
+                    name=f["name"],
+                    aliases=tuple(f["aliases"]),
+                    vector_ids=tuple(int(v) for v in f["vector_ids"]),
+                )
+                for f in sidecar["figures"]
+            }
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise Unavailable(f"the public-figure blocklist is corrupt: {exc}") from exc
+        return Blocklist(
+            engine_name=str(manifest["engine"]),
+            dimension=dimension,
+            index=index,
+            figures=figures,
+            next_vector_id=int(sidecar["next_vector_id"]),
+            generation=int(manifest["generation"]),
+        )
+
+    def save(self, blocklist: Blocklist) -> Path:
+        """Write a new generation and switch the manifest to it atomically."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        generation = max(blocklist.generation, self._disk_generation()) + 1
+        index_bytes = blocklist.index.to_bytes()
+        sidecar: dict[str, Any] = {
+            "next_vector_id": blocklist.next_vector_id,
+            "figures": [
+                {"id": f.id, "name": f.name, "aliases": list(f.aliases), "vector_ids": list(f.vector_ids)}
+                for f in blocklist.list_figures()
+            ],
+        }
+        figures_bytes = json.dumps(sidecar, sort_keys=True, indent=1).encode()
+        index_file, figures_file = f"index-{generation}.faiss", f"figures-{generation}.json"
+        _write_atomic(self.directory / index_file, index_bytes)
+        _write_atomic(self.directory / figures_file, figures_bytes)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "generation": generation,
+            "engine": blocklist.engine_name,
+            "dimension": blocklist.dimension,
+            "figure_count": len(blocklist.figures),
+            "vector_count": len(blocklist.index),
+            "index_file": index_file,
+            "index_sha256": _sha256(index_bytes),
+            "figures_file": figures_file,
+            "figures_sha256": _sha256(figures_bytes),
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+        _write_atomic(self.manifest_path, json.dumps(manifest, indent=1).encode())
+        blocklist.generation = generation
+        self._remove_old_generations(keep={index_file, figures_file})
+        return self.manifest_path
+
+    def _disk_generation(self) -> int:
+        try:
+            return int(json.loads(self.manifest_path.read_bytes())["generation"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _remove_old_generations(self, keep: set[str]) -> None:
+        for path in self.directory.glob("*-*.*"):
+            if path.name not in keep and path.name.startswith(("index-", "figures-")):
+                path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class BuildProblem:
+    """A photo or figure the build skipped or resolved, and why."""
+
+    figure_id: str
+    photo: str
+    message: str
+
+
+def _figure_metadata(folder: Path) -> tuple[str, list[str]]:
+    meta_path = folder / "figure.json"
+    if not meta_path.is_file():
+        return folder.name.replace("-", " ").replace("_", " ").title(), []
+    try:
+        meta = json.loads(meta_path.read_text())
+        return str(meta.get("name") or folder.name), [str(a) for a in meta.get("aliases", [])]
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{meta_path} is not valid JSON: {exc}") from exc
+
+
+def build_from_folder(
+    root: Path,
+    engine: FaceEngine,
+    *,
+    on_photo: Callable[[str, Path], None] | None = None,
+) -> tuple[Blocklist, list[BuildProblem]]:
+    """Build a blocklist from ``<root>/<figure-id>/*.jpg`` (plus an optional ``figure.json``
+    with ``name`` and ``aliases``). Each photo contributes its largest face; photos without a
+    face are reported, not fatal. ``on_photo`` is called once per photo (progress)."""
+    if not root.is_dir():
+        raise InvalidInput(f"{root} is not a folder of <figure-id>/<photo> files")
+    blocklist = Blocklist.empty(engine.name, engine.dimension)
+    problems: list[BuildProblem] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        name, aliases = _figure_metadata(folder)
+        embeddings = []
+        for photo in sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
+            if on_photo is not None:
+                on_photo(folder.name, photo)
+            try:
+                faces = engine.detect_and_embed(decode_image(photo.read_bytes()).rgb)
+            except InvalidInput as exc:
+                problems.append(BuildProblem(folder.name, photo.name, exc.message))
+                continue
+            if not faces:
+                problems.append(BuildProblem(folder.name, photo.name, "no face found; skipped"))
+                continue
+            if len(faces) > 1:
+                problems.append(
+                    BuildProblem(folder.name, photo.name, f"{len(faces)} faces; used the largest")
+                )
+            embeddings.append(max(faces, key=lambda f: f.area).embedding)
+        if not embeddings:
+            problems.append(BuildProblem(folder.name, "", "no usable photo; figure not added"))
+            continue
+        blocklist.add_figure(folder.name, name, embeddings, aliases=aliases)
+    return blocklist, problems
+
+
+def build_from_embeddings(path: Path, *, engine_name: str) -> Blocklist:
+    """Build from an ``.npz`` with ``figure_ids`` (n,), ``embeddings`` (n, d), optional ``names``
+    (n,) and ``engine`` (which must match the running engine: vectors of two engines do not mix)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            figure_ids = [str(x) for x in data["figure_ids"]]
+            embeddings = np.asarray(data["embeddings"], dtype=np.float32)
+            names = [str(x) for x in data["names"]] if "names" in data else figure_ids
+            file_engine = str(data["engine"]) if "engine" in data else engine_name
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidInput(f"{path} is not a blocklist embeddings file: {exc}") from exc
+    if file_engine != engine_name:
+        raise Conflict(f"{path} holds {file_engine} embeddings; the running engine is {engine_name}")
+    if embeddings.ndim != 2 or len(embeddings) != len(figure_ids) or len(names) != len(figure_ids):
+        raise InvalidInput(f"{path}: figure_ids, names and embeddings must have the same length")
+    blocklist = Blocklist.empty(engine_name, int(embeddings.shape[1]))
+    grouped: dict[str, list[np.ndarray]] = {}
+    for figure_id, vector in zip(figure_ids, embeddings, strict=True):
+        grouped.setdefault(figure_id, []).append(vector)
+    first_name = dict(zip(figure_ids, names, strict=True))
+    for figure_id, vectors in grouped.items():
+        blocklist.add_figure(figure_id, first_name[figure_id], vectors)
+    return blocklist

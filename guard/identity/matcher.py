@@ -1,0 +1,120 @@
+"""Face -> identity: which enrolled subject and which public figure each face is, if any.
+
+A face can match both (a public figure who enrolled); the policy decides what that means.
+Thresholds are cosine similarities per engine (``GUARD_DLIB_MATCH_THRESHOLD``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from guard.faces import Face, FaceEngine
+from guard.faces.types import BBox
+from guard.identity.blocklist import Blocklist
+from guard.identity.registry import ConsentGrant, ConsentRegistry
+from guard.errors import Unavailable
+
+
+class MatchKind(StrEnum):
+    CONSENTED_SUBJECT = "consented_subject"
+    PUBLIC_FIGURE = "public_figure"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best identity for one face above the threshold (``identity_id`` is a subject or
+    figure id; an ``unknown`` match has none)."""
+
+    face_index: int
+    kind: MatchKind
+    identity_id: str | None
+    similarity: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class FaceFacts:
+    """Everything the policy needs to know about one face; no biometric data."""
+
+    face_index: int
+    bbox: BBox
+    subject: Match | None
+    figure: Match | None
+    grants: tuple[ConsentGrant, ...]  # the matched subject's grants to this requester
+    linked_figure_id: str | None  # the blocklist entry the matched subject is, if any
+
+    @property
+    def kind(self) -> MatchKind:
+        if self.figure is not None:
+            return MatchKind.PUBLIC_FIGURE
+        if self.subject is not None:
+            return MatchKind.CONSENTED_SUBJECT
+        return MatchKind.UNKNOWN
+
+
+class Matcher:
+    """Looks faces up in the registry and the blocklist with the engine's threshold."""
+
+    def __init__(
+        self,
+        registry: ConsentRegistry,
+        blocklist: Blocklist,
+        *,
+        engine: FaceEngine,
+        threshold: float,
+    ) -> None:
+        if blocklist.engine_name != engine.name or blocklist.dimension != engine.dimension:
+            raise Unavailable(
+                f"the blocklist holds {blocklist.engine_name} embeddings but the face engine is "
+                f"{engine.name}; rebuild it with `guard blocklist build`"
+            )
+        self._registry = registry
+        self._blocklist = blocklist
+        self.threshold = threshold
+
+    def facts_for(self, faces: Sequence[Face], *, requester: str) -> list[FaceFacts]:
+        embeddings = [face.embedding for face in faces]
+        subject_hits = self._registry.match(embeddings)
+        figure_hits = self._blocklist.match(embeddings)
+        facts = []
+        for index, face in enumerate(faces):
+            subject = self._best(
+                index,
+                MatchKind.CONSENTED_SUBJECT,
+                [(c.subject_id, c.similarity) for c in subject_hits[index]],
+            )
+            figure = self._best(
+                index,
+                MatchKind.PUBLIC_FIGURE,
+                [(c.figure_id, c.similarity) for c in figure_hits[index]],
+            )
+            grants: tuple[ConsentGrant, ...] = ()
+            linked = None
+            if subject is not None and subject.identity_id is not None:
+                grants = tuple(
+                    g for g in self._registry.grants_for(subject.identity_id) if g.grantee == requester
+                )
+                linked = self._registry.get_subject(subject.identity_id).public_figure_id
+            facts.append(
+                FaceFacts(
+                    face_index=index,
+                    bbox=face.bbox,
+                    subject=subject,
+                    figure=figure,
+                    grants=grants,
+                    linked_figure_id=linked,
+                )
+            )
+        return facts
+
+    def _best(
+        self, index: int, kind: MatchKind, candidates: Sequence[tuple[str, float]]
+    ) -> Match | None:
+        """The top candidate if it clears the threshold (candidates come best first)."""
+        if not candidates or candidates[0][1] < self.threshold:
+            return None
+        identity_id, similarity = candidates[0]
+        return Match(index, kind, identity_id, round(similarity, 4), self.threshold)

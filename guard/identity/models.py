@@ -1,0 +1,94 @@
+"""Tables of the consent registry. The schema itself is defined by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from guard.db import Base
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+TemplateId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SubjectRow(Base):
+    __tablename__ = "subjects"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    public_figure_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FaceTemplateRow(Base):
+    __tablename__ = "face_templates"
+
+    id: Mapped[int] = mapped_column(TemplateId, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    engine: Mapped[str] = mapped_column(String(32))
+    dimension: Mapped[int] = mapped_column(Integer)
+    embedding_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentGrantRow(Base):
+    __tablename__ = "consent_grants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    grantee: Mapped[str] = mapped_column(String(200), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    evidence_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RegistryStateRow(Base):
+    """One row whose version changes with every template change, so every process can tell
+    that its in-memory FAISS index is stale and rebuild it."""
+
+    __tablename__ = "registry_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class ErasureRow(Base):
+    """What survives an erasure: a keyed hash of the subject id and when it was erased."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(TemplateId, primary_key=True, autoincrement=True)
+    subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,316 @@
+"""``Guard``: composes the stages for ``check`` (input gate) and ``edit`` (gate, edit, output scan).
+
+    >>> from guard import Guard, EditRequest
+    >>> guard = Guard()                                                 # doctest: +SKIP
+    >>> result = guard.edit(EditRequest(image=photo_bytes, operation="relight",
+    ...                                 requester="acme/app"))          # doctest: +SKIP
+    >>> result.decision.verdict, len(result.image or b"")               # doctest: +SKIP
+    (<Verdict.ALLOW_WITH_CONDITIONS: 'allow_with_conditions'>, 812345)
+
+This module decides nothing itself: faces come from ``faces``, identities from ``identity``,
+verdicts from ``policy``, pixels from ``editors``. Anything a decision depends on that cannot be
+read (registry, blocklist, policy, keys) yields a ``deny`` with reason ``unavailable``.
+
+Seams for the next stages: every decision goes to each ``DecisionSink`` (the audit log plugs in
+here) before the caller sees it, and each allowed output passes through each ``OutputStamper``
+(watermark and C2PA plug in here) before it is returned.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from guard.config import Settings
+from guard.db import Database
+from guard.editors import ClassicEditor, Editor
+from guard.errors import InvalidInput, Unavailable
+from guard.faces import Face, FaceEngine, create_face_engine
+from guard.identity import BlocklistStore, ConsentRegistry, FaceFacts, Matcher
+from guard.keys import keyed_hasher, template_cipher
+from guard.media import (
+    DecodedImage,
+    OutputFormat,
+    RGBImage,
+    content_hash,
+    decode_image,
+    encode_image,
+)
+from guard.policy import (
+    Decision,
+    Policy,
+    RequestFacts,
+    Stage,
+    Verdict,
+    decide,
+    deny_unavailable,
+    load_policy,
+)
+from guard.safety import drift_facts, figures_named_in
+
+ParamValue = str | float | int | bool
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """A pre-generation question: may ``requester`` do ``operation`` to this image/prompt?"""
+
+    requester: str
+    operation: str
+    image: bytes | None = None
+    prompt: str = ""
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """An edit for the guard to gate, run and scan."""
+
+    image: bytes
+    operation: str
+    requester: str
+    prompt: str = ""
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    output_format: OutputFormat = "png"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What ``Guard.edit`` returns. ``decision`` is the final word: the output scan's when the
+    editor ran, else the input gate's. ``image`` is set only when it is allowed."""
+
+    decision: Decision
+    input_decision: Decision
+    output_decision: Decision | None
+    image: bytes | None
+    input_sha256: str
+    output_sha256: str | None
+    editor: str
+
+
+@dataclass(frozen=True)
+class DecisionEvent:
+    """What a sink is told about each decision (no pixels, no embeddings)."""
+
+    decision: Decision
+    requester: str
+    operation: str
+    input_sha256: str | None
+    output_sha256: str | None = None
+
+
+class DecisionSink(Protocol):
+    def record(self, event: DecisionEvent) -> None: ...
+
+
+class OutputStamper(Protocol):
+    def stamp(self, image: bytes, output_format: OutputFormat, decision: Decision) -> bytes: ...
+
+
+class _PolicySource:
+    """Loads the policy file, reloading it when it changes on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int], Policy] | None = None
+
+    def current(self) -> Policy:
+        with self._lock:
+            try:
+                stat = self.path.stat()
+            except OSError as exc:
+                raise Unavailable(
+                    f"the policy {self.path} cannot be read (GUARD_POLICY_FILE): {exc}"
+                ) from exc
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if self._cached is None or self._cached[0] != stamp:
+                self._cached = (stamp, load_policy(self.path))
+            return self._cached[1]
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """The input gate's outcome, kept for the output scan."""
+
+    decision: Decision
+    faces: list[Face]
+    facts: list[FaceFacts]
+    matcher: Matcher | None
+    policy: Policy | None
+
+
+class Guard:
+    """The library entry point. Thread-safe; build one per process and reuse it."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        face_engine: FaceEngine | None = None,
+        editor: Editor | None = None,
+        sinks: Sequence[DecisionSink] = (),
+        stampers: Sequence[OutputStamper] = (),
+    ) -> None:
+        self.settings = settings or Settings()
+        self.db = Database(self.settings.database_url)
+        self.face_engine = face_engine or create_face_engine(self.settings)
+        self.editor: Editor = editor or ClassicEditor()
+        self.blocklists = BlocklistStore(self.settings.blocklist_path)
+        self._policies = _PolicySource(self.settings.policy_file)
+        self._sinks = list(sinks)
+        self._stampers = list(stampers)
+        self._registry: ConsentRegistry | None = None
+        self._registry_lock = threading.Lock()
+
+    # components ------------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> ConsentRegistry:
+        """The consent registry (raises :class:`Unavailable` if its keys or schema are missing)."""
+        with self._registry_lock:
+            if self._registry is None:
+                self.db.require_schema()
+                self._registry = ConsentRegistry(
+                    self.db,
+                    template_cipher(self.settings),
+                    keyed_hasher(self.settings),
+                    engine_name=self.face_engine.name,
+                    dimension=self.face_engine.dimension,
+                )
+            return self._registry
+
+    def policy(self) -> Policy:
+        return self._policies.current()
+
+    def decode(self, data: bytes) -> DecodedImage:
+        settings = self.settings
+        return decode_image(
+            data,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            allow_multiframe=settings.allow_multiframe,
+        )
+
+    def faces_in(self, data: bytes) -> list[Face]:
+        return self.face_engine.detect_and_embed(self.decode(data).rgb)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # entry points ----------------------------------------------------------------------------
+
+    def check(self, request: CheckRequest) -> Decision:
+        """The pre-generation gate: decide without editing anything."""
+        decoded = self.decode(request.image) if request.image is not None else None
+        gate = self._gate(decoded, requester=request.requester, operation=request.operation,
+                          prompt=request.prompt)
+        self._record(gate.decision, request.requester, request.operation,
+                     decoded.sha256 if decoded else None)
+        return gate.decision
+
+    def edit(self, request: EditRequest) -> Result:
+        """Gate the input, run the editor, scan the output, stamp and return it if allowed."""
+        if request.operation not in self.editor.operations:
+            raise InvalidInput(
+                f"editor '{self.editor.name}' has no operation '{request.operation}'; "
+                f"choose one of {sorted(self.editor.operations)}"
+            )
+        decoded = self.decode(request.image)
+        gate = self._gate(decoded, requester=request.requester, operation=request.operation,
+                          prompt=request.prompt)
+        if not gate.decision.allowed:
+            self._record(gate.decision, request.requester, request.operation, decoded.sha256)
+            return Result(gate.decision, gate.decision, None, None, decoded.sha256, None,
+                          self.editor.name)
+        edited = self.editor.edit(decoded.rgb, gate.faces, request.operation, request.params)
+        output_decision = self._scan_output(gate, edited, request)
+        self._record(gate.decision, request.requester, request.operation, decoded.sha256)
+        image = None
+        output_sha256 = None
+        if output_decision.allowed:
+            image = encode_image(edited, request.output_format)
+            for stamper in self._stampers:
+                image = stamper.stamp(image, request.output_format, output_decision)
+            output_sha256 = content_hash(image)
+        self._record(output_decision, request.requester, request.operation, decoded.sha256,
+                     output_sha256)
+        return Result(output_decision, gate.decision, output_decision, image, decoded.sha256,
+                      output_sha256, self.editor.name)
+
+    # stages ----------------------------------------------------------------------------------
+
+    def _gate(
+        self, decoded: DecodedImage | None, *, requester: str, operation: str, prompt: str
+    ) -> _Gate:
+        if not requester.strip():
+            raise InvalidInput("requester (the grantee asking for the edit) must not be empty")
+        policy = None
+        try:
+            policy = self.policy()
+            blocklist = self.blocklists.current()
+            matcher = Matcher(
+                self.registry,
+                blocklist,
+                engine=self.face_engine,
+                threshold=self.settings.match_threshold(self.face_engine.name),
+            )
+            faces = self.face_engine.detect_and_embed(decoded.rgb) if decoded else []
+            facts = matcher.facts_for(faces, requester=requester)
+            request_facts = RequestFacts(
+                stage="input",
+                requester=requester,
+                operation=operation,
+                faces=tuple(facts),
+                prompt_figures=figures_named_in(prompt, blocklist.figures.values()),
+            )
+            return _Gate(decide(policy, request_facts), faces, facts, matcher, policy)
+        except Unavailable as exc:
+            return _Gate(self._unavailable(exc, "input", policy), [], [], None, policy)
+
+    def _scan_output(self, gate: _Gate, edited: RGBImage, request: EditRequest) -> Decision:
+        assert gate.matcher is not None and gate.policy is not None  # an allowed gate has both
+        try:
+            output_faces = self.face_engine.detect_and_embed(edited)
+            facts = gate.matcher.facts_for(output_faces, requester=request.requester)
+            checked = [
+                fd.face_index
+                for fd in gate.decision.faces
+                if fd.verdict is Verdict.ALLOW and fd.kind != "unknown"
+            ]
+            drift = drift_facts(
+                gate.faces,
+                checked,
+                output_faces,
+                threshold=self.settings.drift_threshold(self.face_engine.name),
+            )
+            return decide(
+                gate.policy,
+                RequestFacts(
+                    stage="output",
+                    requester=request.requester,
+                    operation=request.operation,
+                    faces=tuple(facts),
+                    drift=drift,
+                ),
+            )
+        except Unavailable as exc:
+            return self._unavailable(exc, "output", gate.policy)
+
+    @staticmethod
+    def _unavailable(exc: Unavailable, stage: Stage, policy: Policy | None) -> Decision:
+        return deny_unavailable(exc.message, stage=stage, policy=policy)
+
+    def _record(
+        self,
+        decision: Decision,
+        requester: str,
+        operation: str,
+        input_sha256: str | None,
+        output_sha256: str | None = None,
+    ) -> None:
+        event = DecisionEvent(decision, requester, operation, input_sha256, output_sha256)
+        for sink in self._sinks:
+            sink.record(event)

@@ -1,0 +1,30 @@
+"""Policy: the versioned rules (YAML) and ``decide(policy, facts) -> Decision``."""
+
+from __future__ import annotations
+
+from guard.policy.decide import DriftFact, RequestFacts, Stage, decide, deny_unavailable
+from guard.policy.decision import (
+    DENY_CODES,
+    Decision,
+    FaceDecision,
+    Reason,
+    ReasonCode,
+    Verdict,
+)
+from guard.policy.model import Policy, load_policy
+
+__all__ = [
+    "DENY_CODES",
+    "Decision",
+    "DriftFact",
+    "FaceDecision",
+    "Policy",
+    "Reason",
+    "ReasonCode",
+    "RequestFacts",
+    "Stage",
+    "Verdict",
+    "decide",
+    "deny_unavailable",
+    "load_policy",
+]

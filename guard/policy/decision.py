@@ -1,0 +1,121 @@
+"""What a decision is: a verdict, the reasons behind it, one explanation per face."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from guard.faces.types import BBox
+
+EvidenceValue = str | int | float | bool | None
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    ALLOW_WITH_CONDITIONS = "allow_with_conditions"
+
+
+class ReasonCode(StrEnum):
+    """Stable codes: integrations and the HTTP problem types key on these strings."""
+
+    # denials
+    PUBLIC_FIGURE = "public_figure"
+    NO_CONSENT = "no_consent"
+    CONSENT_EXPIRED = "consent_expired"
+    CONSENT_NOT_YET_VALID = "consent_not_yet_valid"
+    CONSENT_REVOKED = "consent_revoked"
+    SCOPE_NOT_GRANTED = "scope_not_granted"
+    OPERATION_NOT_PERMITTED = "operation_not_permitted"
+    PROMPT_NAMES_PUBLIC_FIGURE = "prompt_names_public_figure"
+    OUTPUT_PUBLIC_FIGURE = "output_public_figure"
+    IDENTITY_DRIFT = "identity_drift"
+    UNAVAILABLE = "unavailable"
+    # allowances
+    CONSENT_GRANTED = "consent_granted"
+    PUBLIC_FIGURE_OWN_CONSENT = "public_figure_own_consent"
+    UNKNOWN_FACE_ALLOWED = "unknown_face_allowed"
+    NO_FACES = "no_faces"
+    IDENTITY_PRESERVED = "identity_preserved"
+
+
+DENY_CODES = frozenset(
+    {
+        ReasonCode.PUBLIC_FIGURE,
+        ReasonCode.NO_CONSENT,
+        ReasonCode.CONSENT_EXPIRED,
+        ReasonCode.CONSENT_NOT_YET_VALID,
+        ReasonCode.CONSENT_REVOKED,
+        ReasonCode.SCOPE_NOT_GRANTED,
+        ReasonCode.OPERATION_NOT_PERMITTED,
+        ReasonCode.PROMPT_NAMES_PUBLIC_FIGURE,
+        ReasonCode.OUTPUT_PUBLIC_FIGURE,
+        ReasonCode.IDENTITY_DRIFT,
+        ReasonCode.UNAVAILABLE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: ReasonCode
+    message: str
+    evidence: dict[str, EvidenceValue] = field(default_factory=dict)
+
+    @property
+    def denies(self) -> bool:
+        return self.code in DENY_CODES
+
+
+@dataclass(frozen=True)
+class FaceDecision:
+    """Why one face is or is not allowed."""
+
+    face_index: int
+    bbox: BBox
+    kind: str
+    verdict: Verdict
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one request at one stage (``input`` gate or ``output`` scan)."""
+
+    verdict: Verdict
+    reasons: tuple[Reason, ...]
+    policy_id: str
+    policy_version: str
+    stage: str
+    faces: tuple[FaceDecision, ...] = ()
+    conditions: tuple[str, ...] = ()
+    decision_id: str = field(default_factory=lambda: f"dec_{uuid.uuid4().hex}")
+    decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is not Verdict.DENY
+
+    @property
+    def reason_codes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.code.value for r in self.reasons))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (enums as strings, datetimes ISO 8601)."""
+        data = asdict(self)
+        data["decided_at"] = self.decided_at.isoformat()
+        data["reason_codes"] = list(self.reason_codes)
+        return _plain(data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, StrEnum):
+        return value.value
+    return value

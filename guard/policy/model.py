@@ -1,0 +1,63 @@
+"""The policy document: a versioned YAML file validated by pydantic.
+
+    >>> policy = load_policy(Path("guard/policy/default.yaml"))  # doctest: +SKIP
+    >>> policy.id, policy.version                                 # doctest: +SKIP
+    ('default', '2026-11-23.1')
+
+A policy that cannot be read or validated raises :class:`~guard.errors.Unavailable`; the pipeline
+turns that into a ``deny`` with reason ``unavailable`` (fail closed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from guard.errors import Unavailable
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PublicFigureRules(_Strict):
+    # A public figure who enrolled as a subject (linked by public_figure_id) and granted this
+    # requester the operation may be edited; every other match is denied.
+    allow_with_own_consent: bool = True
+
+
+class OutputRules(_Strict):
+    deny_identity_drift: bool = True
+    deny_public_figures: bool = True
+    deny_unconsented_faces: bool = True
+
+
+class Policy(_Strict):
+    id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    description: str = ""
+    operations: tuple[str, ...] = Field(
+        min_length=1, description="Operations this policy permits at all."
+    )
+    unknown_faces: Literal["deny", "allow"] = "deny"
+    public_figures: PublicFigureRules = PublicFigureRules()
+    prompt_public_figures: Literal["deny", "allow"] = "deny"
+    output: OutputRules = OutputRules()
+    conditions: tuple[str, ...] = ("watermark_required",)
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file, or raise :class:`Unavailable` naming the problem."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise Unavailable(f"the policy {path} cannot be read (GUARD_POLICY_FILE): {exc}") from exc
+    if not isinstance(raw, dict):
+        raise Unavailable(f"the policy {path} is not a YAML mapping (GUARD_POLICY_FILE)")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise Unavailable(f"the policy {path} is invalid (GUARD_POLICY_FILE): {exc}") from exc

@@ -1,0 +1,69 @@
+"""The dlib engine on real photos: detection counts, robustness, separation."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from guard.config import Settings
+from guard.faces import FaceEngine
+from guard.samples import SampleName, sample_rgb
+from tests.photos import TRANSFORMS
+
+THRESHOLD = Settings(data_dir="unused").dlib_match_threshold  # type: ignore[arg-type]
+
+
+def test_group_photo_every_face_detected(face_engine: FaceEngine) -> None:
+    # Counted by eye: six people sit or stand around the table in t1.jpg, all facing the camera.
+    faces = face_engine.detect_and_embed(sample_rgb("t1"))
+    assert len(faces) == 6
+    centres = sorted(((f.bbox[0] + f.bbox[2]) // 2, (f.bbox[1] + f.bbox[3]) // 2) for f in faces)
+    # One face per person: no two detections on the same head.
+    for (ax, ay), (bx, by) in itertools.combinations(centres, 2):
+        assert abs(ax - bx) + abs(ay - by) > 60
+
+
+def test_embeddings_are_unit_float32(face_engine: FaceEngine) -> None:
+    for face in face_engine.detect_and_embed(sample_rgb("astronaut")):
+        assert face.embedding.dtype == np.float32
+        assert face.embedding.shape == (128,)
+        assert abs(float(np.linalg.norm(face.embedding)) - 1.0) < 1e-5
+
+
+def test_no_false_face_on_the_astronaut_suit(face_engine: FaceEngine) -> None:
+    assert len(face_engine.detect_and_embed(sample_rgb("astronaut"))) == 1
+
+
+@pytest.mark.parametrize("name", ["tom_hanks", "astronaut"])
+@pytest.mark.parametrize("transform", sorted(TRANSFORMS))
+def test_same_identity_survives_transforms(
+    face_engine: FaceEngine, name: SampleName, transform: str
+) -> None:
+    original = sample_rgb(name)
+    [reference] = face_engine.detect_and_embed(original)
+    faces = face_engine.detect_and_embed(TRANSFORMS[transform](original))
+    assert len(faces) == 1
+    similarity = float(faces[0].embedding @ reference.embedding)
+    assert similarity >= THRESHOLD, f"{name} after {transform}: {similarity:.3f}"
+
+
+def test_group_photo_faces_within_t1_crops_match(face_engine: FaceEngine) -> None:
+    rgb = sample_rgb("t1")
+    faces = face_engine.detect_and_embed(rgb)
+    for transform in TRANSFORMS.values():
+        moved = face_engine.detect_and_embed(transform(rgb))
+        assert len(moved) == len(faces)
+        for face in faces:
+            assert max(float(m.embedding @ face.embedding) for m in moved) >= THRESHOLD
+
+
+def test_different_people_do_not_match(face_engine: FaceEngine) -> None:
+    people = face_engine.detect_and_embed(sample_rgb("t1"))
+    people += face_engine.detect_and_embed(sample_rgb("tom_hanks"))
+    people += face_engine.detect_and_embed(sample_rgb("astronaut"))
+    assert len(people) == 8
+    for a, b in itertools.combinations(people, 2):
+        similarity = float(a.embedding @ b.embedding)
+        assert similarity < THRESHOLD, f"two different people at {similarity:.3f}"

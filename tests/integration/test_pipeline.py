@@ -1,0 +1,287 @@
+"""The gate end to end on real photos, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from guard.faces import Face, FaceEngine
+from guard.identity.models import ConsentGrantRow, FaceTemplateRow, SubjectRow
+from guard.media import encode_image
+from guard.pipeline import CheckRequest, EditRequest, Guard
+from guard.policy import ReasonCode, Verdict
+from guard.samples import SampleName, sample_bytes, sample_rgb
+from tests.conftest import GuardFactory
+from tests.photos import TRANSFORMS
+
+REQUESTER = "acme/photo-app"
+EVIDENCE = "ab" * 32
+# The woman on the left of t1.jpg: a tight crop to enroll, a wider one to edit.
+ENROLL = (230, 450, 20, 230)
+PORTRAIT = (150, 886, 0, 262)
+
+
+def crop(name: SampleName, box: tuple[int, int, int, int]) -> bytes:
+    y0, y1, x0, x1 = box
+    return encode_image(sample_rgb(name)[y0:y1, x0:x1], "jpeg")
+
+
+def blocklist_public_figures(guard: Guard) -> None:
+    blocklist = guard.blocklists.current()
+    for figure_id, name, sample in (
+        ("tom-hanks", "Tom Hanks", "tom_hanks"),
+        ("eileen-collins", "Eileen Collins", "astronaut"),
+    ):
+        [face] = guard.faces_in(sample_bytes(sample))  # type: ignore[arg-type]
+        blocklist.add_figure(figure_id, name, [face.embedding], aliases=[name.split()[-1]])
+    guard.blocklists.save(blocklist)
+
+
+def enroll_model(guard: Guard, *, scopes: tuple[str, ...] = ("relight", "background_blur")) -> tuple[str, str]:
+    subject = guard.registry.create_subject("acme", display_name="Model A")
+    guard.registry.enroll(subject.id, guard.faces_in(crop("t1", ENROLL)))
+    grant = guard.registry.grant(subject.id, grantee=REQUESTER, scopes=scopes, evidence_sha256=EVIDENCE)
+    return subject.id, grant.id
+
+
+@pytest.fixture
+def guard(make_guard: GuardFactory) -> Guard:
+    g = make_guard()
+    blocklist_public_figures(g)
+    return g
+
+
+def check(guard: Guard, image: bytes, operation: str = "relight", prompt: str = "") -> object:
+    return guard.check(CheckRequest(requester=REQUESTER, operation=operation, image=image, prompt=prompt))
+
+
+@pytest.mark.parametrize("sample", ["tom_hanks", "astronaut"])
+@pytest.mark.parametrize("transform", sorted(TRANSFORMS))
+def test_public_figures_denied_after_transforms(guard: Guard, sample: SampleName, transform: str) -> None:
+    image = encode_image(TRANSFORMS[transform](sample_rgb(sample)), "png")
+    decision = guard.check(CheckRequest(requester=REQUESTER, operation="relight", image=image))
+    assert decision.verdict is Verdict.DENY
+    assert ReasonCode.PUBLIC_FIGURE in {r.code for r in decision.reasons}
+    [face] = [f for f in decision.faces if f.reasons[0].code is ReasonCode.PUBLIC_FIGURE]
+    expected = "tom-hanks" if sample == "tom_hanks" else "eileen-collins"
+    assert face.reasons[0].evidence["figure_id"] == expected
+
+
+def test_enrolled_subject_with_grant_is_allowed_and_edited(guard: Guard) -> None:
+    enroll_model(guard)
+    result = guard.edit(EditRequest(image=crop("t1", PORTRAIT), operation="background_blur", requester=REQUESTER))
+    assert result.input_decision.verdict is Verdict.ALLOW_WITH_CONDITIONS
+    assert result.output_decision is not None
+    assert result.output_decision.allowed
+    codes = {r.code for r in result.output_decision.reasons}
+    assert ReasonCode.IDENTITY_PRESERVED in codes
+    assert result.image is not None and result.output_sha256 is not None
+    assert guard.decode(result.image).rgb.shape == sample_rgb("t1")[150:886, 0:262].shape
+
+
+def test_subject_matches_from_transformed_photo(guard: Guard) -> None:
+    subject_id, _ = enroll_model(guard)
+    portrait = sample_rgb("t1")[150:886, 0:262]
+    for transform in TRANSFORMS.values():
+        decision = guard.check(
+            CheckRequest(requester=REQUESTER, operation="relight", image=encode_image(transform(portrait)))
+        )
+        assert decision.allowed
+        assert decision.faces[0].reasons[0].evidence["subject_id"] == subject_id
+
+
+def test_revoking_the_grant_turns_allow_into_deny(guard: Guard) -> None:
+    _, grant_id = enroll_model(guard)
+    image = crop("t1", PORTRAIT)
+    assert check(guard, image).allowed  # type: ignore[attr-defined]
+    guard.registry.revoke(grant_id)
+    decision = check(guard, image)
+    assert decision.verdict is Verdict.DENY  # type: ignore[attr-defined]
+    assert decision.reason_codes == ("consent_revoked",)  # type: ignore[attr-defined]
+
+
+def test_expired_grant_denies(guard: Guard) -> None:
+    subject = guard.registry.create_subject("acme")
+    guard.registry.enroll(subject.id, guard.faces_in(crop("t1", ENROLL)))
+    guard.registry.grant(
+        subject.id,
+        grantee=REQUESTER,
+        scopes=["relight"],
+        evidence_sha256=EVIDENCE,
+        not_before=datetime.now(UTC) - timedelta(days=10),
+        expires_at=datetime.now(UTC) - timedelta(seconds=1),
+    )
+    assert check(guard, crop("t1", PORTRAIT)).reason_codes == ("consent_expired",)  # type: ignore[attr-defined]
+
+
+def test_scope_and_grantee_are_enforced(guard: Guard) -> None:
+    enroll_model(guard, scopes=("relight",))
+    image = crop("t1", PORTRAIT)
+    assert check(guard, image, operation="color_grade").reason_codes == ("scope_not_granted",)  # type: ignore[attr-defined]
+    other = guard.check(CheckRequest(requester="someone/else", operation="relight", image=image))
+    assert other.reason_codes == ("no_consent",)
+
+
+def test_group_photo_explains_each_face(guard: Guard) -> None:
+    subject_id, _ = enroll_model(guard)
+    decision = check(guard, sample_bytes("t1"), operation="background_blur")
+    assert decision.verdict is Verdict.DENY  # type: ignore[attr-defined]
+    faces = decision.faces  # type: ignore[attr-defined]
+    assert len(faces) == 6
+    allowed = [f for f in faces if f.verdict is Verdict.ALLOW]
+    assert [f.reasons[0].evidence["subject_id"] for f in allowed] == [subject_id]
+    assert all(f.reasons[0].code is ReasonCode.NO_CONSENT for f in faces if f not in allowed)
+
+
+def test_public_figure_who_enrolled_and_consented_is_allowed(guard: Guard) -> None:
+    subject = guard.registry.create_subject("acme", public_figure_id="tom-hanks")
+    guard.registry.enroll(subject.id, guard.faces_in(encode_image(TRANSFORMS["jpeg50"](sample_rgb("tom_hanks")))))
+    guard.registry.grant(subject.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE)
+    decision = check(guard, sample_bytes("tom_hanks"))
+    assert decision.reason_codes == ("public_figure_own_consent",)  # type: ignore[attr-defined]
+    # An impostor enrollment (not linked to the figure) does not unlock the figure.
+    impostor = guard.registry.create_subject("acme")
+    guard.registry.enroll(impostor.id, guard.faces_in(sample_bytes("astronaut")))
+    guard.registry.grant(impostor.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE)
+    assert check(guard, sample_bytes("astronaut")).reason_codes == ("public_figure",)  # type: ignore[attr-defined]
+
+
+def test_prompt_naming_a_public_figure_is_denied(guard: Guard) -> None:
+    enroll_model(guard)
+    decision = check(guard, crop("t1", PORTRAIT), prompt="make her look like TOM-HANKS")
+    assert "prompt_names_public_figure" in decision.reason_codes  # type: ignore[attr-defined]
+    assert decision.verdict is Verdict.DENY  # type: ignore[attr-defined]
+
+
+def test_erasure_removes_templates_from_database_and_index(guard: Guard) -> None:
+    subject_id, _ = enroll_model(guard)
+    template_ids = guard.registry.template_ids(subject_id)
+    assert template_ids and set(template_ids) <= guard.registry.indexed_template_ids()
+    erasure = guard.registry.erase(subject_id)
+    assert erasure.templates_removed == len(template_ids) and erasure.grants_removed == 1
+    assert subject_id not in erasure.subject_ref
+    assert guard.registry.indexed_template_ids().isdisjoint(template_ids)
+    with guard.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(FaceTemplateRow)) == 0
+        assert session.scalar(select(func.count()).select_from(ConsentGrantRow)) == 0
+        assert session.get(SubjectRow, subject_id) is None
+    assert check(guard, crop("t1", PORTRAIT)).reason_codes == ("no_consent",)  # type: ignore[attr-defined]
+
+
+def test_second_process_sees_enrollment_and_erasure(guard: Guard, make_guard: GuardFactory) -> None:
+    other = make_guard()  # same database and data dir: another worker process's view
+    image = crop("t1", PORTRAIT)
+    assert check(other, image).reason_codes == ("no_consent",)  # type: ignore[attr-defined]
+    subject_id, _ = enroll_model(guard)
+    assert check(other, image).allowed  # type: ignore[attr-defined]
+    guard.registry.erase(subject_id)
+    assert check(other, image).reason_codes == ("no_consent",)  # type: ignore[attr-defined]
+
+
+def test_no_face_is_allowed(guard: Guard) -> None:
+    from skimage import data
+
+    decision = check(guard, encode_image(data.coffee()))
+    assert decision.allowed and decision.reason_codes == ("no_faces",)  # type: ignore[attr-defined]
+
+
+# fail closed ----------------------------------------------------------------------------------
+
+
+def _assert_unavailable(decision: object) -> None:
+    assert decision.verdict is Verdict.DENY  # type: ignore[attr-defined]
+    assert decision.reason_codes == ("unavailable",)  # type: ignore[attr-defined]
+
+
+def test_corrupt_blocklist_denies_unavailable(guard: Guard) -> None:
+    enroll_model(guard)
+    image = crop("t1", PORTRAIT)
+    assert check(guard, image).allowed  # type: ignore[attr-defined]
+    manifest = json.loads(guard.blocklists.manifest_path.read_text())
+    index_file = guard.blocklists.directory / manifest["index_file"]
+    data = bytearray(index_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    index_file.write_bytes(bytes(data))
+    _assert_unavailable(check(guard, image))
+    result = guard.edit(EditRequest(image=image, operation="relight", requester=REQUESTER))
+    assert result.image is None
+    _assert_unavailable(result.decision)
+
+
+def test_missing_blocklist_denies_unavailable(guard: Guard) -> None:
+    enroll_model(guard)
+    guard.blocklists.manifest_path.unlink()
+    _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
+
+
+def test_blocklist_of_another_engine_denies_unavailable(guard: Guard) -> None:
+    from guard.identity import Blocklist
+
+    guard.blocklists.save(Blocklist.empty("arcface", 512))
+    _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
+
+
+def test_unreadable_policy_denies_unavailable(make_guard: GuardFactory, tmp_path: object) -> None:
+    from pathlib import Path
+
+    policy = Path(str(tmp_path)) / "broken.yaml"
+    policy.write_text("id: broken\noperations: [relight\n")  # unterminated list
+    guard = make_guard(policy_file=policy)
+    enroll_model(guard)
+    _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
+    policy.write_text("id: x\nversion: '1'\noperations: [relight]\nunknown_rule: true\n")
+    _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
+    policy.unlink()
+    _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
+
+
+def test_unreachable_database_denies_unavailable(tmp_path: object, face_engine: FaceEngine) -> None:
+    from pathlib import Path
+
+    from guard.bootstrap import initialise
+    from guard.config import Settings
+
+    data_dir = Path(str(tmp_path)) / "var"
+    initialise(Settings(data_dir=data_dir), face_engine)  # keys and blocklist exist
+    settings = Settings(data_dir=data_dir, database_url="postgresql+psycopg://postgres@127.0.0.1:1/none")
+    guard = Guard(settings, face_engine=face_engine)
+    _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
+    _assert_unavailable(guard.edit(EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)).decision)
+
+
+def test_missing_template_key_denies_unavailable(guard: Guard) -> None:
+    enroll_model(guard)
+    fresh = Guard(guard.settings, face_engine=guard.face_engine)
+    (guard.settings.keys_dir / "template.key").unlink()
+    _assert_unavailable(check(fresh, crop("t1", PORTRAIT)))
+
+
+def test_identity_drift_in_output_is_denied(guard: Guard) -> None:
+    """An editor that swaps the face for someone else's is caught by the output scan."""
+    enroll_model(guard)
+    hanks = sample_rgb("tom_hanks")
+
+    class FaceSwapper:
+        name, version = "swapper", "0"
+        operations = frozenset({"relight"})
+
+        def edit(self, rgb, faces: list[Face], operation, params):  # type: ignore[no-untyped-def]
+            import cv2
+
+            out = rgb.copy()
+            x0, y0, x1, y1 = faces[0].bbox
+            pad = (x1 - x0) // 3
+            y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
+            y1, x1 = min(out.shape[0], y1 + pad), min(out.shape[1], x1 + pad)
+            out[y0:y1, x0:x1] = cv2.resize(hanks, (x1 - x0, y1 - y0))
+            return out
+
+    swapper_guard = Guard(guard.settings, face_engine=guard.face_engine, editor=FaceSwapper())
+    result = swapper_guard.edit(EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER))
+    assert result.input_decision.allowed
+    assert result.image is None
+    codes = set(result.decision.reason_codes)
+    assert "identity_drift" in codes and "output_public_figure" in codes
