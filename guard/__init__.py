@@ -23,7 +23,15 @@ from guard.errors import (
     Unavailable,
     UnsupportedMedia,
 )
-from guard.pipeline import CheckRequest, DecisionEvent, DecisionSink, EditRequest, Guard, OutputStamper, Result
+from guard.pipeline import (
+    CheckRequest,
+    DecisionEvent,
+    DecisionSink,
+    EditRequest,
+    Guard,
+    OutputStamper,
+    Result,
+)
 from guard.policy import Decision, FaceDecision, Reason, ReasonCode, Verdict
 
 __version__ = "0.1.0"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
@@ -198,8 +198,14 @@ def subjects_list(
         return
     table = Table("id", "tenant", "name", "public figure", "templates", "created")
     for s in subjects:
-        table.add_row(s.id, s.tenant, s.display_name or "", s.public_figure_id or "",
-                      str(s.template_count), s.created_at.isoformat(timespec="seconds"))
+        table.add_row(
+            s.id,
+            s.tenant,
+            s.display_name or "",
+            s.public_figure_id or "",
+            str(s.template_count),
+            s.created_at.isoformat(timespec="seconds"),
+        )
     out.print(table)
 
 
@@ -292,8 +298,14 @@ def consent_list(
     now = datetime.now(UTC)
     table = Table("id", "subject", "grantee", "scopes", "status", "expires")
     for g in grants:
-        table.add_row(g.id, g.subject_id, g.grantee, ",".join(g.scopes), g.status_at(now).value,
-                      g.expires_at.isoformat(timespec="seconds") if g.expires_at else "never")
+        table.add_row(
+            g.id,
+            g.subject_id,
+            g.grantee,
+            ",".join(g.scopes),
+            g.status_at(now).value,
+            g.expires_at.isoformat(timespec="seconds") if g.expires_at else "never",
+        )
     out.print(table)
 
 
@@ -322,30 +334,42 @@ def blocklist_build(
     json_output: JsonFlag = False,
 ) -> None:
     """Replace the blocklist with one built from a photo folder or an embeddings file."""
-    from guard.identity import PHOTO_SUFFIXES, build_from_embeddings, build_from_folder
+    from guard.identity import (
+        PHOTO_SUFFIXES,
+        BuildProblem,
+        build_from_embeddings,
+        build_from_folder,
+    )
 
     with _errors():
         if (folder is None) == (embeddings is None):
             raise InvalidInput("give a FOLDER or --embeddings FILE, not both")
         guard = _guard()
-        problems = []
+        problems: list[BuildProblem] = []
         if folder is not None:
             total = sum(1 for p in folder.glob("*/*") if p.suffix.lower() in PHOTO_SUFFIXES)
             with _progress() as progress:
                 task = progress.add_task("embedding photos", total=total)
-                advance: Callable[[str, Path], None] = lambda _f, _p: progress.advance(task)
+
+                def advance(_figure: str, _photo: Path) -> None:
+                    progress.advance(task)
+
                 blocklist, problems = build_from_folder(folder, guard.face_engine, on_photo=advance)
         else:
             assert embeddings is not None
             blocklist = build_from_embeddings(embeddings, engine_name=guard.face_engine.name)
         guard.blocklists.save(blocklist)
     if json_output:
-        _emit_json({"figures": len(blocklist), "vectors": len(blocklist.index), "problems": problems})
+        _emit_json(
+            {"figures": len(blocklist), "vectors": len(blocklist.index), "problems": problems}
+        )
         return
     for problem in problems:
         err.print(f"[yellow]{problem.figure_id}/{problem.photo}[/yellow]: {problem.message}")
-    out.print(f"blocklist: {len(blocklist)} figures, {len(blocklist.index)} vectors "
-              f"(generation {blocklist.generation})")
+    out.print(
+        f"blocklist: {len(blocklist)} figures, {len(blocklist.index)} vectors "
+        f"(generation {blocklist.generation})"
+    )
 
 
 @blocklist_app.command("add")
@@ -369,8 +393,14 @@ def blocklist_add(
         figure = blocklist.add_figure(figure_id, name, embeddings, aliases=alias or [])
         guard.blocklists.save(blocklist)
     if json_output:
-        _emit_json({"id": figure.id, "name": figure.name, "aliases": figure.aliases,
-                    "vectors": len(figure.vector_ids)})
+        _emit_json(
+            {
+                "id": figure.id,
+                "name": figure.name,
+                "aliases": figure.aliases,
+                "vectors": len(figure.vector_ids),
+            }
+        )
     else:
         out.print(f"{figure.id}: {len(figure.vector_ids)} reference face(s)")
 
@@ -392,8 +422,12 @@ def blocklist_list(json_output: JsonFlag = False) -> None:
     with _errors():
         figures = _guard().blocklists.current().list_figures()
     if json_output:
-        _emit_json([{"id": f.id, "name": f.name, "aliases": f.aliases,
-                     "vectors": len(f.vector_ids)} for f in figures])
+        _emit_json(
+            [
+                {"id": f.id, "name": f.name, "aliases": f.aliases, "vectors": len(f.vector_ids)}
+                for f in figures
+            ]
+        )
         return
     table = Table("id", "name", "aliases", "reference faces")
     for f in figures:
@@ -420,7 +454,9 @@ def check(
 
     with _errors():
         decision = _guard().check(
-            CheckRequest(requester=requester, operation=operation, image=_read(image), prompt=prompt)
+            CheckRequest(
+                requester=requester, operation=operation, image=_read(image), prompt=prompt
+            )
         )
     _emit_json(decision) if json_output else print_decision(decision)
     if not decision.allowed:
@@ -468,9 +504,14 @@ def edit(
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_bytes(result.image)
     if json_output:
-        _emit_json({"decision": result.decision, "input_decision": result.input_decision,
-                    "output": str(output) if result.image else None,
-                    "output_sha256": result.output_sha256})
+        _emit_json(
+            {
+                "decision": result.decision,
+                "input_decision": result.input_decision,
+                "output": str(output) if result.image else None,
+                "output_sha256": result.output_sha256,
+            }
+        )
     else:
         if result.output_decision is not None:
             out.print("[bold]input gate[/bold]")

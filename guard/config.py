@@ -41,7 +41,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GUARD_", extra="forbid")
 
-    data_dir: Path = Field(default=Path("var"), description="Where the database, keys and indexes live.")
+    data_dir: Path = Field(
+        default=Path("var"), description="Where the database, keys and indexes live."
+    )
     database_url: str = Field(
         default="",
         description="SQLAlchemy URL; empty means SQLite at <data_dir>/guard.db.",
@@ -55,7 +57,7 @@ class Settings(BaseSettings):
     # after JPEG 50, the false positive on the astronaut's suit at most 0.13. A missed face escapes
     # the gate, a false one only adds an "unknown" denial, so the cut leans low.
     dlib_min_detection_score: float = 0.2
-    # Cosine similarity of L2-normalised dlib descriptors; see docs/thresholds.md for how it was set.
+    # Cosine similarity of L2-normalised dlib descriptors (docs/thresholds.md says how it was set).
     dlib_match_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
     dlib_drift_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
     insightface_model_dir: Path | None = Field(
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
 
     template_key: SecretStr | None = Field(
         default=None,
-        description="Fernet key encrypting face templates at rest; default <data_dir>/keys/template.key.",
+        description="Fernet key for face templates at rest; default <data_dir>/keys/template.key.",
     )
     hmac_key: SecretStr | None = Field(
         default=None,

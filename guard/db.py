@@ -58,9 +58,7 @@ class Database:
             with self._sessions.begin() as session:
                 yield session
         except OperationalError as exc:
-            raise Unavailable(
-                f"the database is unavailable ({self.safe_url}): {exc.orig}"
-            ) from exc
+            raise Unavailable(f"the database is unavailable ({self.safe_url}): {exc.orig}") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise Unavailable(f"the database connection was lost ({self.safe_url})") from exc

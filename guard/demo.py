@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
+import numpy as np
 from rich.console import Console
 
 from guard.bootstrap import initialise
@@ -45,14 +46,18 @@ def _prepare_photos(out_dir: Path) -> dict[str, Path]:
     y0, y1, x0, x1 = PORTRAIT_CROP
     portrait = t1[y0:y1, x0:x1]
     # The public figure as an uploader might send it: mirrored and re-compressed at quality 50.
-    hanks = cv2.flip(sample_rgb("tom_hanks"), 1)
+    hanks = np.asarray(cv2.flip(sample_rgb("tom_hanks"), 1), dtype=np.uint8)
     figures = out_dir / "figures"
     _write(figures / "tom-hanks" / "reference.png", sample_bytes("tom_hanks"))
-    _write(figures / "tom-hanks" / "figure.json",
-           json.dumps({"name": "Tom Hanks", "aliases": ["Thomas Jeffrey Hanks"]}).encode())
+    _write(
+        figures / "tom-hanks" / "figure.json",
+        json.dumps({"name": "Tom Hanks", "aliases": ["Thomas Jeffrey Hanks"]}).encode(),
+    )
     _write(figures / "eileen-collins" / "reference.png", sample_bytes("astronaut"))
-    _write(figures / "eileen-collins" / "figure.json",
-           json.dumps({"name": "Eileen Collins", "aliases": []}).encode())
+    _write(
+        figures / "eileen-collins" / "figure.json",
+        json.dumps({"name": "Eileen Collins", "aliases": []}).encode(),
+    )
     return {
         "enroll": _write(photos / "model-a-enrollment.jpg", encode_image(enroll, "jpeg")),
         "portrait": _write(photos / "model-a-portrait.jpg", encode_image(portrait, "jpeg")),
@@ -70,20 +75,26 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
     guard = Guard(settings)
     report = initialise(settings, guard.face_engine)
     console.rule("[bold]Likeness Guard demo")
-    console.print(f"data directory {data_dir} (SQLite {report.database}, dev keys, "
-                  f"{guard.face_engine.name} face engine, {guard.editor.name} editor)")
+    console.print(
+        f"data directory {data_dir} (SQLite {report.database}, dev keys, "
+        f"{guard.face_engine.name} face engine, {guard.editor.name} editor)"
+    )
 
     photos = _prepare_photos(out_dir)
     blocklist, problems = build_from_folder(photos["figures"], guard.face_engine)
     guard.blocklists.save(blocklist)
-    console.print(f"blocklist: {', '.join(f.name for f in blocklist.list_figures())} "
-                  f"({len(blocklist.index)} reference faces)" +
-                  (f"; {len(problems)} photo problem(s)" if problems else ""))
+    console.print(
+        f"blocklist: {', '.join(f.name for f in blocklist.list_figures())} "
+        f"({len(blocklist.index)} reference faces)"
+        + (f"; {len(problems)} photo problem(s)" if problems else "")
+    )
 
     subject = guard.registry.create_subject("demo-tenant", display_name="Model A")
     guard.registry.enroll(subject.id, guard.faces_in(photos["enroll"].read_bytes()))
-    consent_document = _write(out_dir / "consent" / "model-a-consent.txt",
-                              f"Model A consents to edits by {REQUESTER}.\n".encode())
+    consent_document = _write(
+        out_dir / "consent" / "model-a-consent.txt",
+        f"Model A consents to edits by {REQUESTER}.\n".encode(),
+    )
     grant = guard.registry.grant(
         subject.id,
         grantee=REQUESTER,
@@ -91,13 +102,17 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
         evidence_sha256=hashlib.sha256(consent_document.read_bytes()).hexdigest(),
         expires_at=datetime.now(UTC) + timedelta(days=30),
     )
-    console.print(f"enrolled {subject.id} (Model A) from {photos['enroll'].name}; "
-                  f"grant {grant.id} to {REQUESTER} for {', '.join(grant.scopes)}")
+    console.print(
+        f"enrolled {subject.id} (Model A) from {photos['enroll'].name}; "
+        f"grant {grant.id} to {REQUESTER} for {', '.join(grant.scopes)}"
+    )
 
     console.rule("1. Model A's portrait, background blur (consented)")
-    result = guard.edit(EditRequest(image=photos["portrait"].read_bytes(),
-                                    operation="background_blur",
-                                    requester=REQUESTER))
+    result = guard.edit(
+        EditRequest(
+            image=photos["portrait"].read_bytes(), operation="background_blur", requester=REQUESTER
+        )
+    )
     print_decision(result.input_decision)
     if result.output_decision is not None:
         print_decision(result.output_decision)
@@ -106,13 +121,17 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
         console.print(f"[bold]output:[/bold] {edited}")
 
     console.rule("2. Tom Hanks, mirrored and re-compressed (public figure)")
-    result = guard.edit(EditRequest(image=photos["hanks"].read_bytes(), operation="relight",
-                                    requester=REQUESTER))
+    result = guard.edit(
+        EditRequest(image=photos["hanks"].read_bytes(), operation="relight", requester=REQUESTER)
+    )
     print_decision(result.decision)
 
     console.rule("3. The group photo (one consented person, five unknown)")
-    decision = guard.check(CheckRequest(requester=REQUESTER, operation="background_blur",
-                                        image=photos["group"].read_bytes()))
+    decision = guard.check(
+        CheckRequest(
+            requester=REQUESTER, operation="background_blur", image=photos["group"].read_bytes()
+        )
+    )
     print_decision(decision)
 
     console.rule("outputs")

@@ -95,4 +95,6 @@ def template_cipher(settings: Settings) -> TemplateCipher:
 
 
 def keyed_hasher(settings: Settings) -> KeyedHasher:
-    return KeyedHasher(_read_key(settings.hmac_key, settings.keys_dir / HMAC_KEY_FILE, "GUARD_HMAC_KEY"))
+    return KeyedHasher(
+        _read_key(settings.hmac_key, settings.keys_dir / HMAC_KEY_FILE, "GUARD_HMAC_KEY")
+    )

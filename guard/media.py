@@ -88,7 +88,9 @@ def _open_checked(data: bytes, *, max_pixels: int, allow_multiframe: bool) -> Im
             "the file is not an image the guard accepts (JPEG, PNG, WebP, GIF, BMP, TIFF)"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PayloadTooLarge(f"the image is a decompression bomb: {exc}") from exc
+        raise PayloadTooLarge(
+            f"the image is a decompression bomb ({exc}); nothing was decoded"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"the image header could not be read: {exc}") from exc
     width, height = image.size
@@ -132,7 +134,7 @@ def _to_rgb8(image: Image.Image) -> RGBImage:
 def encode_image(rgb: RGBImage, fmt: OutputFormat = "png", *, quality: int = 92) -> bytes:
     """Encode 8-bit RGB pixels; JPEG and WebP use ``quality``."""
     buffer = io.BytesIO()
-    image = Image.fromarray(rgb, mode="RGB")
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
     if fmt == "png":
         image.save(buffer, format="PNG", optimize=False)
     elif fmt == "jpeg":

@@ -205,10 +205,12 @@ class Guard:
     def check(self, request: CheckRequest) -> Decision:
         """The pre-generation gate: decide without editing anything."""
         decoded = self.decode(request.image) if request.image is not None else None
-        gate = self._gate(decoded, requester=request.requester, operation=request.operation,
-                          prompt=request.prompt)
-        self._record(gate.decision, request.requester, request.operation,
-                     decoded.sha256 if decoded else None)
+        gate = self._gate(
+            decoded, requester=request.requester, operation=request.operation, prompt=request.prompt
+        )
+        self._record(
+            gate.decision, request.requester, request.operation, decoded.sha256 if decoded else None
+        )
         return gate.decision
 
     def edit(self, request: EditRequest) -> Result:
@@ -219,12 +221,14 @@ class Guard:
                 f"choose one of {sorted(self.editor.operations)}"
             )
         decoded = self.decode(request.image)
-        gate = self._gate(decoded, requester=request.requester, operation=request.operation,
-                          prompt=request.prompt)
+        gate = self._gate(
+            decoded, requester=request.requester, operation=request.operation, prompt=request.prompt
+        )
         if not gate.decision.allowed:
             self._record(gate.decision, request.requester, request.operation, decoded.sha256)
-            return Result(gate.decision, gate.decision, None, None, decoded.sha256, None,
-                          self.editor.name)
+            return Result(
+                gate.decision, gate.decision, None, None, decoded.sha256, None, self.editor.name
+            )
         edited = self.editor.edit(decoded.rgb, gate.faces, request.operation, request.params)
         output_decision = self._scan_output(gate, edited, request)
         self._record(gate.decision, request.requester, request.operation, decoded.sha256)
@@ -235,10 +239,18 @@ class Guard:
             for stamper in self._stampers:
                 image = stamper.stamp(image, request.output_format, output_decision)
             output_sha256 = content_hash(image)
-        self._record(output_decision, request.requester, request.operation, decoded.sha256,
-                     output_sha256)
-        return Result(output_decision, gate.decision, output_decision, image, decoded.sha256,
-                      output_sha256, self.editor.name)
+        self._record(
+            output_decision, request.requester, request.operation, decoded.sha256, output_sha256
+        )
+        return Result(
+            output_decision,
+            gate.decision,
+            output_decision,
+            image,
+            decoded.sha256,
+            output_sha256,
+            self.editor.name,
+        )
 
     # stages ----------------------------------------------------------------------------------
 

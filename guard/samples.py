@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +33,8 @@ def sample_bytes(name: SampleName) -> bytes:
     if name == "astronaut":
         from skimage import data
 
-        return encode_image(data.astronaut(), "png")
+        astronaut: Callable[[], RGBImage] = data.astronaut
+        return encode_image(astronaut(), "png")
     file = {"t1": "t1.jpg", "tom_hanks": "Tom_Hanks_54745.png"}[name]
     return (_insightface_images() / file).read_bytes()
 

@@ -9,7 +9,7 @@ Runs in well under a second at 1024² on one core (see docs/benchmarks.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -35,7 +35,7 @@ LIGHT_DIRECTIONS = ("left", "right", "top", "bottom")
 GRABCUT_SIDE = 320
 
 
-def _param(params: Params, name: str, default: T, kind: Callable[[object], T]) -> T:
+def _param(params: Params, name: str, default: T, kind: Callable[[Any], T]) -> T:
     value = params.get(name, default)
     try:
         return kind(value)
@@ -62,7 +62,7 @@ def face_mask(shape: tuple[int, int], faces: Sequence[Face], *, grow: float = 1.
         cv2.ellipse(mask, centre, axes, 0, 0, 360, 1.0, thickness=-1)
     if faces:
         feather = max(3, int(0.15 * max(f.bbox[2] - f.bbox[0] for f in faces))) | 1
-        mask = cv2.GaussianBlur(mask, (0, 0), feather / 2.0)
+        mask = np.asarray(cv2.GaussianBlur(mask, (0, 0), feather / 2.0), dtype=np.float32)
         mask = np.clip(mask * 1.5, 0.0, 1.0)
     return mask
 
@@ -70,15 +70,19 @@ def face_mask(shape: tuple[int, int], faces: Sequence[Face], *, grow: float = 1.
 def _blend(original: RGBImage, edited: FloatImage, mask: FloatImage, keep: float) -> RGBImage:
     weight = (mask * keep)[:, :, None]
     out = edited * (1.0 - weight) + original.astype(np.float32) * weight
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    blended: RGBImage = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return blended
 
 
 def person_mask(rgb: RGBImage, faces: Sequence[Face]) -> FloatImage:
     """Soft foreground mask of the people, by GrabCut seeded with the faces, on a small copy."""
     height, width = rgb.shape[:2]
     scale = min(1.0, GRABCUT_SIDE / max(height, width))
-    small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        rgb,
+        (max(1, round(width * scale)), max(1, round(height * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
     sh, sw = small.shape[:2]
     seeds = np.full((sh, sw), cv2.GC_BGD, dtype=np.uint8)
     if not faces:
@@ -97,10 +101,11 @@ def person_mask(rgb: RGBImage, faces: Sequence[Face]) -> FloatImage:
     background = np.zeros((1, 65), np.float64)
     foreground = np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(small[:, :, ::-1])
-    cv2.grabCut(bgr, seeds, None, background, foreground, 3, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(bgr, seeds, (0, 0, 0, 0), background, foreground, 3, cv2.GC_INIT_WITH_MASK)
     small_mask = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
-    small_mask = cv2.GaussianBlur(small_mask, (0, 0), 2.0)
-    return cv2.resize(small_mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    softened = cv2.GaussianBlur(small_mask, (0, 0), 2.0)
+    full = cv2.resize(softened, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(full, dtype=np.float32)
 
 
 class ClassicEditor:
@@ -110,7 +115,9 @@ class ClassicEditor:
     version = "1.0.0"
     operations = frozenset({"background_blur", "relight", "color_grade"})
 
-    def edit(self, rgb: RGBImage, faces: Sequence[Face], operation: str, params: Params) -> RGBImage:
+    def edit(
+        self, rgb: RGBImage, faces: Sequence[Face], operation: str, params: Params
+    ) -> RGBImage:
         if operation == "background_blur":
             return self.background_blur(rgb, faces, params)
         if operation == "relight":
@@ -148,7 +155,9 @@ class ClassicEditor:
         if direction in ("right", "bottom"):
             ramp = ramp[::-1]
         gain = 1.0 + 0.45 * intensity * ramp.astype(np.float32)
-        gain_map = np.broadcast_to(gain[None, :] if direction in ("left", "right") else gain[:, None], (height, width))
+        gain_map = np.broadcast_to(
+            gain[None, :] if direction in ("left", "right") else gain[:, None], (height, width)
+        )
         lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
         lab[:, :, 0] = np.clip(lab[:, :, 0] * gain_map, 0, 255)
         # A warm tint on the lit side, as real key light has.

@@ -46,8 +46,13 @@ class ArcFaceEngine:
                 "pip install --no-deps insightface==2.1"
             ) from exc
         providers = onnx_providers(device)
-        self._detector: Any = model_zoo.get_model(str(detector_file), providers=providers)
-        self._recogniser: Any = model_zoo.get_model(str(recogniser_file), providers=providers)
+        try:
+            self._detector: Any = model_zoo.get_model(str(detector_file), providers=providers)
+            self._recogniser: Any = model_zoo.get_model(str(recogniser_file), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped failures
+            raise ConfigurationError(
+                f"ONNX Runtime could not load the models in {model_dir} ({exc}); check {SETTING}"
+            ) from exc
         if getattr(self._detector, "taskname", None) != "detection":
             raise ConfigurationError(
                 f"{detector_file} is not an SCRFD detector (it needs 6, 9, 10 or 15 outputs); "
@@ -60,7 +65,8 @@ class ArcFaceEngine:
             )
         if not self._detector.use_kps:
             raise ConfigurationError(
-                f"{detector_file} predicts no keypoints; ArcFace alignment needs a *_kps SCRFD model"
+                f"{detector_file} predicts no keypoints; ArcFace alignment needs an SCRFD "
+                "model with keypoints (*_kps)"
             )
         ctx_id = 0 if providers[0] == "CUDAExecutionProvider" else -1
         self._det_size = (det_size, det_size)

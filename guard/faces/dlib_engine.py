@@ -84,9 +84,7 @@ class DlibEngine:
                         bbox=clip_bbox(
                             rect.left(), rect.top(), rect.right(), rect.bottom(), width, height
                         ),
-                        landmarks=tuple(
-                            (float(p.x), float(p.y)) for p in shape.parts()
-                        ),
+                        landmarks=tuple((float(p.x), float(p.y)) for p in shape.parts()),
                         score=detection.score,
                         embedding=l2_normalise(descriptor),
                         engine=self.name,

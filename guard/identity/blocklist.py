@@ -109,7 +109,9 @@ class Blocklist:
         figure = PublicFigure(
             id=figure_id,
             name=name,
-            aliases=tuple(dict.fromkeys([*known_aliases, *(a.strip() for a in aliases if a.strip())])),
+            aliases=tuple(
+                dict.fromkeys([*known_aliases, *(a.strip() for a in aliases if a.strip())])
+            ),
             vector_ids=(previous.vector_ids if previous else ()) + tuple(int(i) for i in ids),
         )
         self.figures[figure_id] = figure
@@ -215,7 +217,9 @@ class BlocklistStore:
             index_bytes = (self.directory / manifest["index_file"]).read_bytes()
             figures_bytes = (self.directory / manifest["figures_file"]).read_bytes()
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise Unavailable(f"the public-figure blocklist at {self.directory} cannot be read: {exc}") from exc
+            raise Unavailable(
+                f"the public-figure blocklist at {self.directory} cannot be read: {exc}"
+            ) from exc
         if manifest.get("format") != FORMAT_VERSION:
             raise Unavailable(f"blocklist format {manifest.get('format')!r} is not supported")
         if _sha256(index_bytes) != manifest.get("index_sha256") or _sha256(
@@ -257,7 +261,12 @@ class BlocklistStore:
         sidecar: dict[str, Any] = {
             "next_vector_id": blocklist.next_vector_id,
             "figures": [
-                {"id": f.id, "name": f.name, "aliases": list(f.aliases), "vector_ids": list(f.vector_ids)}
+                {
+                    "id": f.id,
+                    "name": f.name,
+                    "aliases": list(f.aliases),
+                    "vector_ids": list(f.vector_ids),
+                }
                 for f in blocklist.list_figures()
             ],
         }
@@ -366,7 +375,9 @@ def build_from_embeddings(path: Path, *, engine_name: str) -> Blocklist:
     except (OSError, ValueError, KeyError) as exc:
         raise InvalidInput(f"{path} is not a blocklist embeddings file: {exc}") from exc
     if file_engine != engine_name:
-        raise Conflict(f"{path} holds {file_engine} embeddings; the running engine is {engine_name}")
+        raise Conflict(
+            f"{path} holds {file_engine} embeddings; the running engine is {engine_name}"
+        )
     if embeddings.ndim != 2 or len(embeddings) != len(figure_ids) or len(names) != len(figure_ids):
         raise InvalidInput(f"{path}: figure_ids, names and embeddings must have the same length")
     blocklist = Blocklist.empty(engine_name, int(embeddings.shape[1]))

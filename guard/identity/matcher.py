@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from guard.errors import Unavailable
 from guard.faces import Face, FaceEngine
 from guard.faces.types import BBox
 from guard.identity.blocklist import Blocklist
 from guard.identity.registry import ConsentGrant, ConsentRegistry
-from guard.errors import Unavailable
 
 
 class MatchKind(StrEnum):
@@ -95,7 +95,9 @@ class Matcher:
             linked = None
             if subject is not None and subject.identity_id is not None:
                 grants = tuple(
-                    g for g in self._registry.grants_for(subject.identity_id) if g.grantee == requester
+                    g
+                    for g in self._registry.grants_for(subject.identity_id)
+                    if g.grantee == requester
                 )
                 linked = self._registry.get_subject(subject.identity_id).public_figure_id
             facts.append(

@@ -1,9 +1,9 @@
 """The consent registry: subjects, their encrypted face templates, consent grants and erasure.
 
-    >>> registry = ConsentRegistry(db, cipher, hasher, engine_name="dlib", dimension=128)  # doctest: +SKIP
-    >>> alice = registry.create_subject(tenant="acme", display_name="Alice")                # doctest: +SKIP
-    >>> registry.enroll(alice.id, faces)                                                    # doctest: +SKIP
-    >>> registry.grant(alice.id, grantee="acme/app", scopes=["relight"], evidence_sha256=h) # doctest: +SKIP
+    registry = ConsentRegistry(db, cipher, hasher, engine_name="dlib", dimension=128)
+    alice = registry.create_subject(tenant="acme", display_name="Alice")
+    registry.enroll(alice.id, faces)
+    registry.grant(alice.id, grantee="acme/app", scopes=["relight"], evidence_sha256=digest)
 
 Face templates live encrypted in the database; an in-memory FAISS index over the decrypted
 templates answers matches. A version counter in ``registry_state``, bumped in the same transaction
@@ -203,9 +203,7 @@ class ConsentRegistry:
     @staticmethod
     def _template_count(session: Session, subject_id: str) -> int:
         return int(
-            session.scalar(
-                select(func.count()).where(FaceTemplateRow.subject_id == subject_id)
-            )
+            session.scalar(select(func.count()).where(FaceTemplateRow.subject_id == subject_id))
             or 0
         )
 
@@ -310,13 +308,18 @@ class ConsentRegistry:
                 return
             rows = session.execute(
                 select(
-                    FaceTemplateRow.id, FaceTemplateRow.subject_id, FaceTemplateRow.embedding_ciphertext
+                    FaceTemplateRow.id,
+                    FaceTemplateRow.subject_id,
+                    FaceTemplateRow.embedding_ciphertext,
                 ).where(FaceTemplateRow.engine == self.engine_name)
             ).all()
         index = VectorIndex(self.dimension)
         if rows:
             vectors = np.stack(
-                [np.frombuffer(self._cipher.decrypt(r.embedding_ciphertext), np.float32) for r in rows]
+                [
+                    np.frombuffer(self._cipher.decrypt(r.embedding_ciphertext), np.float32)
+                    for r in rows
+                ]
             )
             index.add(np.array([r.id for r in rows], dtype=np.int64), vectors)
         self._index = index

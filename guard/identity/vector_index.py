@@ -8,6 +8,7 @@ the public-figure blocklist use this class.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
@@ -25,7 +26,10 @@ class VectorIndex:
 
     def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
         self.dimension = dimension
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        # faiss's SWIG classes are only partly typed: hold the index as Any.
+        self._index: Any = (
+            index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        )
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

@@ -55,7 +55,11 @@ class RequestFacts:
 _GRANT_PROBLEMS: tuple[tuple[GrantStatus, ReasonCode, str], ...] = (
     (GrantStatus.REVOKED, ReasonCode.CONSENT_REVOKED, "the consent grant was revoked"),
     (GrantStatus.EXPIRED, ReasonCode.CONSENT_EXPIRED, "the consent grant has expired"),
-    (GrantStatus.NOT_YET_VALID, ReasonCode.CONSENT_NOT_YET_VALID, "the consent grant is not valid yet"),
+    (
+        GrantStatus.NOT_YET_VALID,
+        ReasonCode.CONSENT_NOT_YET_VALID,
+        "the consent grant is not valid yet",
+    ),
 )
 
 
@@ -89,7 +93,9 @@ def _consent_reason(
         for grant, status in statuses:
             if status is wanted:
                 return Reason(
-                    code, f"subject {subject.identity_id}: {message}", {**evidence, "grant_id": grant.id}
+                    code,
+                    f"subject {subject.identity_id}: {message}",
+                    {**evidence, "grant_id": grant.id},
                 )
     return Reason(
         ReasonCode.NO_CONSENT,
@@ -101,7 +107,9 @@ def _consent_reason(
 def _face_reason(policy: Policy, facts: RequestFacts, face: FaceFacts) -> Reason:
     figure, subject = face.figure, face.subject
     if figure is not None:
-        code = ReasonCode.OUTPUT_PUBLIC_FIGURE if facts.stage == "output" else ReasonCode.PUBLIC_FIGURE
+        code = (
+            ReasonCode.OUTPUT_PUBLIC_FIGURE if facts.stage == "output" else ReasonCode.PUBLIC_FIGURE
+        )
         if (
             policy.public_figures.allow_with_own_consent
             and subject is not None
@@ -115,8 +123,12 @@ def _face_reason(policy: Policy, facts: RequestFacts, face: FaceFacts) -> Reason
                     {**_match_evidence(figure), **consent.evidence},
                 )
         if facts.stage == "output" and not policy.output.deny_public_figures:
-            return Reason(ReasonCode.UNKNOWN_FACE_ALLOWED, "output public figures are allowed by policy")
-        return Reason(code, f"face matches public figure {figure.identity_id}", _match_evidence(figure))
+            return Reason(
+                ReasonCode.UNKNOWN_FACE_ALLOWED, "output public figures are allowed by policy"
+            )
+        return Reason(
+            code, f"face matches public figure {figure.identity_id}", _match_evidence(figure)
+        )
     if subject is not None:
         return _consent_reason(subject, face.grants, facts.operation, facts.at)
     if policy.unknown_faces == "allow" or (
@@ -186,7 +198,13 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
                 bbox=face.bbox,
                 kind=face.kind.value,
                 verdict=Verdict.DENY if reason.denies else Verdict.ALLOW,
-                reasons=(Reason(reason.code, reason.message, {"face_index": face.face_index, **reason.evidence}),),
+                reasons=(
+                    Reason(
+                        reason.code,
+                        reason.message,
+                        {"face_index": face.face_index, **reason.evidence},
+                    ),
+                ),
             )
         )
     reasons = [r for fd in face_decisions for r in fd.reasons] + _request_reasons(policy, facts)

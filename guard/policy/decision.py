@@ -108,7 +108,8 @@ class Decision:
         data = asdict(self)
         data["decided_at"] = self.decided_at.isoformat()
         data["reason_codes"] = list(self.reason_codes)
-        return _plain(data)
+        plain: dict[str, Any] = _plain(data)
+        return plain
 
 
 def _plain(value: Any) -> Any:

@@ -40,10 +40,14 @@ def blocklist_public_figures(guard: Guard) -> None:
     guard.blocklists.save(blocklist)
 
 
-def enroll_model(guard: Guard, *, scopes: tuple[str, ...] = ("relight", "background_blur")) -> tuple[str, str]:
+def enroll_model(
+    guard: Guard, *, scopes: tuple[str, ...] = ("relight", "background_blur")
+) -> tuple[str, str]:
     subject = guard.registry.create_subject("acme", display_name="Model A")
     guard.registry.enroll(subject.id, guard.faces_in(crop("t1", ENROLL)))
-    grant = guard.registry.grant(subject.id, grantee=REQUESTER, scopes=scopes, evidence_sha256=EVIDENCE)
+    grant = guard.registry.grant(
+        subject.id, grantee=REQUESTER, scopes=scopes, evidence_sha256=EVIDENCE
+    )
     return subject.id, grant.id
 
 
@@ -55,12 +59,16 @@ def guard(make_guard: GuardFactory) -> Guard:
 
 
 def check(guard: Guard, image: bytes, operation: str = "relight", prompt: str = "") -> object:
-    return guard.check(CheckRequest(requester=REQUESTER, operation=operation, image=image, prompt=prompt))
+    return guard.check(
+        CheckRequest(requester=REQUESTER, operation=operation, image=image, prompt=prompt)
+    )
 
 
 @pytest.mark.parametrize("sample", ["tom_hanks", "astronaut"])
 @pytest.mark.parametrize("transform", sorted(TRANSFORMS))
-def test_public_figures_denied_after_transforms(guard: Guard, sample: SampleName, transform: str) -> None:
+def test_public_figures_denied_after_transforms(
+    guard: Guard, sample: SampleName, transform: str
+) -> None:
     image = encode_image(TRANSFORMS[transform](sample_rgb(sample)), "png")
     decision = guard.check(CheckRequest(requester=REQUESTER, operation="relight", image=image))
     assert decision.verdict is Verdict.DENY
@@ -72,7 +80,9 @@ def test_public_figures_denied_after_transforms(guard: Guard, sample: SampleName
 
 def test_enrolled_subject_with_grant_is_allowed_and_edited(guard: Guard) -> None:
     enroll_model(guard)
-    result = guard.edit(EditRequest(image=crop("t1", PORTRAIT), operation="background_blur", requester=REQUESTER))
+    result = guard.edit(
+        EditRequest(image=crop("t1", PORTRAIT), operation="background_blur", requester=REQUESTER)
+    )
     assert result.input_decision.verdict is Verdict.ALLOW_WITH_CONDITIONS
     assert result.output_decision is not None
     assert result.output_decision.allowed
@@ -87,7 +97,9 @@ def test_subject_matches_from_transformed_photo(guard: Guard) -> None:
     portrait = sample_rgb("t1")[150:886, 0:262]
     for transform in TRANSFORMS.values():
         decision = guard.check(
-            CheckRequest(requester=REQUESTER, operation="relight", image=encode_image(transform(portrait)))
+            CheckRequest(
+                requester=REQUESTER, operation="relight", image=encode_image(transform(portrait))
+            )
         )
         assert decision.allowed
         assert decision.faces[0].reasons[0].evidence["subject_id"] == subject_id
@@ -138,14 +150,20 @@ def test_group_photo_explains_each_face(guard: Guard) -> None:
 
 def test_public_figure_who_enrolled_and_consented_is_allowed(guard: Guard) -> None:
     subject = guard.registry.create_subject("acme", public_figure_id="tom-hanks")
-    guard.registry.enroll(subject.id, guard.faces_in(encode_image(TRANSFORMS["jpeg50"](sample_rgb("tom_hanks")))))
-    guard.registry.grant(subject.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE)
+    guard.registry.enroll(
+        subject.id, guard.faces_in(encode_image(TRANSFORMS["jpeg50"](sample_rgb("tom_hanks"))))
+    )
+    guard.registry.grant(
+        subject.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE
+    )
     decision = check(guard, sample_bytes("tom_hanks"))
     assert decision.reason_codes == ("public_figure_own_consent",)  # type: ignore[attr-defined]
     # An impostor enrollment (not linked to the figure) does not unlock the figure.
     impostor = guard.registry.create_subject("acme")
     guard.registry.enroll(impostor.id, guard.faces_in(sample_bytes("astronaut")))
-    guard.registry.grant(impostor.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE)
+    guard.registry.grant(
+        impostor.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE
+    )
     assert check(guard, sample_bytes("astronaut")).reason_codes == ("public_figure",)  # type: ignore[attr-defined]
 
 
@@ -246,10 +264,16 @@ def test_unreachable_database_denies_unavailable(tmp_path: object, face_engine: 
 
     data_dir = Path(str(tmp_path)) / "var"
     initialise(Settings(data_dir=data_dir), face_engine)  # keys and blocklist exist
-    settings = Settings(data_dir=data_dir, database_url="postgresql+psycopg://postgres@127.0.0.1:1/none")
+    settings = Settings(
+        data_dir=data_dir, database_url="postgresql+psycopg://postgres@127.0.0.1:1/none"
+    )
     guard = Guard(settings, face_engine=face_engine)
     _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
-    _assert_unavailable(guard.edit(EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)).decision)
+    _assert_unavailable(
+        guard.edit(
+            EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)
+        ).decision
+    )
 
 
 def test_missing_template_key_denies_unavailable(guard: Guard) -> None:
@@ -280,7 +304,9 @@ def test_identity_drift_in_output_is_denied(guard: Guard) -> None:
             return out
 
     swapper_guard = Guard(guard.settings, face_engine=guard.face_engine, editor=FaceSwapper())
-    result = swapper_guard.edit(EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER))
+    result = swapper_guard.edit(
+        EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)
+    )
     assert result.input_decision.allowed
     assert result.image is None
     codes = set(result.decision.reason_codes)

@@ -1,0 +1,169 @@
+"""The ``guard`` command end to end (SQLite), human and JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from guard.cli import app
+from guard.media import encode_image
+from guard.samples import sample_bytes, sample_rgb
+from tests.photos import flip, jpeg
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GUARD_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("GUARD_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    t1 = sample_rgb("t1")
+    (photos / "enroll.jpg").write_bytes(encode_image(t1[230:450, 20:230], "jpeg"))
+    (photos / "portrait.jpg").write_bytes(encode_image(t1[150:886, 0:262], "jpeg"))
+    (photos / "group.jpg").write_bytes(sample_bytes("t1"))
+    (photos / "hanks-upload.jpg").write_bytes(
+        encode_image(jpeg(flip(sample_rgb("tom_hanks"))), "jpeg")
+    )
+    figures = tmp_path / "figures"
+    (figures / "tom-hanks").mkdir(parents=True)
+    (figures / "tom-hanks" / "ref.png").write_bytes(sample_bytes("tom_hanks"))
+    (figures / "tom-hanks" / "figure.json").write_text(
+        '{"name": "Tom Hanks", "aliases": ["Hanks"]}'
+    )
+    (figures / "eileen-collins").mkdir()
+    (figures / "eileen-collins" / "ref.png").write_bytes(sample_bytes("astronaut"))
+    (figures / "nobody").mkdir()
+    (figures / "nobody" / "coffee.png").write_bytes(
+        encode_image(__import__("skimage").data.coffee())
+    )
+    (tmp_path / "consent.pdf").write_bytes(b"%PDF signed consent")
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def run_json(*args: str) -> object:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)  # progress bars and warnings go to stderr
+
+
+def test_full_cli_flow(workdir: Path) -> None:
+    code, output = run("init")
+    assert code == 0 and "schema 0001" in output and "template.key" in output
+
+    built = run_json("blocklist", "build", "figures")
+    assert built["figures"] == 2  # type: ignore[index]
+    assert built["problems"][0]["figure_id"] == "nobody"  # type: ignore[index]
+    figures = run_json("blocklist", "list")
+    assert [f["id"] for f in figures] == ["eileen-collins", "tom-hanks"]  # type: ignore[union-attr, index]
+
+    subject = run_json("subjects", "add", "--tenant", "acme", "--name", "Model A")["id"]  # type: ignore[index]
+    code, output = run("subjects", "enroll", subject, "photos/enroll.jpg")
+    assert code == 0 and "enrolled 1 template" in output
+    code, output = run("subjects", "enroll", subject, "photos/group.jpg")
+    assert code == 2 and "shows 6 faces" in output
+    grant = run_json(
+        "consent",
+        "grant",
+        subject,
+        "--to",
+        "acme/app",
+        "--scope",
+        "relight",
+        "--scope",
+        "background_blur",
+        "--evidence",
+        "consent.pdf",
+        "--days",
+        "30",
+    )
+    assert grant["scopes"] == ["background_blur", "relight"]  # type: ignore[index]
+
+    code, output = run("check", "photos/portrait.jpg", "--as", "acme/app", "--op", "relight")
+    assert code == 0 and "ALLOW_WITH_CONDITIONS" in output and subject in output
+    code, output = run("check", "photos/hanks-upload.jpg", "--as", "acme/app")
+    assert code == 1 and "public_figure" in output and "tom-hanks" in output
+    decision = run_json("check", "photos/group.jpg", "--as", "acme/app", "--op", "background_blur")
+    assert decision["verdict"] == "deny" and len(decision["faces"]) == 6  # type: ignore[index]
+    assert "embedding" not in json.dumps(decision)
+
+    code, output = run(
+        "edit",
+        "photos/portrait.jpg",
+        "--op",
+        "relight",
+        "--as",
+        "acme/app",
+        "--param",
+        "direction=right",
+        "--out",
+        "out/relit.jpg",
+    )
+    assert code == 0 and (workdir / "out" / "relit.jpg").stat().st_size > 1000
+    assert "identity_preserved" in output
+    code, output = run(
+        "edit",
+        "photos/portrait.jpg",
+        "--op",
+        "relight",
+        "--as",
+        "acme/app",
+        "--prompt",
+        "as Tom Hanks",
+        "--out",
+        "out/no.png",
+    )
+    assert code == 1 and not (workdir / "out" / "no.png").exists()
+
+    run("consent", "revoke", grant["id"])  # type: ignore[index]
+    assert run_json("check", "photos/portrait.jpg", "--as", "acme/app")["reason_codes"] == [
+        "consent_revoked"
+    ]  # type: ignore[index]
+    listed = run_json("consent", "list", "--subject", subject)
+    assert listed[0]["revoked_at"] is not None  # type: ignore[index]
+
+    code, output = run("subjects", "erase", subject, "--yes")
+    assert code == 0 and "1 template(s)" in output
+    assert run_json("subjects", "list") == []
+
+    code, _ = run("blocklist", "remove", "tom-hanks")
+    assert code == 0
+    assert run_json("check", "photos/hanks-upload.jpg", "--as", "acme/app")["reason_codes"] == [
+        "no_consent"
+    ]  # type: ignore[index]
+
+
+def test_add_single_figure_and_errors(workdir: Path) -> None:
+    assert run("init")[0] == 0
+    code, output = run(
+        "blocklist", "add", "tom-hanks", "figures/tom-hanks/ref.png", "--name", "Tom Hanks"
+    )
+    assert code == 0 and "1 reference face" in output
+    code, output = run("blocklist", "add", "Bad Id", "figures/tom-hanks/ref.png", "--name", "X")
+    assert code == 2 and "figure id" in output
+    code, output = run("check", "does-not-exist.jpg")
+    assert code == 2 and "cannot read" in output
+    (workdir / "empty.jpg").write_bytes(b"")
+    code, output = run("check", "empty.jpg")
+    assert code == 2 and "empty" in output
+    code, output = run("edit", "photos/portrait.jpg", "--op", "relight", "--out", "x.gif")
+    assert code == 2 and ".gif" in output
+    code, output = run("consent", "grant", "sub_x", "--to", "a", "--scope", "relight")
+    assert code == 2 and "--evidence" in output
+
+
+def test_uninitialised_data_dir_is_unavailable(workdir: Path) -> None:
+    code, output = run("check", "photos/portrait.jpg")
+    assert code == 1 and "unavailable" in output
+    code, output = run("subjects", "list")
+    assert code == 3 and "guard init" in output

@@ -1,0 +1,37 @@
+"""The schema changes only through Alembic, up and down, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, inspect, text
+
+from guard.db import current_revision, downgrade_to, upgrade_to_head
+
+TABLES = {"subjects", "face_templates", "consent_grants", "registry_state", "erasures"}
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+    assert current_revision(database_url) is None
+    upgrade_to_head(database_url)
+    assert current_revision(database_url) == "0001"
+    assert _tables(database_url) == TABLES
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert (
+            connection.execute(text("select version from registry_state where id = 1")).scalar()
+            == 0
+        )
+    engine.dispose()
+    upgrade_to_head(database_url)  # idempotent
+    downgrade_to(database_url, "base")
+    assert _tables(database_url) == set()
+    assert current_revision(database_url) is None
+    upgrade_to_head(database_url)
+    assert _tables(database_url) == TABLES

@@ -1,0 +1,60 @@
+"""Settings come from GUARD_* variables, then a TOML file, then defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from guard.config import Settings
+
+
+def test_defaults_derive_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.data_dir == Path("var")
+    assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'guard.db'}"
+    assert settings.blocklist_path == Path("var") / "blocklist"
+    assert settings.match_threshold("dlib") == settings.dlib_match_threshold
+    assert settings.match_threshold("arcface") == settings.arcface_match_threshold
+
+
+def test_environment_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "guard.toml"
+    config.write_text('data_dir = "/srv/guard"\ndlib_match_threshold = 0.95\ndevice = "cpu"\n')
+    monkeypatch.setenv("GUARD_CONFIG_FILE", str(config))
+    monkeypatch.setenv("GUARD_DLIB_MATCH_THRESHOLD", "0.94")
+    settings = Settings()
+    assert settings.data_dir == Path("/srv/guard")
+    assert settings.dlib_match_threshold == 0.94  # the environment wins over the file
+    assert settings.device == "cpu"
+
+
+def test_guard_toml_in_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GUARD_CONFIG_FILE", raising=False)
+    Path("guard.toml").write_text('face_engine = "arcface"\n')
+    assert Settings().face_engine == "arcface"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GUARD_DLIB_MATCH_THRESHOLD", "1.5"),
+        ("GUARD_FACE_ENGINE", "magic"),
+        ("GUARD_DEVICE", "tpu"),
+    ],
+)
+def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_unknown_toml_keys_are_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "guard.toml"
+    config.write_text("dlib_treshold = 0.9\n")  # a typo must not be silently ignored
+    monkeypatch.setenv("GUARD_CONFIG_FILE", str(config))
+    with pytest.raises(ValidationError):
+        Settings()

@@ -1,0 +1,200 @@
+"""One test per policy rule (see guard/policy/decide.py for the rules as stated)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from guard.config import DEFAULT_POLICY_FILE
+from guard.errors import Unavailable
+from guard.identity import ConsentGrant, FaceFacts, Match, MatchKind
+from guard.policy import DriftFact, Policy, ReasonCode, RequestFacts, Verdict, decide, load_policy
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+POLICY = load_policy(DEFAULT_POLICY_FILE)
+
+
+def grant(
+    *,
+    scopes: tuple[str, ...] = ("relight",),
+    not_before: datetime = NOW - timedelta(days=1),
+    expires_at: datetime | None = NOW + timedelta(days=1),
+    revoked_at: datetime | None = None,
+) -> ConsentGrant:
+    return ConsentGrant(
+        "grt_1", "sub_1", "app", scopes, not_before, expires_at, revoked_at, "0" * 64, NOW
+    )
+
+
+def face(
+    *,
+    subject: bool = False,
+    figure: bool = False,
+    grants: tuple[ConsentGrant, ...] = (),
+    linked_figure: str | None = None,
+    index: int = 0,
+) -> FaceFacts:
+    return FaceFacts(
+        face_index=index,
+        bbox=(0, 0, 10, 10),
+        subject=Match(index, MatchKind.CONSENTED_SUBJECT, "sub_1", 0.99, 0.93) if subject else None,
+        figure=Match(index, MatchKind.PUBLIC_FIGURE, "fig", 0.97, 0.93) if figure else None,
+        grants=grants,
+        linked_figure_id=linked_figure,
+    )
+
+
+def facts(*faces: FaceFacts, operation: str = "relight", **kwargs: object) -> RequestFacts:
+    return RequestFacts(
+        stage=kwargs.pop("stage", "input"),
+        requester="app",
+        operation=operation,  # type: ignore[arg-type]
+        faces=faces,
+        at=NOW,
+        **kwargs,
+    )  # type: ignore[arg-type]
+
+
+def codes(policy: Policy, request: RequestFacts) -> tuple[str, ...]:
+    return decide(policy, request).reason_codes
+
+
+def test_default_policy_loads_with_version() -> None:
+    assert POLICY.id == "default" and POLICY.version
+
+
+def test_no_face_is_allowed() -> None:
+    decision = decide(POLICY, facts())
+    assert decision.allowed and decision.reason_codes == ("no_faces",)
+
+
+def test_active_grant_in_scope_allows_with_conditions() -> None:
+    decision = decide(POLICY, facts(face(subject=True, grants=(grant(),))))
+    assert decision.verdict is Verdict.ALLOW_WITH_CONDITIONS
+    assert decision.conditions == ("watermark_required",)
+    assert decision.faces[0].reasons[0].evidence["grant_id"] == "grt_1"
+
+
+@pytest.mark.parametrize(
+    ("the_grant", "expected"),
+    [
+        (grant(scopes=("color_grade",)), "scope_not_granted"),
+        (grant(revoked_at=NOW - timedelta(seconds=1)), "consent_revoked"),
+        (grant(expires_at=NOW), "consent_expired"),
+        (grant(not_before=NOW + timedelta(hours=1)), "consent_not_yet_valid"),
+    ],
+)
+def test_grant_problems_deny_with_the_specific_reason(
+    the_grant: ConsentGrant, expected: str
+) -> None:
+    decision = decide(POLICY, facts(face(subject=True, grants=(the_grant,))))
+    assert decision.verdict is Verdict.DENY and decision.reason_codes == (expected,)
+    assert decision.conditions == ()
+
+
+def test_revocation_wins_over_validity_window() -> None:
+    revoked_future = grant(
+        revoked_at=NOW - timedelta(seconds=1), not_before=NOW + timedelta(days=1)
+    )
+    assert codes(POLICY, facts(face(subject=True, grants=(revoked_future,)))) == (
+        "consent_revoked",
+    )
+
+
+def test_revocation_in_the_future_is_not_yet_effective() -> None:
+    assert decide(
+        POLICY, facts(face(subject=True, grants=(grant(revoked_at=NOW + timedelta(hours=1)),)))
+    ).allowed
+
+
+def test_subject_without_grant_is_no_consent() -> None:
+    assert codes(POLICY, facts(face(subject=True))) == ("no_consent",)
+
+
+def test_unknown_face_denied_unless_policy_allows() -> None:
+    assert codes(POLICY, facts(face())) == ("no_consent",)
+    lenient = POLICY.model_copy(update={"unknown_faces": "allow"})
+    assert decide(lenient, facts(face())).allowed
+
+
+def test_public_figure_denied_even_with_a_grant_when_not_linked() -> None:
+    decision = decide(POLICY, facts(face(subject=True, figure=True, grants=(grant(),))))
+    assert decision.reason_codes == ("public_figure",)
+
+
+def test_public_figure_linked_subject_with_grant_is_allowed() -> None:
+    the_face = face(subject=True, figure=True, grants=(grant(),), linked_figure="fig")
+    assert codes(POLICY, facts(the_face)) == ("public_figure_own_consent",)
+    strict = POLICY.model_copy(
+        update={
+            "public_figures": POLICY.public_figures.model_copy(
+                update={"allow_with_own_consent": False}
+            )
+        }
+    )
+    assert codes(strict, facts(the_face)) == ("public_figure",)
+
+
+def test_public_figure_linked_but_grant_expired_is_denied() -> None:
+    the_face = face(subject=True, figure=True, grants=(grant(expires_at=NOW),), linked_figure="fig")
+    assert codes(POLICY, facts(the_face)) == ("public_figure",)
+
+
+def test_any_denied_face_denies_the_request_and_each_face_is_explained() -> None:
+    decision = decide(POLICY, facts(face(subject=True, grants=(grant(),)), face(index=1)))
+    assert decision.verdict is Verdict.DENY
+    assert [f.verdict for f in decision.faces] == [Verdict.ALLOW, Verdict.DENY]
+    assert [f.face_index for f in decision.faces] == [0, 1]
+
+
+def test_operation_not_in_policy_is_denied() -> None:
+    assert "operation_not_permitted" in codes(POLICY, facts(operation="face_swap"))
+
+
+def test_prompt_naming_a_figure_is_denied_unless_allowed() -> None:
+    assert "prompt_names_public_figure" in codes(POLICY, facts(prompt_figures=("fig",)))
+    lenient = POLICY.model_copy(update={"prompt_public_figures": "allow"})
+    assert decide(lenient, facts(prompt_figures=("fig",))).allowed
+
+
+def test_output_stage_uses_output_codes_and_drift() -> None:
+    assert codes(POLICY, facts(face(figure=True), stage="output")) == ("output_public_figure",)
+    drifted = facts(
+        face(subject=True, grants=(grant(),)), stage="output", drift=(DriftFact(0, 0, 0.5, 0.93),)
+    )
+    assert decide(POLICY, drifted).reason_codes == ("consent_granted", "identity_drift")
+    kept = facts(
+        face(subject=True, grants=(grant(),)), stage="output", drift=(DriftFact(0, 0, 0.99, 0.93),)
+    )
+    decision = decide(POLICY, kept)
+    assert decision.allowed and "identity_preserved" in decision.reason_codes
+
+
+def test_every_deny_names_a_stable_code() -> None:
+    decision = decide(POLICY, facts(face(), face(figure=True, index=1), prompt_figures=("fig",)))
+    assert all(r.code in ReasonCode for r in decision.reasons)
+    assert decision.to_dict()["verdict"] == "deny"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "- just\n- a list\n",
+        "id: x\nversion: '1'\n",
+        "id: x\nversion: '1'\noperations: [a]\nextra: 1\n",
+        ":\n\t- bad",
+    ],
+)
+def test_invalid_policy_files_are_unavailable(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(content)
+    with pytest.raises(Unavailable, match="GUARD_POLICY_FILE"):
+        load_policy(path)
+
+
+def test_missing_policy_file_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(Unavailable):
+        load_policy(tmp_path / "absent.yaml")
