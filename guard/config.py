@@ -49,6 +49,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; empty means SQLite at <data_dir>/guard.db.",
     )
     device: DeviceSetting = "auto"
+    faiss_threads: int = Field(default=1, ge=1, le=256)
 
     face_engine: Literal["dlib", "arcface"] = "dlib"
     dlib_detector: Literal["hog", "cnn"] = "hog"

@@ -29,6 +29,17 @@ def onnx_providers(device: DeviceSetting) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def configure_faiss_threads(threads: int) -> None:
+    """Set FAISS's OpenMP thread count (process-wide).
+
+    A request searches with a handful of faces; on this 2-core machine two OpenMP threads made a
+    single flat-index query ~2.5x slower than one (docs/benchmarks.md), so the default is 1.
+    Raise it for batch workloads (blocklist rebuilds, bulk audits)."""
+    import faiss
+
+    faiss.omp_set_num_threads(max(1, threads))
+
+
 def dlib_uses_cuda() -> bool:
     """Whether the installed dlib was built with CUDA (dlib picks the device itself)."""
     import dlib

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from guard.config import Settings
 from guard.db import Database
+from guard.devices import configure_faiss_threads
 from guard.editors import ClassicEditor, Editor
 from guard.errors import InvalidInput, Unavailable
 from guard.faces import Face, FaceEngine, create_face_engine
@@ -155,6 +156,7 @@ class Guard:
         stampers: Sequence[OutputStamper] = (),
     ) -> None:
         self.settings = settings or Settings()
+        configure_faiss_threads(self.settings.faiss_threads)
         self.db = Database(self.settings.database_url)
         self.face_engine = face_engine or create_face_engine(self.settings)
         self.editor: Editor = editor or ClassicEditor()

@@ -22,7 +22,7 @@ CHIP_PADDING = 0.25
 
 
 @dataclass(frozen=True)
-class _Detection:
+class Detection:
     rect: Any
     score: float
 
@@ -70,36 +70,48 @@ class DlibEngine:
 
     def detect_and_embed(self, rgb: RGBImage) -> list[Face]:
         image = np.ascontiguousarray(rgb, dtype=np.uint8)
-        height, width = image.shape[:2]
         with self._lock:
-            detections = self._detect(image)
-            faces = []
-            for detection in detections:
-                shape = self._shape(image, detection.rect)
-                chip = self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING)
-                descriptor = np.asarray(self._descriptor.compute_face_descriptor(chip))
-                rect = detection.rect
-                faces.append(
-                    Face(
-                        bbox=clip_bbox(
-                            rect.left(), rect.top(), rect.right(), rect.bottom(), width, height
-                        ),
-                        landmarks=tuple((float(p.x), float(p.y)) for p in shape.parts()),
-                        score=detection.score,
-                        embedding=l2_normalise(descriptor),
-                        engine=self.name,
-                    )
+            return self._embed(image, self._detect(image))
+
+    def detect(self, rgb: RGBImage) -> list[Detection]:
+        """Detection alone (for benchmarks and diagnostics)."""
+        with self._lock:
+            return self._detect(np.ascontiguousarray(rgb, dtype=np.uint8))
+
+    def embed(self, rgb: RGBImage, detections: list[Detection]) -> list[Face]:
+        """Landmarks and descriptors for given detections (for benchmarks and diagnostics)."""
+        with self._lock:
+            return self._embed(np.ascontiguousarray(rgb, dtype=np.uint8), detections)
+
+    def _embed(self, image: RGBImage, detections: list[Detection]) -> list[Face]:
+        height, width = image.shape[:2]
+        faces = []
+        for detection in detections:
+            shape = self._shape(image, detection.rect)
+            chip = self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING)
+            descriptor = np.asarray(self._descriptor.compute_face_descriptor(chip))
+            rect = detection.rect
+            faces.append(
+                Face(
+                    bbox=clip_bbox(
+                        rect.left(), rect.top(), rect.right(), rect.bottom(), width, height
+                    ),
+                    landmarks=tuple((float(p.x), float(p.y)) for p in shape.parts()),
+                    score=detection.score,
+                    embedding=l2_normalise(descriptor),
+                    engine=self.name,
                 )
+            )
         return faces
 
-    def _detect(self, image: RGBImage) -> list[_Detection]:
+    def _detect(self, image: RGBImage) -> list[Detection]:
         if self.detector_kind == "cnn":
             found = [
-                _Detection(d.rect, float(d.confidence)) for d in self._cnn(image, self.upsample)
+                Detection(d.rect, float(d.confidence)) for d in self._cnn(image, self.upsample)
             ]
         else:
             # A negative adjust_threshold lets weak detections through; the score cut decides.
             rects, scores, _ = self._hog.run(image, self.upsample, -1.0)
-            found = [_Detection(r, float(s)) for r, s in zip(rects, scores, strict=True)]
+            found = [Detection(r, float(s)) for r, s in zip(rects, scores, strict=True)]
         kept = [d for d in found if d.score >= self.min_detection_score]
         return sorted(kept, key=lambda d: (d.rect.left(), d.rect.top()))
