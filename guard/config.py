@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # after JPEG 50, the false positive on the astronaut's suit at most 0.13. A missed face escapes
     # the gate, a false one only adds an "unknown" denial, so the cut leans low.
     dlib_min_detection_score: float = 0.2
+    # Extra detection passes on copies turned by these angles (degrees): HOG misses faces tilted
+    # by more than ~15°. Each angle costs one more detection pass; () turns the sweep off.
+    dlib_rotation_sweep: tuple[float, ...] = (-30.0, 30.0)
     # Cosine similarity of L2-normalised dlib descriptors (docs/thresholds.md says how it was set).
     dlib_match_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
     dlib_drift_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)

@@ -14,17 +14,24 @@ import numpy as np
 
 from guard.config import Settings
 from guard.errors import ConfigurationError
+from guard.faces.rotation import Box, View, iou, views
 from guard.faces.types import Face, clip_bbox, l2_normalise
 from guard.media import RGBImage
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+# Two detections of one face in different rotated views overlap far more than this.
+SAME_FACE_IOU = 0.3
 
 
 @dataclass(frozen=True)
 class Detection:
+    """A face found in one view: ``rect`` in the view's pixels, ``box`` in the original's."""
+
+    view: View
     rect: Any
     score: float
+    box: Box
 
 
 class DlibEngine:
@@ -39,6 +46,7 @@ class DlibEngine:
         detector: Literal["hog", "cnn"] = "hog",
         upsample: int = 1,
         min_detection_score: float = 0.2,
+        rotation_sweep: tuple[float, ...] = (-30.0, 30.0),
     ) -> None:
         try:
             import dlib
@@ -52,6 +60,7 @@ class DlibEngine:
         self.detector_kind = detector
         self.upsample = upsample
         self.min_detection_score = min_detection_score
+        self.rotation_sweep = rotation_sweep
         if detector == "cnn":
             self._cnn = dlib.cnn_face_detection_model_v1(weights.cnn_face_detector_model_location())
         else:
@@ -66,37 +75,40 @@ class DlibEngine:
             detector=settings.dlib_detector,
             upsample=settings.dlib_upsample,
             min_detection_score=settings.dlib_min_detection_score,
+            rotation_sweep=settings.dlib_rotation_sweep,
         )
 
     def detect_and_embed(self, rgb: RGBImage) -> list[Face]:
-        image = np.ascontiguousarray(rgb, dtype=np.uint8)
         with self._lock:
-            return self._embed(image, self._detect(image))
+            return self._embed(self._detect(rgb))
 
     def detect(self, rgb: RGBImage) -> list[Detection]:
         """Detection alone (for benchmarks and diagnostics)."""
         with self._lock:
-            return self._detect(np.ascontiguousarray(rgb, dtype=np.uint8))
+            return self._detect(rgb)
 
-    def embed(self, rgb: RGBImage, detections: list[Detection]) -> list[Face]:
-        """Landmarks and descriptors for given detections (for benchmarks and diagnostics)."""
+    def embed(self, detections: list[Detection]) -> list[Face]:
+        """Landmarks and descriptors for detections (for benchmarks and diagnostics)."""
         with self._lock:
-            return self._embed(np.ascontiguousarray(rgb, dtype=np.uint8), detections)
+            return self._embed(detections)
 
-    def _embed(self, image: RGBImage, detections: list[Detection]) -> list[Face]:
-        height, width = image.shape[:2]
+    def _embed(self, detections: list[Detection]) -> list[Face]:
         faces = []
         for detection in detections:
+            # Landmarks and the aligned chip come from the view the face was found in, where it
+            # is upright; the landmarks are then mapped back to the original image.
+            image = detection.view.image
             shape = self._shape(image, detection.rect)
             chip = self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING)
             descriptor = np.asarray(self._descriptor.compute_face_descriptor(chip))
-            rect = detection.rect
+            points = detection.view.map_points(
+                np.array([(p.x, p.y) for p in shape.parts()], dtype=float)
+            )
+            height, width = detection.view.original_size
             faces.append(
                 Face(
-                    bbox=clip_bbox(
-                        rect.left(), rect.top(), rect.right(), rect.bottom(), width, height
-                    ),
-                    landmarks=tuple((float(p.x), float(p.y)) for p in shape.parts()),
+                    bbox=clip_bbox(*detection.box, width, height),
+                    landmarks=tuple((float(x), float(y)) for x, y in points),
                     score=detection.score,
                     embedding=l2_normalise(descriptor),
                     engine=self.name,
@@ -104,14 +116,25 @@ class DlibEngine:
             )
         return faces
 
-    def _detect(self, image: RGBImage) -> list[Detection]:
+    def _detect(self, rgb: RGBImage) -> list[Detection]:
+        """Every face in the upright image and in each rotated view, one detection per face
+        (the best-scoring view wins), left to right."""
+        image = np.ascontiguousarray(rgb, dtype=np.uint8)
+        found = []
+        for view in views(image, self.rotation_sweep):
+            for rect, score in self._detect_in(view.image):
+                if score >= self.min_detection_score:
+                    box = view.map_box(rect.left(), rect.top(), rect.right(), rect.bottom())
+                    found.append(Detection(view, rect, score, box))
+        kept: list[Detection] = []
+        for detection in sorted(found, key=lambda d: d.score, reverse=True):
+            if all(iou(detection.box, other.box) <= SAME_FACE_IOU for other in kept):
+                kept.append(detection)
+        return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
+
+    def _detect_in(self, image: RGBImage) -> list[tuple[Any, float]]:
         if self.detector_kind == "cnn":
-            found = [
-                Detection(d.rect, float(d.confidence)) for d in self._cnn(image, self.upsample)
-            ]
-        else:
-            # A negative adjust_threshold lets weak detections through; the score cut decides.
-            rects, scores, _ = self._hog.run(image, self.upsample, -1.0)
-            found = [Detection(r, float(s)) for r, s in zip(rects, scores, strict=True)]
-        kept = [d for d in found if d.score >= self.min_detection_score]
-        return sorted(kept, key=lambda d: (d.rect.left(), d.rect.top()))
+            return [(d.rect, float(d.confidence)) for d in self._cnn(image, self.upsample)]
+        # A negative adjust_threshold lets weak detections through; the score cut decides.
+        rects, scores, _ = self._hog.run(image, self.upsample, -1.0)
+        return [(r, float(s)) for r, s in zip(rects, scores, strict=True)]

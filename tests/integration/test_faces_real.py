@@ -44,9 +44,13 @@ def test_same_identity_survives_transforms(
     original = sample_rgb(name)
     [reference] = face_engine.detect_and_embed(original)
     faces = face_engine.detect_and_embed(TRANSFORMS[transform](original))
-    assert len(faces) == 1
-    similarity = float(faces[0].embedding @ reference.embedding)
-    assert similarity >= THRESHOLD, f"{name} after {transform}: {similarity:.3f}"
+    similarities = sorted((float(f.embedding @ reference.embedding) for f in faces), reverse=True)
+    # Exactly one detection is this person (a rotated pass may add a false face on the
+    # astronaut's suit: an extra "unknown" face only ever adds a denial).
+    assert similarities and similarities[0] >= THRESHOLD, (
+        f"{name} after {transform}: {similarities}"
+    )
+    assert all(s < THRESHOLD for s in similarities[1:])
 
 
 def test_group_photo_faces_within_t1_crops_match(face_engine: FaceEngine) -> None:
@@ -67,3 +71,28 @@ def test_different_people_do_not_match(face_engine: FaceEngine) -> None:
     for a, b in itertools.combinations(people, 2):
         similarity = float(a.embedding @ b.embedding)
         assert similarity < THRESHOLD, f"two different people at {similarity:.3f}"
+
+
+@pytest.mark.parametrize("angle", [15, 20, 30])
+def test_tilted_faces_are_still_found(face_engine: FaceEngine, angle: int) -> None:
+    """An undetected face is an unchecked face: turning the photo must not hide anyone."""
+    from guard.faces.rotation import views
+
+    for name, people in (("tom_hanks", 1), ("t1", 6)):
+        original = sample_rgb(name)  # type: ignore[arg-type]
+        references = face_engine.detect_and_embed(original)
+        turned = views(original, (angle,))[-1].image
+        faces = face_engine.detect_and_embed(turned)
+        assert len(faces) == people, f"{name} turned {angle}°: {len(faces)} faces"
+        for reference in references:
+            assert max(float(f.embedding @ reference.embedding) for f in faces) >= THRESHOLD
+
+
+def test_rotation_sweep_off_misses_tilted_faces() -> None:
+    """The measurement behind the sweep: without it HOG loses tilted people."""
+    from guard.faces.dlib_engine import DlibEngine
+    from guard.faces.rotation import views
+
+    upright_only = DlibEngine(rotation_sweep=())
+    turned = views(sample_rgb("t1"), (30,))[-1].image
+    assert len(upright_only.detect_and_embed(turned)) < 6

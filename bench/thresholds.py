@@ -1,0 +1,132 @@
+"""Where the dlib match threshold comes from: genuine vs impostor similarities on real photos.
+
+Identities: the six people of insightface's t1.jpg, Tom Hanks and the astronaut (8 people).
+Genuine pairs: each face against itself after JPEG 50, resize 50 %, mirror, 10 % crop, 10°
+rotation and the three first combined. Impostor pairs: every two different people, also across
+the transformed copies. Prints a Markdown table; docs/thresholds.md records it.
+
+Usage: ``python bench/thresholds.py``
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from guard.config import Settings
+from guard.faces.dlib_engine import DlibEngine
+from guard.media import RGBImage, decode_image, encode_image
+from guard.samples import sample_rgb
+
+Transform = Callable[[RGBImage], RGBImage]
+
+
+def jpeg50(rgb: RGBImage) -> RGBImage:
+    return decode_image(encode_image(rgb, "jpeg", quality=50)).rgb
+
+
+def half(rgb: RGBImage) -> RGBImage:
+    height, width = rgb.shape[:2]
+    return np.asarray(cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA))
+
+
+def mirror(rgb: RGBImage) -> RGBImage:
+    return np.ascontiguousarray(rgb[:, ::-1])
+
+
+def crop10(rgb: RGBImage) -> RGBImage:
+    height, width = rgb.shape[:2]
+    dy, dx = round(height * 0.05), round(width * 0.05)
+    return np.ascontiguousarray(rgb[dy : height - dy, dx : width - dx])
+
+
+def rotate10(rgb: RGBImage) -> RGBImage:
+    height, width = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 10, 1.0)
+    return np.asarray(cv2.warpAffine(rgb, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
+
+
+TRANSFORMS: dict[str, Transform] = {
+    "jpeg50": jpeg50,
+    "resize50": half,
+    "mirror": mirror,
+    "crop10": crop10,
+    "rotate10": rotate10,
+    "jpeg50+resize50+mirror": lambda rgb: mirror(half(jpeg50(rgb))),
+}
+
+
+def identities(
+    engine: DlibEngine, transform: Transform | None
+) -> tuple[dict[str, np.ndarray], int]:
+    """Embedding per person found after ``transform``, and how many people were not found.
+
+    t1's faces are paired with the originals greedily by similarity, each face used once, so a
+    face the detector lost under the transform counts as missed instead of borrowing another
+    person's embedding."""
+    found: dict[str, np.ndarray] = {}
+    missed = 0
+    for name in ("tom_hanks", "astronaut"):
+        rgb = sample_rgb(name)  # type: ignore[arg-type]
+        faces = engine.detect_and_embed(transform(rgb) if transform else rgb)
+        if faces:
+            found[name] = max(faces, key=lambda f: f.area).embedding
+        else:
+            missed += 1
+    t1 = sample_rgb("t1")
+    originals = engine.detect_and_embed(t1)
+    moved = engine.detect_and_embed(transform(t1) if transform else t1)
+    pairs = sorted(
+        (
+            (float(m.embedding @ o.embedding), i, j)
+            for i, o in enumerate(originals)
+            for j, m in enumerate(moved)
+        ),
+        reverse=True,
+    )
+    used_original: set[int] = set()
+    used_moved: set[int] = set()
+    for _similarity, i, j in pairs:
+        if i not in used_original and j not in used_moved:
+            used_original.add(i)
+            used_moved.add(j)
+            found[f"t1-{i}"] = moved[j].embedding
+    missed += len(originals) - len(used_original)
+    return found, missed
+
+
+def main() -> None:
+    engine = DlibEngine()
+    threshold = Settings().dlib_match_threshold
+    reference, _ = identities(engine, None)
+    print(f"{len(reference)} identities; current GUARD_DLIB_MATCH_THRESHOLD = {threshold}\n")
+    print("| transform | faces missed | genuine min | genuine mean | impostor max |")
+    print("|---|---|---|---|---|")
+    all_genuine, all_impostor = [], []
+    for label, transform in TRANSFORMS.items():
+        moved, missed = identities(engine, transform)
+        genuine = [float(moved[k] @ reference[k]) for k in moved]
+        impostor = [float(moved[a] @ reference[b]) for a in moved for b in reference if a != b]
+        all_genuine += genuine
+        all_impostor += impostor
+        print(
+            f"| {label} | {missed} | {min(genuine):.3f} | {np.mean(genuine):.3f} | "
+            f"{max(impostor):.3f} |"
+        )
+    originals = [
+        float(reference[a] @ reference[b]) for a, b in itertools.combinations(reference, 2)
+    ]
+    all_impostor += originals
+    print(f"| (none: people vs each other) | – | – | – | {max(originals):.3f} |")
+    print(
+        f"\ngenuine min {min(all_genuine):.3f} over {len(all_genuine)} pairs; impostor max "
+        f"{max(all_impostor):.3f} over {len(all_impostor)} pairs; margin "
+        f"{min(all_genuine) - max(all_impostor):.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
