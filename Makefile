@@ -24,8 +24,8 @@ demo: $(STAMP)
 	$(BIN)/guard demo --out demo-out
 
 lint: $(STAMP)
-	$(BIN)/ruff check guard tests bench
-	$(BIN)/ruff format --check guard tests bench
+	$(BIN)/ruff check guard tests bench examples
+	$(BIN)/ruff format --check guard tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy guard

@@ -13,49 +13,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 
 from guard.config import Settings
 from guard.faces.dlib_engine import DlibEngine
-from guard.media import RGBImage, decode_image, encode_image
-from guard.samples import sample_rgb
+from guard.identity import reference_face
+from guard.media import RGBImage
+from guard.samples import TRANSFORMS as SAMPLE_TRANSFORMS
+from guard.samples import flip, half, jpeg, rotate10, sample_rgb
 
 Transform = Callable[[RGBImage], RGBImage]
 
-
-def jpeg50(rgb: RGBImage) -> RGBImage:
-    return decode_image(encode_image(rgb, "jpeg", quality=50)).rgb
-
-
-def half(rgb: RGBImage) -> RGBImage:
-    height, width = rgb.shape[:2]
-    return np.asarray(cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA))
-
-
-def mirror(rgb: RGBImage) -> RGBImage:
-    return np.ascontiguousarray(rgb[:, ::-1])
-
-
-def crop10(rgb: RGBImage) -> RGBImage:
-    height, width = rgb.shape[:2]
-    dy, dx = round(height * 0.05), round(width * 0.05)
-    return np.ascontiguousarray(rgb[dy : height - dy, dx : width - dx])
-
-
-def rotate10(rgb: RGBImage) -> RGBImage:
-    height, width = rgb.shape[:2]
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 10, 1.0)
-    return np.asarray(cv2.warpAffine(rgb, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
-
-
 TRANSFORMS: dict[str, Transform] = {
-    "jpeg50": jpeg50,
-    "resize50": half,
-    "mirror": mirror,
-    "crop10": crop10,
+    **SAMPLE_TRANSFORMS,
     "rotate10": rotate10,
-    "jpeg50+resize50+mirror": lambda rgb: mirror(half(jpeg50(rgb))),
+    "jpeg50+resize50+flip": lambda rgb: flip(half(jpeg(rgb))),
 }
 
 
@@ -73,7 +45,7 @@ def identities(
         rgb = sample_rgb(name)  # type: ignore[arg-type]
         faces = engine.detect_and_embed(transform(rgb) if transform else rgb)
         if faces:
-            found[name] = max(faces, key=lambda f: f.area).embedding
+            found[name] = reference_face(faces).embedding
         else:
             missed += 1
     t1 = sample_rgb("t1")
@@ -100,9 +72,13 @@ def identities(
 
 def main() -> None:
     engine = DlibEngine()
-    threshold = Settings().dlib_match_threshold
+    settings = Settings()
     reference, _ = identities(engine, None)
-    print(f"{len(reference)} identities; current GUARD_DLIB_MATCH_THRESHOLD = {threshold}\n")
+    print(
+        f"{len(reference)} identities; GUARD_DLIB_REGISTRY_THRESHOLD = "
+        f"{settings.dlib_registry_threshold}, GUARD_DLIB_BLOCKLIST_THRESHOLD = "
+        f"{settings.dlib_blocklist_threshold}\n"
+    )
     print("| transform | faces missed | genuine min | genuine mean | impostor max |")
     print("|---|---|---|---|---|")
     all_genuine, all_impostor = [], []

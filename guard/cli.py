@@ -381,6 +381,8 @@ def blocklist_add(
     json_output: JsonFlag = False,
 ) -> None:
     """Add a public figure (or more photos of one) to the blocklist."""
+    from guard.identity import reference_face
+
     with _errors():
         guard = _guard()
         blocklist = guard.blocklists.current()
@@ -389,7 +391,7 @@ def blocklist_add(
             faces = guard.faces_in(_read(photo))
             if not faces:
                 raise InvalidInput(f"{photo} shows no face")
-            embeddings.append(max(faces, key=lambda f: f.area).embedding)
+            embeddings.append(reference_face(faces).embedding)
         figure = blocklist.add_figure(figure_id, name, embeddings, aliases=alias or [])
         guard.blocklists.save(blocklist)
     if json_output:

@@ -61,8 +61,12 @@ class Settings(BaseSettings):
     # Extra detection passes on copies turned by these angles (degrees): HOG misses faces tilted
     # by more than ~15°. Each angle costs one more detection pass; () turns the sweep off.
     dlib_rotation_sweep: tuple[float, ...] = (-30.0, 30.0)
-    # Cosine similarity of L2-normalised dlib descriptors (docs/thresholds.md says how it was set).
-    dlib_match_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
+    # Cosine similarities of L2-normalised dlib descriptors (docs/thresholds.md: same person after
+    # re-encoding >= 0.974, two different people <= 0.916 here). The two errors cost differently:
+    # a false registry match lets a stranger borrow someone's consent (allow), so that threshold
+    # is strict; a false blocklist match only denies, so that one is more sensitive.
+    dlib_registry_threshold: float = Field(default=0.95, gt=0.0, lt=1.0)
+    dlib_blocklist_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
     dlib_drift_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
     insightface_model_dir: Path | None = Field(
         default=None,
@@ -70,7 +74,8 @@ class Settings(BaseSettings):
     )
     arcface_det_size: int = 640
     arcface_min_detection_score: float = 0.5
-    arcface_match_threshold: float = Field(default=0.40, gt=0.0, lt=1.0)
+    arcface_registry_threshold: float = Field(default=0.45, gt=0.0, lt=1.0)
+    arcface_blocklist_threshold: float = Field(default=0.40, gt=0.0, lt=1.0)
     arcface_drift_threshold: float = Field(default=0.40, gt=0.0, lt=1.0)
 
     template_key: SecretStr | None = Field(
@@ -105,8 +110,13 @@ class Settings(BaseSettings):
         assert self.blocklist_dir is not None  # set by _derive_paths
         return self.blocklist_dir
 
-    def match_threshold(self, engine: str) -> float:
-        return self.dlib_match_threshold if engine == "dlib" else self.arcface_match_threshold
+    def registry_threshold(self, engine: str) -> float:
+        return self.dlib_registry_threshold if engine == "dlib" else self.arcface_registry_threshold
+
+    def blocklist_threshold(self, engine: str) -> float:
+        if engine == "dlib":
+            return self.dlib_blocklist_threshold
+        return self.arcface_blocklist_threshold
 
     def drift_threshold(self, engine: str) -> float:
         return self.dlib_drift_threshold if engine == "dlib" else self.arcface_drift_threshold

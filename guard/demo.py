@@ -13,8 +13,6 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import cv2
-import numpy as np
 from rich.console import Console
 
 from guard.bootstrap import initialise
@@ -23,7 +21,7 @@ from guard.config import Settings
 from guard.identity import build_from_folder
 from guard.media import encode_image
 from guard.pipeline import CheckRequest, EditRequest, Guard
-from guard.samples import sample_bytes, sample_rgb
+from guard.samples import flip, sample_bytes, sample_rgb
 
 REQUESTER = "demo-tenant/photo-app"
 # Regions of t1.jpg (y0, y1, x0, x1) around the woman on the left: one tight crop to enroll from,
@@ -46,7 +44,7 @@ def _prepare_photos(out_dir: Path) -> dict[str, Path]:
     y0, y1, x0, x1 = PORTRAIT_CROP
     portrait = t1[y0:y1, x0:x1]
     # The public figure as an uploader might send it: mirrored and re-compressed at quality 50.
-    hanks = np.asarray(cv2.flip(sample_rgb("tom_hanks"), 1), dtype=np.uint8)
+    hanks = flip(sample_rgb("tom_hanks"))
     figures = out_dir / "figures"
     _write(figures / "tom-hanks" / "reference.png", sample_bytes("tom_hanks"))
     _write(

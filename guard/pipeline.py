@@ -269,7 +269,8 @@ class Guard:
                 self.registry,
                 blocklist,
                 engine=self.face_engine,
-                threshold=self.settings.match_threshold(self.face_engine.name),
+                registry_threshold=self.settings.registry_threshold(self.face_engine.name),
+                blocklist_threshold=self.settings.blocklist_threshold(self.face_engine.name),
             )
             faces = self.face_engine.detect_and_embed(decoded.rgb) if decoded else []
             facts = matcher.facts_for(faces, requester=requester)

@@ -3,6 +3,9 @@
 - ``t1``: insightface's group photo (six people, 1280x886).
 - ``tom_hanks``: insightface's aligned 112x112 crop of a well-known public figure.
 - ``astronaut``: scikit-image's portrait of astronaut Eileen Collins (512x512).
+
+``TRANSFORMS`` are what an uploader's pipeline (or an evader) does to a photo: the tests and
+benchmarks check that identities survive them.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
+
+import cv2
+import numpy as np
 
 from guard.errors import ConfigurationError
 from guard.media import RGBImage, decode_image, encode_image
@@ -41,3 +47,39 @@ def sample_bytes(name: SampleName) -> bytes:
 
 def sample_rgb(name: SampleName) -> RGBImage:
     return decode_image(sample_bytes(name)).rgb
+
+
+def jpeg(rgb: RGBImage, quality: int = 50) -> RGBImage:
+    return decode_image(encode_image(rgb, "jpeg", quality=quality)).rgb
+
+
+def half(rgb: RGBImage) -> RGBImage:
+    height, width = rgb.shape[:2]
+    return np.asarray(cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA))
+
+
+def flip(rgb: RGBImage) -> RGBImage:
+    return np.ascontiguousarray(rgb[:, ::-1])
+
+
+def crop10(rgb: RGBImage) -> RGBImage:
+    """Cut 5 % from every side (a 10 % crop)."""
+    height, width = rgb.shape[:2]
+    dy, dx = round(height * 0.05), round(width * 0.05)
+    return np.ascontiguousarray(rgb[dy : height - dy, dx : width - dx])
+
+
+def rotate10(rgb: RGBImage) -> RGBImage:
+    """Turn 10° about the centre, same canvas, edges reflected."""
+    height, width = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 10, 1.0)
+    turned = cv2.warpAffine(rgb, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+    return np.asarray(turned, dtype=np.uint8)
+
+
+TRANSFORMS: dict[str, Callable[[RGBImage], RGBImage]] = {
+    "jpeg50": jpeg,
+    "resize50": half,
+    "flip": flip,
+    "crop10": crop10,
+}

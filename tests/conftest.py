@@ -19,12 +19,13 @@ from sqlalchemy.engine import make_url
 
 from guard.bootstrap import initialise
 from guard.config import Settings
+from guard.db import normalise_url
 from guard.faces import FaceEngine
 from guard.faces.dlib_engine import DlibEngine
 from guard.pipeline import Guard
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "GUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+POSTGRES_ADMIN_URL = normalise_url(
+    os.environ.get("GUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )
 
 

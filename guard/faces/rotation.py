@@ -35,10 +35,16 @@ class View:
         return mapped
 
     def map_box(self, x0: float, y0: float, x1: float, y1: float) -> Box:
-        """The upright box in the original that encloses this view's box."""
-        corners = self.map_points(np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], float))
-        (left, top), (right, bottom) = corners.min(axis=0), corners.max(axis=0)
-        return float(left), float(top), float(right), float(bottom)
+        """The view's box as an upright box of the same size around the same face centre in
+        the original (the box enclosing the turned box would be up to 37 % larger)."""
+        [(cx, cy)] = self.map_points(np.array([[(x0 + x1) / 2, (y0 + y1) / 2]], float))
+        half_width, half_height = (x1 - x0) / 2, (y1 - y0) / 2
+        return (
+            float(cx - half_width),
+            float(cy - half_height),
+            float(cx + half_width),
+            float(cy + half_height),
+        )
 
 
 def views(rgb: RGBImage, angles: tuple[float, ...]) -> list[View]:

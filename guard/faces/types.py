@@ -34,11 +34,6 @@ class Face:
     embedding: Embedding = field(repr=False)
     engine: str
 
-    @property
-    def area(self) -> int:
-        x0, y0, x1, y1 = self.bbox
-        return max(0, x1 - x0) * max(0, y1 - y0)
-
 
 class FaceEngine(Protocol):
     """Finds every face in an RGB image and embeds it (L2-normalised float32)."""

@@ -11,6 +11,7 @@ from guard.identity.blocklist import (
     PublicFigure,
     build_from_embeddings,
     build_from_folder,
+    reference_face,
 )
 from guard.identity.matcher import FaceFacts, Match, Matcher, MatchKind
 from guard.identity.registry import (
@@ -41,4 +42,5 @@ __all__ = [
     "SubjectCandidate",
     "build_from_embeddings",
     "build_from_folder",
+    "reference_face",
 ]

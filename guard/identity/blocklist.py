@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
-from guard.faces import FaceEngine, l2_normalise
-from guard.identity.vector_index import VectorIndex
+from guard.faces import Face, FaceEngine, l2_normalise
+from guard.identity.vector_index import VectorIndex, best_per_owner
 from guard.media import decode_image
 
 FORMAT_VERSION = 1
@@ -135,20 +135,10 @@ class Blocklist:
         queries = [np.asarray(e, dtype=np.float32) for e in embeddings]
         if not queries:
             return []
-        owner = self._owner
-        results = []
-        for hits in self.index.search(np.stack(queries), SEARCH_DEPTH):
-            best: dict[str, float] = {}
-            for hit in hits:
-                figure_id = owner[hit.id]
-                best[figure_id] = max(best.get(figure_id, -1.0), hit.similarity)
-            results.append(
-                [
-                    FigureCandidate(f, s)
-                    for f, s in sorted(best.items(), key=lambda kv: kv[1], reverse=True)
-                ]
-            )
-        return results
+        return [
+            [FigureCandidate(f, s) for f, s in best_per_owner(hits, self._owner)]
+            for hits in self.index.search(np.stack(queries), SEARCH_DEPTH)
+        ]
 
 
 def _sha256(data: bytes) -> str:
@@ -304,6 +294,12 @@ class BlocklistStore:
                 path.unlink(missing_ok=True)
 
 
+def reference_face(faces: Sequence[Face]) -> Face:
+    """The face a reference photo is of: the most confident detection (not the largest: a
+    weak false detection found in a turned view can have the larger box)."""
+    return max(faces, key=lambda face: face.score)
+
+
 @dataclass(frozen=True)
 class BuildProblem:
     """A photo or figure the build skipped or resolved, and why."""
@@ -331,7 +327,7 @@ def build_from_folder(
     on_photo: Callable[[str, Path], None] | None = None,
 ) -> tuple[Blocklist, list[BuildProblem]]:
     """Build a blocklist from ``<root>/<figure-id>/*.jpg`` (plus an optional ``figure.json``
-    with ``name`` and ``aliases``). Each photo contributes its largest face; photos without a
+    with ``name`` and ``aliases``). Each photo contributes its most confident face; photos without a
     face are reported, not fatal. ``on_photo`` is called once per photo (progress)."""
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder of <figure-id>/<photo> files")
@@ -353,9 +349,11 @@ def build_from_folder(
                 continue
             if len(faces) > 1:
                 problems.append(
-                    BuildProblem(folder.name, photo.name, f"{len(faces)} faces; used the largest")
+                    BuildProblem(
+                        folder.name, photo.name, f"{len(faces)} faces; used the most confident"
+                    )
                 )
-            embeddings.append(max(faces, key=lambda f: f.area).embedding)
+            embeddings.append(reference_face(faces).embedding)
         if not embeddings:
             problems.append(BuildProblem(folder.name, "", "no usable photo; figure not added"))
             continue

@@ -1,7 +1,8 @@
 """Face -> identity: which enrolled subject and which public figure each face is, if any.
 
 A face can match both (a public figure who enrolled); the policy decides what that means.
-Thresholds are cosine similarities per engine (``GUARD_DLIB_MATCH_THRESHOLD``, ...).
+Thresholds are cosine similarities per engine and per list (``GUARD_DLIB_REGISTRY_THRESHOLD``,
+``GUARD_DLIB_BLOCKLIST_THRESHOLD``, ...).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class Matcher:
         blocklist: Blocklist,
         *,
         engine: FaceEngine,
-        threshold: float,
+        registry_threshold: float,
+        blocklist_threshold: float,
     ) -> None:
         if blocklist.engine_name != engine.name or blocklist.dimension != engine.dimension:
             raise Unavailable(
@@ -73,7 +75,8 @@ class Matcher:
             )
         self._registry = registry
         self._blocklist = blocklist
-        self.threshold = threshold
+        self.registry_threshold = registry_threshold
+        self.blocklist_threshold = blocklist_threshold
 
     def facts_for(self, faces: Sequence[Face], *, requester: str) -> list[FaceFacts]:
         embeddings = [face.embedding for face in faces]
@@ -81,15 +84,17 @@ class Matcher:
         figure_hits = self._blocklist.match(embeddings)
         facts = []
         for index, face in enumerate(faces):
-            subject = self._best(
+            subject = _best(
                 index,
                 MatchKind.CONSENTED_SUBJECT,
                 [(c.subject_id, c.similarity) for c in subject_hits[index]],
+                self.registry_threshold,
             )
-            figure = self._best(
+            figure = _best(
                 index,
                 MatchKind.PUBLIC_FIGURE,
                 [(c.figure_id, c.similarity) for c in figure_hits[index]],
+                self.blocklist_threshold,
             )
             grants: tuple[ConsentGrant, ...] = ()
             linked = None
@@ -112,11 +117,12 @@ class Matcher:
             )
         return facts
 
-    def _best(
-        self, index: int, kind: MatchKind, candidates: Sequence[tuple[str, float]]
-    ) -> Match | None:
-        """The top candidate if it clears the threshold (candidates come best first)."""
-        if not candidates or candidates[0][1] < self.threshold:
-            return None
-        identity_id, similarity = candidates[0]
-        return Match(index, kind, identity_id, round(similarity, 4), self.threshold)
+
+def _best(
+    index: int, kind: MatchKind, candidates: Sequence[tuple[str, float]], threshold: float
+) -> Match | None:
+    """The top candidate if it clears the threshold (candidates come best first)."""
+    if not candidates or candidates[0][1] < threshold:
+        return None
+    identity_id, similarity = candidates[0]
+    return Match(index, kind, identity_id, round(similarity, 4), threshold)

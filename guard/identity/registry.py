@@ -34,7 +34,7 @@ from guard.identity.models import (
     RegistryStateRow,
     SubjectRow,
 )
-from guard.identity.vector_index import VectorIndex
+from guard.identity.vector_index import VectorIndex, best_per_owner
 from guard.keys import KeyedHasher, TemplateCipher
 
 SEARCH_DEPTH = 16
@@ -272,19 +272,10 @@ class ConsentRegistry:
                 return []
             results = self._index.search(np.stack(queries), SEARCH_DEPTH)
             mapping = dict(self._template_subject)
-        candidates = []
-        for hits in results:
-            best: dict[str, float] = {}
-            for hit in hits:
-                subject = mapping[hit.id]
-                best[subject] = max(best.get(subject, -1.0), hit.similarity)
-            candidates.append(
-                [
-                    SubjectCandidate(s, sim)
-                    for s, sim in sorted(best.items(), key=lambda kv: kv[1], reverse=True)
-                ]
-            )
-        return candidates
+        return [
+            [SubjectCandidate(s, sim) for s, sim in best_per_owner(hits, mapping)]
+            for hits in results
+        ]
 
     def _bump_version(self, session: Session) -> tuple[int, int]:
         row = session.execute(

@@ -7,6 +7,7 @@ the public-figure blocklist use this class.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,16 @@ from numpy.typing import NDArray
 class Hit:
     id: int
     similarity: float
+
+
+def best_per_owner(hits: list[Hit], owner: Mapping[int, str]) -> list[tuple[str, float]]:
+    """Collapse hits on several vectors of one owner (a subject's templates, a figure's
+    reference photos) to that owner's best similarity, best owner first."""
+    best: dict[str, float] = {}
+    for hit in hits:
+        name = owner[hit.id]
+        best[name] = max(best.get(name, -1.0), hit.similarity)
+    return sorted(best.items(), key=lambda item: item[1], reverse=True)
 
 
 class VectorIndex:

@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 
 from guard.cli import app
 from guard.media import encode_image
-from guard.samples import sample_bytes, sample_rgb
-from tests.photos import flip, jpeg
+from guard.samples import flip, jpeg, sample_bytes, sample_rgb
 
 runner = CliRunner()
 
@@ -167,3 +166,21 @@ def test_uninitialised_data_dir_is_unavailable(workdir: Path) -> None:
     assert code == 1 and "unavailable" in output
     code, output = run("subjects", "list")
     assert code == 3 and "guard init" in output
+
+
+def test_quickstart_example_runs() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    completed = subprocess.run(
+        [sys.executable, str(root / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "her portrait: allow_with_conditions" in completed.stdout
+    assert "Tom Hanks: ('public_figure',)" in completed.stdout
+    assert "edit: allow_with_conditions" in completed.stdout

@@ -9,6 +9,13 @@ from guard.db import current_revision, downgrade_to, upgrade_to_head
 TABLES = {"subjects", "face_templates", "consent_grants", "registry_state", "erasures"}
 
 
+def test_plain_postgresql_urls_use_psycopg() -> None:
+    from guard.db import normalise_url
+
+    assert normalise_url("postgresql://u:p@h:5432/d") == "postgresql+psycopg://u:p@h:5432/d"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
 def _tables(url: str) -> set[str]:
     engine = create_engine(url)
     try:

@@ -11,11 +11,10 @@ from sqlalchemy import func, select
 from guard.faces import Face, FaceEngine
 from guard.identity.models import ConsentGrantRow, FaceTemplateRow, SubjectRow
 from guard.media import encode_image
-from guard.pipeline import CheckRequest, EditRequest, Guard
+from guard.pipeline import CheckRequest, DecisionEvent, EditRequest, Guard
 from guard.policy import ReasonCode, Verdict
-from guard.samples import SampleName, sample_bytes, sample_rgb
+from guard.samples import TRANSFORMS, SampleName, sample_bytes, sample_rgb
 from tests.conftest import GuardFactory
-from tests.photos import TRANSFORMS
 
 REQUESTER = "acme/photo-app"
 EVIDENCE = "ab" * 32
@@ -311,3 +310,65 @@ def test_identity_drift_in_output_is_denied(guard: Guard) -> None:
     assert result.image is None
     codes = set(result.decision.reason_codes)
     assert "identity_drift" in codes and "output_public_figure" in codes
+
+
+# seams and bad input ----------------------------------------------------------------------------
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.events: list[DecisionEvent] = []
+
+    def record(self, event: DecisionEvent) -> None:
+        self.events.append(event)
+
+
+class MarkingStamper:
+    def stamp(self, image: bytes, output_format: str, decision: object) -> bytes:
+        return image + b"stamped"
+
+
+def test_every_decision_reaches_the_sinks_and_outputs_the_stampers(guard: Guard) -> None:
+    enroll_model(guard)
+    sink = RecordingSink()
+    seamed = Guard(
+        guard.settings, face_engine=guard.face_engine, sinks=[sink], stampers=[MarkingStamper()]
+    )
+    portrait = crop("t1", PORTRAIT)
+    result = seamed.edit(EditRequest(image=portrait, operation="relight", requester=REQUESTER))
+    assert result.image is not None and result.image.endswith(b"stamped")
+    assert [e.decision.stage for e in sink.events] == ["input", "output"]
+    assert sink.events[1].output_sha256 == result.output_sha256
+    assert all(e.input_sha256 == result.input_sha256 for e in sink.events)
+    seamed.check(
+        CheckRequest(requester=REQUESTER, operation="relight", image=sample_bytes("tom_hanks"))
+    )
+    assert sink.events[-1].decision.reason_codes == ("public_figure",)
+    assert "embedding" not in repr(sink.events)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [b"", sample_bytes("t1")[:5000], b"GIF89a" + b"\0" * 20, b"plain text"],
+    ids=["empty", "truncated-jpeg", "broken-gif", "text"],
+)
+def test_bad_input_raises_and_changes_nothing(guard: Guard, image: bytes) -> None:
+    from guard.errors import InvalidInput
+
+    enroll_model(guard)
+    sink = RecordingSink()
+    seamed = Guard(guard.settings, face_engine=guard.face_engine, sinks=[sink])
+    with pytest.raises(InvalidInput):
+        seamed.edit(EditRequest(image=image, operation="relight", requester=REQUESTER))
+    with pytest.raises(InvalidInput):
+        seamed.check(CheckRequest(requester=REQUESTER, operation="relight", image=image))
+    with pytest.raises(InvalidInput):
+        seamed.edit(
+            EditRequest(image=crop("t1", PORTRAIT), operation="face_swap", requester=REQUESTER)
+        )
+    with pytest.raises(InvalidInput):
+        seamed.check(CheckRequest(requester=" ", operation="relight", image=crop("t1", PORTRAIT)))
+    assert sink.events == []
+    with guard.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(FaceTemplateRow)) == 1
+        assert session.scalar(select(func.count()).select_from(ConsentGrantRow)) == 1

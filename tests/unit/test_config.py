@@ -16,18 +16,20 @@ def test_defaults_derive_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert settings.data_dir == Path("var")
     assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'guard.db'}"
     assert settings.blocklist_path == Path("var") / "blocklist"
-    assert settings.match_threshold("dlib") == settings.dlib_match_threshold
-    assert settings.match_threshold("arcface") == settings.arcface_match_threshold
+    assert settings.registry_threshold("dlib") == settings.dlib_registry_threshold
+    assert settings.blocklist_threshold("arcface") == settings.arcface_blocklist_threshold
+    # A false consent match allows, a false blocklist match denies: consent is stricter.
+    assert settings.dlib_registry_threshold > settings.dlib_blocklist_threshold
 
 
 def test_environment_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "guard.toml"
-    config.write_text('data_dir = "/srv/guard"\ndlib_match_threshold = 0.95\ndevice = "cpu"\n')
+    config.write_text('data_dir = "/srv/guard"\ndlib_registry_threshold = 0.97\ndevice = "cpu"\n')
     monkeypatch.setenv("GUARD_CONFIG_FILE", str(config))
-    monkeypatch.setenv("GUARD_DLIB_MATCH_THRESHOLD", "0.94")
+    monkeypatch.setenv("GUARD_DLIB_REGISTRY_THRESHOLD", "0.96")
     settings = Settings()
     assert settings.data_dir == Path("/srv/guard")
-    assert settings.dlib_match_threshold == 0.94  # the environment wins over the file
+    assert settings.dlib_registry_threshold == 0.96  # the environment wins over the file
     assert settings.device == "cpu"
 
 
@@ -41,7 +43,7 @@ def test_guard_toml_in_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_pa
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("GUARD_DLIB_MATCH_THRESHOLD", "1.5"),
+        ("GUARD_DLIB_BLOCKLIST_THRESHOLD", "1.5"),
         ("GUARD_FACE_ENGINE", "magic"),
         ("GUARD_DEVICE", "tpu"),
     ],
