@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from guard.config import Settings
@@ -43,12 +42,12 @@ from guard.media import (
 from guard.policy import (
     Decision,
     Policy,
+    PolicySource,
     RequestFacts,
     Stage,
     Verdict,
     decide,
     deny_unavailable,
-    load_policy,
 )
 from guard.safety import drift_facts, figures_named_in
 
@@ -110,28 +109,6 @@ class OutputStamper(Protocol):
     def stamp(self, image: bytes, output_format: OutputFormat, decision: Decision) -> bytes: ...
 
 
-class _PolicySource:
-    """Loads the policy file, reloading it when it changes on disk."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._cached: tuple[tuple[int, int], Policy] | None = None
-
-    def current(self) -> Policy:
-        with self._lock:
-            try:
-                stat = self.path.stat()
-            except OSError as exc:
-                raise Unavailable(
-                    f"the policy {self.path} cannot be read (GUARD_POLICY_FILE): {exc}"
-                ) from exc
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if self._cached is None or self._cached[0] != stamp:
-                self._cached = (stamp, load_policy(self.path))
-            return self._cached[1]
-
-
 @dataclass(frozen=True)
 class _Gate:
     """The input gate's outcome, kept for the output scan."""
@@ -161,7 +138,7 @@ class Guard:
         self.face_engine = face_engine or create_face_engine(self.settings)
         self.editor: Editor = editor or ClassicEditor()
         self.blocklists = BlocklistStore(self.settings.blocklist_path)
-        self._policies = _PolicySource(self.settings.policy_file)
+        self._policies = PolicySource(self.settings.policy_file)
         self._sinks = list(sinks)
         self._stampers = list(stampers)
         self._registry: ConsentRegistry | None = None

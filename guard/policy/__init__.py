@@ -11,7 +11,7 @@ from guard.policy.decision import (
     ReasonCode,
     Verdict,
 )
-from guard.policy.model import Policy, load_policy
+from guard.policy.model import Policy, PolicySource, load_policy
 
 __all__ = [
     "DENY_CODES",
@@ -19,6 +19,7 @@ __all__ = [
     "DriftFact",
     "FaceDecision",
     "Policy",
+    "PolicySource",
     "Reason",
     "ReasonCode",
     "RequestFacts",

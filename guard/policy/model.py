@@ -10,6 +10,7 @@ turns that into a ``deny`` with reason ``unavailable`` (fail closed).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -61,3 +62,25 @@ def load_policy(path: Path) -> Policy:
         return Policy.model_validate(raw)
     except ValidationError as exc:
         raise Unavailable(f"the policy {path} is invalid (GUARD_POLICY_FILE): {exc}") from exc
+
+
+class PolicySource:
+    """Loads the policy file, reloading it when it changes on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int], Policy] | None = None
+
+    def current(self) -> Policy:
+        with self._lock:
+            try:
+                stat = self.path.stat()
+            except OSError as exc:
+                raise Unavailable(
+                    f"the policy {self.path} cannot be read (GUARD_POLICY_FILE): {exc}"
+                ) from exc
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if self._cached is None or self._cached[0] != stamp:
+                self._cached = (stamp, load_policy(self.path))
+            return self._cached[1]

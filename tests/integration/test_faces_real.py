@@ -49,9 +49,7 @@ def test_same_identity_survives_transforms(
     similarities = sorted((float(f.embedding @ reference.embedding) for f in faces), reverse=True)
     # Exactly one detection is this person (a rotated pass may add a false face on the
     # astronaut's suit: an extra "unknown" face only ever adds a denial).
-    assert similarities and similarities[0] >= SAME, (
-        f"{name} after {transform}: {similarities}"
-    )
+    assert similarities and similarities[0] >= SAME, f"{name} after {transform}: {similarities}"
     assert all(s < DIFFERENT for s in similarities[1:])
 
 
