@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # it is installed without its dependencies, which pyproject.toml lists itself.
 INSIGHTFACE := insightface==2.1
 
-.PHONY: demo test lint typecheck unit bench venv clean
+.PHONY: demo test lint typecheck bench venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,8 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/faces.py
+	$(BIN)/python bench/editor.py
+	$(BIN)/python bench/thresholds.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from guard.config import DEFAULT_POLICY_FILE
 from guard.errors import Unavailable
@@ -198,3 +200,49 @@ def test_invalid_policy_files_are_unavailable(tmp_path: Path, content: str) -> N
 def test_missing_policy_file_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         load_policy(tmp_path / "absent.yaml")
+
+
+GRANTS = st.sampled_from(
+    [
+        grant(),
+        grant(scopes=("color_grade",)),
+        grant(revoked_at=NOW - timedelta(seconds=1)),
+        grant(expires_at=NOW),
+        grant(not_before=NOW + timedelta(hours=1)),
+    ]
+)
+FACES = st.builds(
+    lambda subject, figure, grants, linked: (subject, figure, tuple(grants), linked),
+    st.booleans(),
+    st.booleans(),
+    st.lists(GRANTS, max_size=3),
+    st.sampled_from([None, "fig", "other"]),
+)
+
+
+@given(st.lists(FACES, max_size=6), st.sampled_from(["relight", "face_swap"]), st.booleans())
+def test_verdict_is_deny_exactly_when_some_reason_denies(
+    faces: list[tuple[bool, bool, tuple[ConsentGrant, ...], str | None]],
+    operation: str,
+    names_figure: bool,
+) -> None:
+    request = facts(
+        *(
+            face(subject=s, figure=f, grants=g, linked_figure=linked, index=i)
+            for i, (s, f, g, linked) in enumerate(faces)
+        ),
+        operation=operation,
+        prompt_figures=("fig",) if names_figure else (),
+    )
+    decision = decide(POLICY, request)
+    assert len(decision.faces) == len(faces)
+    assert (decision.verdict is Verdict.DENY) == any(r.denies for r in decision.reasons)
+    if decision.allowed:
+        assert all(f.verdict is Verdict.ALLOW for f in decision.faces)
+        assert operation in POLICY.operations and not names_figure
+    for face_decision, (subject, figure, grants, linked) in zip(decision.faces, faces, strict=True):
+        if face_decision.verdict is Verdict.ALLOW:
+            # Allowed faces are never unknown and always rest on an active grant in scope.
+            assert subject
+            assert any(g.status_at(NOW).value == "active" and "relight" in g.scopes for g in grants)
+            assert not figure or linked == "fig"
