@@ -2,6 +2,10 @@
 ResNet descriptor, with the weights shipped in the ``face_recognition_models`` package.
 
 dlib's model files are public domain (davisking/dlib-models) and may be used commercially.
+
+HOG only sees upright faces, so detection also runs on copies turned by the angles in
+``GUARD_DLIB_ROTATION_SWEEP`` (see :mod:`guard.faces.rotation`); each face is then embedded from
+the view it was found in, where it is upright.
 """
 
 from __future__ import annotations
