@@ -23,6 +23,7 @@ from rich.table import Table
 
 from guard.config import Settings
 from guard.errors import ConfigurationError, GuardError, InvalidInput, Unavailable
+from guard.identity import PublicFigure
 from guard.policy import Decision, Verdict
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Likeness Guard")
@@ -323,6 +324,16 @@ def _progress() -> Progress:
     )
 
 
+def _figure_json(figure: PublicFigure) -> dict[str, Any]:
+    """A figure for --json output: its vector ids are internal, only their count is shown."""
+    return {
+        "id": figure.id,
+        "name": figure.name,
+        "aliases": figure.aliases,
+        "vectors": len(figure.vector_ids),
+    }
+
+
 @blocklist_app.command("build")
 def blocklist_build(
     folder: Annotated[
@@ -395,14 +406,7 @@ def blocklist_add(
         figure = blocklist.add_figure(figure_id, name, embeddings, aliases=alias or [])
         guard.blocklists.save(blocklist)
     if json_output:
-        _emit_json(
-            {
-                "id": figure.id,
-                "name": figure.name,
-                "aliases": figure.aliases,
-                "vectors": len(figure.vector_ids),
-            }
-        )
+        _emit_json(_figure_json(figure))
     else:
         out.print(f"{figure.id}: {len(figure.vector_ids)} reference face(s)")
 
@@ -424,12 +428,7 @@ def blocklist_list(json_output: JsonFlag = False) -> None:
     with _errors():
         figures = _guard().blocklists.current().list_figures()
     if json_output:
-        _emit_json(
-            [
-                {"id": f.id, "name": f.name, "aliases": f.aliases, "vectors": len(f.vector_ids)}
-                for f in figures
-            ]
-        )
+        _emit_json([_figure_json(f) for f in figures])
         return
     table = Table("id", "name", "aliases", "reference faces")
     for f in figures:

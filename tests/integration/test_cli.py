@@ -96,32 +96,11 @@ def test_full_cli_flow(workdir: Path) -> None:
     assert decision["verdict"] == "deny" and len(decision["faces"]) == 6  # type: ignore[index]
     assert "embedding" not in json.dumps(decision)
 
-    code, output = run(
-        "edit",
-        "photos/portrait.jpg",
-        "--op",
-        "relight",
-        "--as",
-        "acme/app",
-        "--param",
-        "direction=right",
-        "--out",
-        "out/relit.jpg",
-    )
+    relight = ("edit", "photos/portrait.jpg", "--op", "relight", "--as", "acme/app")
+    code, output = run(*relight, "--param", "direction=right", "--out", "out/relit.jpg")
     assert code == 0 and (workdir / "out" / "relit.jpg").stat().st_size > 1000
     assert "identity_preserved" in output
-    code, output = run(
-        "edit",
-        "photos/portrait.jpg",
-        "--op",
-        "relight",
-        "--as",
-        "acme/app",
-        "--prompt",
-        "as Tom Hanks",
-        "--out",
-        "out/no.png",
-    )
+    code, output = run(*relight, "--prompt", "as Tom Hanks", "--out", "out/no.png")
     assert code == 1 and not (workdir / "out" / "no.png").exists()
 
     run("consent", "revoke", grant["id"])  # type: ignore[index]
