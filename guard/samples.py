@@ -83,3 +83,68 @@ TRANSFORMS: dict[str, Callable[[RGBImage], RGBImage]] = {
     "flip": flip,
     "crop10": crop10,
 }
+
+
+_SKIMAGE_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "brick",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "retina",
+    "immunohistochemistry",
+    "moon",
+    "coins",
+)
+_INSIGHTFACE_PHOTOS = (
+    "t1.jpg",
+    "mask_black.jpg",
+    "mask_blue.jpg",
+    "mask_green.jpg",
+    "mask_white.jpg",
+)
+
+
+def natural_photos() -> dict[str, RGBImage]:
+    """Every real photograph the installed packages ship (19: scikit-image's and insightface's)."""
+    from skimage import data
+
+    photos: dict[str, RGBImage] = {}
+    for name in _SKIMAGE_PHOTOS:
+        pixels = np.asarray(getattr(data, name)())
+        photos[name] = np.ascontiguousarray(
+            np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
+        )
+    stereo: Callable[[], tuple[RGBImage, RGBImage, object]] = data.stereo_motorcycle
+    photos["motorcycle"] = np.asarray(stereo()[0])
+    for file in _INSIGHTFACE_PHOTOS:
+        photos[Path(file).stem] = decode_image((_insightface_images() / file).read_bytes()).rgb
+    return photos
+
+
+def photo_crops(count: int, side: int, *, seed: int = 0) -> list[RGBImage]:
+    """``count`` distinct square crops (at least half the photo's short side) resized to ``side``.
+
+    The first crop of each photo is its largest centred square; later ones are random.
+    """
+    photos = list(natural_photos().values())
+    rng = np.random.default_rng(seed)
+    crops: list[RGBImage] = []
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        height, width = photo.shape[:2]
+        short = min(height, width)
+        if index < len(photos):
+            size, top, left = short, (height - short) // 2, (width - short) // 2
+        else:
+            size = int(rng.integers(short // 2, short + 1))
+            top = int(rng.integers(0, height - size + 1))
+            left = int(rng.integers(0, width - size + 1))
+        square = photo[top : top + size, left : left + size]
+        interpolation = cv2.INTER_AREA if size > side else cv2.INTER_CUBIC
+        crops.append(np.asarray(cv2.resize(square, (side, side), interpolation=interpolation)))
+    return crops
