@@ -4,9 +4,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BASELINES := $(VENV)/.baselines-stamp
+# A second, independent C2PA reader (c2pa-ts, pure TypeScript) that the tests compare ours with.
+INTEROP := tests/interop/node_modules/.package-lock.json
 # insightface 2.1 declares the GUI opencv-python (needs libGL, and overwrites the headless cv2/);
 # it is installed without its dependencies, which pyproject.toml lists itself.
 INSIGHTFACE := insightface==2.1
+INVISIBLE_WATERMARK := invisible-watermark==0.2.0
 
 .PHONY: demo test lint typecheck bench venv clean
 
@@ -20,6 +24,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "import cv2, dlib, faiss, insightface; print('environment ready: opencv', cv2.__version__, 'dlib', dlib.__version__, 'faiss', faiss.__version__)"
 	touch $(STAMP)
 
+# The invisible-watermark baselines (torch, CPU build) for tests and benchmarks only: the demo and
+# the library do not need them.
+$(BASELINES): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,baselines]'
+	$(BIN)/python -m pip install --quiet --no-deps $(INVISIBLE_WATERMARK)
+	touch $(BASELINES)
+
 demo: $(STAMP)
 	$(BIN)/guard demo --out demo-out
 
@@ -30,13 +41,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy guard
 
-test: lint typecheck
+$(INTEROP): tests/interop/package.json tests/interop/package-lock.json
+	npm ci --prefix tests/interop --ignore-scripts --no-audit --no-fund --loglevel=error
+
+test: lint typecheck $(BASELINES) $(INTEROP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(BASELINES)
 	$(BIN)/python bench/faces.py
 	$(BIN)/python bench/editor.py
 	$(BIN)/python bench/thresholds.py
+	$(BIN)/python bench/watermark.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -29,10 +29,11 @@ from guard.pipeline import (
     DecisionSink,
     EditRequest,
     Guard,
-    OutputStamper,
     Result,
+    StampRequest,
 )
 from guard.policy import Decision, FaceDecision, Reason, ReasonCode, Verdict
+from guard.provenance import Outcome, StampedImage, VerificationReport
 
 __version__ = "0.1.0"
 
@@ -49,15 +50,18 @@ __all__ = [
     "GuardError",
     "InvalidInput",
     "NotFound",
-    "OutputStamper",
+    "Outcome",
     "PayloadTooLarge",
     "PolicyDenied",
     "Reason",
     "ReasonCode",
     "Result",
     "Settings",
+    "StampRequest",
+    "StampedImage",
     "Unavailable",
     "UnsupportedMedia",
     "Verdict",
+    "VerificationReport",
     "__version__",
 ]

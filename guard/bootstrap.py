@@ -10,6 +10,7 @@ from guard.db import current_revision, upgrade_to_head
 from guard.faces import FaceEngine
 from guard.identity import Blocklist, BlocklistStore
 from guard.keys import create_dev_keys
+from guard.provenance import DevSigningFiles, create_dev_signing_identity
 
 
 @dataclass(frozen=True)
@@ -19,16 +20,27 @@ class InitReport:
     keys_created: tuple[Path, ...]
     blocklist_created: bool
     blocklist_dir: Path
+    signing: DevSigningFiles | None = None
 
 
-def initialise(settings: Settings, engine: FaceEngine) -> InitReport:
-    """Idempotent: upgrades the schema to head, creates missing dev keys (only when the keys are
-    not given by settings) and an empty blocklist for ``engine`` if none exists."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade_to_head(settings.database_url)
+def create_keys(settings: Settings) -> tuple[list[Path], DevSigningFiles | None]:
+    """Missing development keys: template and HMAC keys, and a local C2PA signing identity,
+    each only where the settings do not name production ones."""
     keys_created: list[Path] = []
     if settings.template_key is None or settings.hmac_key is None:
         keys_created = create_dev_keys(settings.keys_dir)
+    signing = None
+    if settings.c2pa_cert_chain is None and settings.c2pa_private_key is None:
+        signing = create_dev_signing_identity(settings.c2pa_keys_dir)
+    return keys_created, signing
+
+
+def initialise(settings: Settings, engine: FaceEngine) -> InitReport:
+    """Idempotent: upgrades the schema to head, creates missing dev keys (see
+    :func:`create_keys`) and an empty blocklist for ``engine`` if none exists."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_to_head(settings.database_url)
+    keys_created, signing = create_keys(settings)
     store = BlocklistStore(settings.blocklist_path)
     created = not store.exists()
     if created:
@@ -42,4 +54,5 @@ def initialise(settings: Settings, engine: FaceEngine) -> InitReport:
         keys_created=tuple(keys_created),
         blocklist_created=created,
         blocklist_dir=settings.blocklist_path,
+        signing=signing,
     )

@@ -1,6 +1,7 @@
 """The ``guard`` command: parses arguments, calls the library, prints. No logic of its own.
 
 Exit codes: 0 success / allowed, 1 denied, 2 bad input or usage, 3 unavailable or misconfigured.
+``guard verify`` has its own: 0 valid or recovered, 1 tampered or not from this guard, 2 error.
 Every command takes ``--json`` for machine-readable output.
 """
 
@@ -30,6 +31,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Likeness Gua
 subjects_app = typer.Typer(no_args_is_help=True, help="People in the consent registry.")
 consent_app = typer.Typer(no_args_is_help=True, help="Consent grants.")
 blocklist_app = typer.Typer(no_args_is_help=True, help="The public-figure blocklist.")
+keys_app = typer.Typer(no_args_is_help=True, help="Development keys and signing credentials.")
+app.add_typer(keys_app, name="keys")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(consent_app, name="consent")
 app.add_typer(blocklist_app, name="blocklist")
@@ -141,6 +144,33 @@ def init(json_output: JsonFlag = False) -> None:
         out.print(f"created development key {path} (keep it secret; back it up)")
     if report.blocklist_created:
         out.print(f"created an empty blocklist in {report.blocklist_dir}")
+    _print_signing(report.signing)
+
+
+def _print_signing(signing: Any) -> None:
+    from guard.provenance import DEV_CA_NOTICE
+
+    if signing is None or not signing.created:
+        return
+    out.print(f"created a development C2PA CA {signing.ca} and signing certificate {signing.chain}")
+    out.print(f"[yellow]{DEV_CA_NOTICE}[/yellow]")
+
+
+@keys_app.command("init")
+def keys_init(json_output: JsonFlag = False) -> None:
+    """Create missing development keys: template, HMAC and a local C2PA signing identity."""
+    from guard.bootstrap import create_keys
+
+    with _errors():
+        created, signing = create_keys(Settings())
+    if json_output:
+        _emit_json({"keys_created": created, "signing": signing})
+        return
+    for path in created:
+        out.print(f"created development key {path} (keep it secret; back it up)")
+    if signing is not None and not signing.created:
+        out.print(f"C2PA signing credentials already exist in {signing.directory}")
+    _print_signing(signing)
 
 
 # subjects -----------------------------------------------------------------------------------
@@ -504,6 +534,12 @@ def edit(
         if result.image is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_bytes(result.image)
+    _print_result(result, output, json_output)
+
+
+def _print_result(result: Any, output: Path, json_output: bool) -> None:
+    """An edit's or a stamp's decisions and, when released, where the stamped file went."""
+    stamped = result.provenance
     if json_output:
         _emit_json(
             {
@@ -511,18 +547,114 @@ def edit(
                 "input_decision": result.input_decision,
                 "output": str(output) if result.image else None,
                 "output_sha256": result.output_sha256,
+                "watermark_record_id": f"{stamped.record_id:012x}" if stamped else None,
+                "manifest_label": stamped.manifest_label if stamped else None,
             }
         )
     else:
-        if result.output_decision is not None:
+        if result.output_decision is not None and result.input_decision is not result.decision:
             out.print("[bold]input gate[/bold]")
             print_decision(result.input_decision)
             out.print("[bold]output scan[/bold]")
         print_decision(result.decision)
-        if result.image is not None:
-            out.print(f"wrote {output}")
+        if stamped is not None:
+            out.print(
+                f"wrote {output} (watermark record {stamped.record_id:012x}, "
+                f"C2PA manifest {stamped.manifest_label})"
+            )
     if result.image is None:
         raise typer.Exit(EXIT_DENIED)
+
+
+@app.command()
+def stamp(
+    image: Path,
+    generator: Annotated[str, typer.Option(help="The generator that made IMAGE (name).")],
+    output: Annotated[Path, typer.Option("--out", help="Where to write the stamped image.")],
+    generator_version: Annotated[str, typer.Option(help="The generator's version.")] = "unknown",
+    source: Annotated[
+        Path | None, typer.Option(help="The input the generator edited, if any (parent).")
+    ] = None,
+    prompt: Annotated[str, typer.Option(help="The generation prompt, screened.")] = "",
+    requester: AsOption = "cli",
+    operation: Annotated[str, typer.Option("--op", help="Operation name in the policy.")] = (
+        "generate"
+    ),
+    json_output: JsonFlag = False,
+) -> None:
+    """Scan an image another generator made; watermark, sign and write OUT when allowed."""
+    from guard.media import output_format_for
+    from guard.pipeline import StampRequest
+
+    with _errors():
+        request = StampRequest(
+            image=_read(image),
+            requester=requester,
+            generator=generator,
+            generator_version=generator_version,
+            operation=operation,
+            prompt=prompt,
+            source_image=_read(source) if source is not None else None,
+            output_format=output_format_for(output.suffix),
+        )
+        result = _guard().stamp(request)
+        if result.image is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_bytes(result.image)
+    _print_result(result, output, json_output)
+
+
+@app.command()
+def verify(image: Path, json_output: JsonFlag = False) -> None:
+    """Is IMAGE an untouched output of this guard, and under which decision?
+
+    Exit 0 valid (or recovered from the watermark or fingerprint), 1 tampered or not from this
+    guard, 2 error.
+    """
+    try:
+        report = _guard().verify(_read(image))
+    except GuardError as exc:
+        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    if json_output:
+        _emit_json(report.to_dict())
+    else:
+        print_verification(report)
+    raise typer.Exit(report.exit_code)
+
+
+def print_verification(report: Any) -> None:
+    colour = {0: "green", 1: "red"}.get(report.exit_code, "yellow")
+    out.print(f"[bold {colour}]{report.outcome.value.upper()}[/bold {colour}]: {report.summary}")
+    manifest = report.manifest
+    if manifest.found:
+        trust = "trusted" if manifest.trusted else "not on your trust list"
+        out.print(f"  C2PA manifest {manifest.label}: {manifest.state} ({trust})")
+        for problem in manifest.problems:
+            out.print(f"    failed: {problem}")
+    else:
+        out.print(
+            f"  C2PA manifest: none{f' ({manifest.reader_error})' if manifest.reader_error else ''}"
+        )
+    mark = report.watermark
+    if mark is not None:
+        found = f"record {mark.record_id}, confidence {mark.confidence}" if mark.found else "none"
+        out.print(f"  watermark ({mark.algorithm}): {found}")
+    if report.recovered is not None:
+        recovered = report.recovered
+        distance = (
+            f", fingerprint distance {recovered.fingerprint_distance}"
+            if recovered.fingerprint_distance is not None
+            else ""
+        )
+        out.print(f"  recovered via {recovered.via}: manifest {recovered.manifest_label}{distance}")
+    if report.decision is not None:
+        decision = report.decision
+        out.print(
+            f"  decision {decision.get('decision_id')}: {decision.get('verdict')} "
+            f"({', '.join(decision.get('reason_codes', []))}; policy "
+            f"{decision.get('policy', {}).get('id')} v{decision.get('policy', {}).get('version')})"
+        )
 
 
 @app.command()

@@ -89,6 +89,29 @@ class Settings(BaseSettings):
     policy_file: Path = DEFAULT_POLICY_FILE
     blocklist_dir: Path | None = None
 
+    c2pa_cert_chain: Path | None = Field(
+        default=None,
+        description="PEM chain, signer first; default <data_dir>/keys/c2pa/signing-chain.pem.",
+    )
+    c2pa_private_key: Path | None = Field(
+        default=None,
+        description="PEM EC P-256 key for C2PA; default <data_dir>/keys/c2pa/signing-key.pem.",
+    )
+    c2pa_tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 timestamp authority for C2PA signatures (none: offline).",
+    )
+    c2pa_trust_anchors: Path | None = Field(
+        default=None,
+        description="PEM CA certificates `verify` trusts (none: signatures valid but untrusted).",
+    )
+    # Thumbnails add ~250 KiB and most of the signing time (docs/benchmarks.md).
+    c2pa_thumbnails: bool = False
+    watermark_psnr_db: float = Field(default=41.0, ge=40.0, le=60.0)
+    # pHash Hamming distance (of 64 bits) under which `verify` treats two images as the same one:
+    # re-encodes and resizes land within ~4, unrelated photos around 32 (docs/benchmarks.md).
+    fingerprint_max_distance: int = Field(default=8, ge=0, le=20)
+
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     allow_multiframe: bool = False
@@ -104,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def c2pa_keys_dir(self) -> Path:
+        return self.keys_dir / "c2pa"
 
     @property
     def blocklist_path(self) -> Path:

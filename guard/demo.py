@@ -3,6 +3,9 @@
 It creates a fresh data directory under the output folder (SQLite, development keys), builds a
 blocklist holding two real public figures, enrolls one person from the group photo with a
 consent grant, then runs three requests and prints each decision with its per-face explanation.
+The allowed output is watermarked and C2PA-signed; the demo verifies it, then strips its metadata
+the way a social network would (JPEG 75, half size) and shows the manifest recovered through the
+watermark.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from pathlib import Path
 from rich.console import Console
 
 from guard.bootstrap import initialise
-from guard.cli import print_decision
+from guard.cli import print_decision, print_verification
 from guard.config import Settings
 from guard.identity import build_from_folder
-from guard.media import encode_image
+from guard.media import decode_image, encode_image
 from guard.pipeline import CheckRequest, EditRequest, Guard
-from guard.samples import flip, sample_bytes, sample_rgb
+from guard.samples import flip, half, sample_bytes, sample_rgb
 
 REQUESTER = "demo-tenant/photo-app"
 # Regions of t1.jpg (y0, y1, x0, x1) around the woman on the left: one tight crop to enroll from,
@@ -117,6 +120,12 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
     if result.image is not None:
         edited = _write(out_dir / "model-a-background-blur.png", result.image)
         console.print(f"[bold]output:[/bold] {edited}")
+        console.rule("1b. Verify the output, then as a social network re-posts it")
+        print_verification(guard.verify(result.image))
+        reposted = encode_image(half(decode_image(result.image).rgb), "jpeg", quality=75)
+        stripped = _write(out_dir / "model-a-reposted.jpg", reposted)
+        console.print(f"[bold]{stripped}[/bold] (JPEG 75, half size, metadata gone):")
+        print_verification(guard.verify(reposted))
 
     console.rule("2. Tom Hanks, mirrored and re-compressed (public figure)")
     result = guard.edit(
@@ -134,6 +143,9 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
 
     console.rule("outputs")
     console.print(f"photos used: {photos['portrait'].parent}")
-    console.print(f"edited image: {out_dir / 'model-a-background-blur.png'}")
+    console.print(
+        f"edited image (watermarked, C2PA-signed): {out_dir / 'model-a-background-blur.png'}"
+    )
+    console.print(f"re-posted copy (no metadata): {out_dir / 'model-a-reposted.jpg'}")
     console.print(f"data directory: {data_dir}")
     guard.close()

@@ -1,4 +1,5 @@
-"""``Guard``: composes the stages for ``check`` (input gate) and ``edit`` (gate, edit, output scan).
+"""``Guard``: composes the stages for ``check`` (input gate), ``edit`` (gate, edit, output scan,
+provenance), ``stamp`` (scan and provenance for an image made elsewhere) and ``verify``.
 
     >>> from guard import Guard, EditRequest
     >>> guard = Guard()                                                 # doctest: +SKIP
@@ -11,16 +12,17 @@ This module decides nothing itself: faces come from ``faces``, identities from `
 verdicts from ``policy``, pixels from ``editors``. Anything a decision depends on that cannot be
 read (registry, blocklist, policy, keys) yields a ``deny`` with reason ``unavailable``.
 
-Seams for the next stages: every decision goes to each ``DecisionSink`` (the audit log plugs in
-here) before the caller sees it, and each allowed output passes through each ``OutputStamper``
-(watermark and C2PA plug in here) before it is returned.
+Every allowed output is watermarked, signed (C2PA) and stored before it is returned; if that
+cannot happen (no signing key, database down) the output is withheld and the decision becomes a
+``deny`` with reason ``unavailable``. Every decision goes to each ``DecisionSink`` (the audit log
+plugs in here) before the caller sees it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from guard.config import Settings
@@ -31,14 +33,7 @@ from guard.errors import InvalidInput, Unavailable
 from guard.faces import Face, FaceEngine, create_face_engine
 from guard.identity import BlocklistStore, ConsentRegistry, FaceFacts, Matcher
 from guard.keys import keyed_hasher, template_cipher
-from guard.media import (
-    DecodedImage,
-    OutputFormat,
-    RGBImage,
-    content_hash,
-    decode_image,
-    encode_image,
-)
+from guard.media import DecodedImage, OutputFormat, RGBImage, decode_image
 from guard.policy import (
     Decision,
     Policy,
@@ -48,6 +43,15 @@ from guard.policy import (
     Verdict,
     decide,
     deny_unavailable,
+)
+from guard.provenance import (
+    Provenance,
+    SoftwareAgent,
+    StampContext,
+    StampedImage,
+    VerificationReport,
+    consent_grant_refs,
+    parent_ingredient,
 )
 from guard.safety import drift_facts, figures_named_in
 
@@ -77,9 +81,28 @@ class EditRequest:
 
 
 @dataclass(frozen=True)
+class StampRequest:
+    """An image another generator made, to be scanned and, if allowed, watermarked and signed.
+
+    ``source_image`` is the input the generator started from, if any: it becomes the manifest's
+    parent ingredient. ``output_format`` defaults to the image's own (PNG for non-web formats).
+    """
+
+    image: bytes
+    requester: str
+    generator: str
+    generator_version: str = "unknown"
+    operation: str = "generate"
+    prompt: str = ""
+    source_image: bytes | None = None
+    output_format: OutputFormat | None = None
+
+
+@dataclass(frozen=True)
 class Result:
-    """What ``Guard.edit`` returns. ``decision`` is the final word: the output scan's when the
-    editor ran, else the input gate's. ``image`` is set only when it is allowed."""
+    """What ``Guard.edit`` and ``Guard.stamp`` return. ``decision`` is the final word: the output
+    scan's when there was an output, else the input gate's. ``image`` (watermarked, with a signed
+    C2PA manifest) and ``provenance`` are set only when it is allowed."""
 
     decision: Decision
     input_decision: Decision
@@ -88,6 +111,7 @@ class Result:
     input_sha256: str
     output_sha256: str | None
     editor: str
+    provenance: StampedImage | None = None
 
 
 @dataclass(frozen=True)
@@ -99,14 +123,12 @@ class DecisionEvent:
     operation: str
     input_sha256: str | None
     output_sha256: str | None = None
+    watermark_record_id: int | None = None
+    manifest_label: str | None = None
 
 
 class DecisionSink(Protocol):
     def record(self, event: DecisionEvent) -> None: ...
-
-
-class OutputStamper(Protocol):
-    def stamp(self, image: bytes, output_format: OutputFormat, decision: Decision) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -130,7 +152,7 @@ class Guard:
         face_engine: FaceEngine | None = None,
         editor: Editor | None = None,
         sinks: Sequence[DecisionSink] = (),
-        stampers: Sequence[OutputStamper] = (),
+        provenance: Provenance | None = None,
     ) -> None:
         self.settings = settings or Settings()
         configure_faiss_threads(self.settings.faiss_threads)
@@ -140,7 +162,7 @@ class Guard:
         self.blocklists = BlocklistStore(self.settings.blocklist_path)
         self._policies = PolicySource(self.settings.policy_file)
         self._sinks = list(sinks)
-        self._stampers = list(stampers)
+        self.provenance = provenance or Provenance(self.settings, self.db)
         self._registry: ConsentRegistry | None = None
         self._registry_lock = threading.Lock()
 
@@ -211,30 +233,79 @@ class Guard:
         edited = self.editor.edit(decoded.rgb, gate.faces, request.operation, request.params)
         output_decision = self._scan_output(gate, edited, request)
         self._record(gate.decision, request.requester, request.operation, decoded.sha256)
-        image = None
-        output_sha256 = None
-        if output_decision.allowed:
-            image = encode_image(edited, request.output_format)
-            for stamper in self._stampers:
-                image = stamper.stamp(image, request.output_format, output_decision)
-            output_sha256 = content_hash(image)
-        self._record(
-            output_decision, request.requester, request.operation, decoded.sha256, output_sha256
+        context = StampContext(
+            decision=output_decision,
+            operation=request.operation,
+            software_agent=SoftwareAgent(self.editor.name, self.editor.version),
+            parent=parent_ingredient(decoded, request.image),
         )
+        output_decision, stamped = self._release(
+            edited, request.output_format, context, grants_from=gate.decision
+        )
+        self._record(output_decision, request.requester, request.operation, decoded.sha256, stamped)
         return Result(
             output_decision,
             gate.decision,
             output_decision,
-            image,
+            stamped.data if stamped else None,
             decoded.sha256,
-            output_sha256,
+            stamped.sha256 if stamped else None,
             self.editor.name,
+            stamped,
         )
+
+    def stamp(self, request: StampRequest) -> Result:
+        """Scan an image another generator made; watermark, sign and return it if allowed."""
+        decoded = self.decode(request.image)
+        gate = self._gate(
+            decoded,
+            requester=request.requester,
+            operation=request.operation,
+            prompt=request.prompt,
+            stage="output",
+        )
+        stamped = None
+        decision = gate.decision
+        if decision.allowed:
+            source = self.decode(request.source_image) if request.source_image else None
+            context = StampContext(
+                decision=decision,
+                operation=request.operation,
+                software_agent=SoftwareAgent(request.generator, request.generator_version),
+                parent=(
+                    parent_ingredient(source, request.source_image)
+                    if source is not None and request.source_image is not None
+                    else None
+                ),
+            )
+            fmt = request.output_format or _web_format(decoded.source_format)
+            decision, stamped = self._release(decoded.rgb, fmt, context, grants_from=decision)
+        self._record(decision, request.requester, request.operation, decoded.sha256, stamped)
+        return Result(
+            decision,
+            decision,
+            decision,
+            stamped.data if stamped else None,
+            decoded.sha256,
+            stamped.sha256 if stamped else None,
+            request.generator,
+            stamped,
+        )
+
+    def verify(self, data: bytes) -> VerificationReport:
+        """Is ``data`` an output of this guard, untouched, and under which decision?"""
+        return self.provenance.verify(data, self.decode)
 
     # stages ----------------------------------------------------------------------------------
 
     def _gate(
-        self, decoded: DecodedImage | None, *, requester: str, operation: str, prompt: str
+        self,
+        decoded: DecodedImage | None,
+        *,
+        requester: str,
+        operation: str,
+        prompt: str,
+        stage: Stage = "input",
     ) -> _Gate:
         if not requester.strip():
             raise InvalidInput("requester (the grantee asking for the edit) must not be empty")
@@ -252,7 +323,7 @@ class Guard:
             faces = self.face_engine.detect_and_embed(decoded.rgb) if decoded else []
             facts = matcher.facts_for(faces, requester=requester)
             request_facts = RequestFacts(
-                stage="input",
+                stage=stage,
                 requester=requester,
                 operation=operation,
                 faces=tuple(facts),
@@ -260,7 +331,7 @@ class Guard:
             )
             return _Gate(decide(policy, request_facts), faces, facts, matcher, policy)
         except Unavailable as exc:
-            return _Gate(self._unavailable(exc, "input", policy), [], [], None, policy)
+            return _Gate(self._unavailable(exc, stage, policy), [], [], None, policy)
 
     def _scan_output(self, gate: _Gate, edited: RGBImage, request: EditRequest) -> Decision:
         assert gate.matcher is not None and gate.policy is not None  # an allowed gate has both
@@ -291,6 +362,33 @@ class Guard:
         except Unavailable as exc:
             return self._unavailable(exc, "output", gate.policy)
 
+    def _release(
+        self,
+        rgb: RGBImage,
+        output_format: OutputFormat,
+        context: StampContext,
+        *,
+        grants_from: Decision,
+    ) -> tuple[Decision, StampedImage | None]:
+        """Watermark, sign and store an allowed output; withhold it (deny) if that fails."""
+        if not context.decision.allowed:
+            return context.decision, None
+        try:
+            refs = consent_grant_refs(grants_from, keyed_hasher(self.settings))
+            stamped = self.provenance.stamp(
+                rgb, output_format, replace(context, consent_grant_refs=refs)
+            )
+            return context.decision, stamped
+        except Unavailable as exc:
+            message = f"the output cannot be stamped, so it is withheld: {exc.message}"
+            return deny_unavailable(message, stage="output", policy=self._policy_or_none()), None
+
+    def _policy_or_none(self) -> Policy | None:
+        try:
+            return self.policy()
+        except Unavailable:
+            return None
+
     @staticmethod
     def _unavailable(exc: Unavailable, stage: Stage, policy: Policy | None) -> Decision:
         return deny_unavailable(exc.message, stage=stage, policy=policy)
@@ -301,8 +399,23 @@ class Guard:
         requester: str,
         operation: str,
         input_sha256: str | None,
-        output_sha256: str | None = None,
+        stamped: StampedImage | None = None,
     ) -> None:
-        event = DecisionEvent(decision, requester, operation, input_sha256, output_sha256)
+        event = DecisionEvent(
+            decision,
+            requester,
+            operation,
+            input_sha256,
+            stamped.sha256 if stamped else None,
+            stamped.record_id if stamped else None,
+            stamped.manifest_label if stamped else None,
+        )
         for sink in self._sinks:
             sink.record(event)
+
+
+_WEB_FORMATS: dict[str, OutputFormat] = {"JPEG": "jpeg", "WEBP": "webp"}
+
+
+def _web_format(source_format: str) -> OutputFormat:
+    return _WEB_FORMATS.get(source_format, "png")

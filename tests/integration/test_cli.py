@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from guard.cli import app
-from guard.media import encode_image
+from guard.media import RGBImage, decode_image, encode_image
 from guard.samples import flip, jpeg, sample_bytes, sample_rgb
 
 runner = CliRunner()
@@ -58,7 +58,8 @@ def run_json(*args: str) -> object:
 
 def test_full_cli_flow(workdir: Path) -> None:
     code, output = run("init")
-    assert code == 0 and "schema 0001" in output and "template.key" in output
+    assert code == 0 and "schema 0002" in output and "template.key" in output
+    assert "on no public" in output and "signing-chain.pem" in output
 
     built = run_json("blocklist", "build", "figures")
     assert built["figures"] == 2  # type: ignore[index]
@@ -100,6 +101,7 @@ def test_full_cli_flow(workdir: Path) -> None:
     code, output = run(*relight, "--param", "direction=right", "--out", "out/relit.jpg")
     assert code == 0 and (workdir / "out" / "relit.jpg").stat().st_size > 1000
     assert "identity_preserved" in output
+    assert "watermark record" in output and "C2PA manifest urn:c2pa:" in output
     code, output = run(*relight, "--prompt", "as Tom Hanks", "--out", "out/no.png")
     assert code == 1 and not (workdir / "out" / "no.png").exists()
 
@@ -119,6 +121,48 @@ def test_full_cli_flow(workdir: Path) -> None:
     assert run_json("check", "photos/hanks-upload.jpg", "--as", "acme/app")["reason_codes"] == [
         "no_consent"
     ]  # type: ignore[index]
+
+
+def sample_rgb_of(path: Path) -> RGBImage:
+    return decode_image(path.read_bytes()).rgb
+
+
+def test_stamp_and_verify(workdir: Path) -> None:
+    assert run("init")[0] == 0
+    assert run("blocklist", "build", "figures")[0] == 0
+    stamp = ("stamp", "--generator", "acme-gen", "--as", "acme/app")
+    code, output = run(*stamp, "figures/nobody/coffee.png", "--out", "out/gen.png")
+    assert code == 0 and "watermark record" in output and "C2PA manifest urn:c2pa:" in output
+    code, output = run(*stamp, "figures/nobody/coffee.png", "--out", "out/gen.webp")
+    assert code == 0 and (workdir / "out" / "gen.webp").exists()
+    code, output = run(*stamp, "figures/tom-hanks/ref.png", "--out", "out/th.png")
+    assert code == 1 and "output_public_figure" in output
+    assert not (workdir / "out" / "th.png").exists()
+
+    code, output = run("verify", "out/gen.png")
+    assert code == 0 and "VALID" in output and "no_faces" in output
+    report = json.loads(runner.invoke(app, ["verify", "out/gen.webp", "--json"]).stdout)
+    assert report["outcome"] == "valid" and report["exit_code"] == 0
+    assert report["decision"]["policy"]["id"] == "default"
+    stripped = encode_image(jpeg(sample_rgb_of(workdir / "out" / "gen.png"), 80))
+    (workdir / "out" / "stripped.png").write_bytes(stripped)
+    code, output = run("verify", "out/stripped.png")
+    assert code == 0 and "RECOVERED" in output and "recovered via watermark" in output
+    code, output = run("verify", "photos/group.jpg")
+    assert code == 1 and "NOT_FROM_THIS_GUARD" in output
+    (workdir / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    code, output = run("verify", "garbage.png")
+    assert code == 2 and "ERROR" in output
+    code, output = run("verify", "missing.png")
+    assert code == 2 and "cannot read" in output
+
+
+def test_keys_init_creates_the_signing_identity_once(workdir: Path) -> None:
+    code, output = run("keys", "init")
+    assert code == 0 and "development C2PA CA" in output and "on no public" in output
+    created = run_json("keys", "init")
+    assert created["keys_created"] == [] and created["signing"]["created"] is False  # type: ignore[index]
+    assert (workdir / "var" / "keys" / "c2pa" / "signing-key.pem").stat().st_mode & 0o077 == 0
 
 
 def test_add_single_figure_and_errors(workdir: Path) -> None:

@@ -323,22 +323,17 @@ class RecordingSink:
         self.events.append(event)
 
 
-class MarkingStamper:
-    def stamp(self, image: bytes, output_format: str, decision: object) -> bytes:
-        return image + b"stamped"
-
-
-def test_every_decision_reaches_the_sinks_and_outputs_the_stampers(guard: Guard) -> None:
+def test_every_decision_reaches_the_sinks_with_its_provenance(guard: Guard) -> None:
     enroll_model(guard)
     sink = RecordingSink()
-    seamed = Guard(
-        guard.settings, face_engine=guard.face_engine, sinks=[sink], stampers=[MarkingStamper()]
-    )
+    seamed = Guard(guard.settings, face_engine=guard.face_engine, sinks=[sink])
     portrait = crop("t1", PORTRAIT)
     result = seamed.edit(EditRequest(image=portrait, operation="relight", requester=REQUESTER))
-    assert result.image is not None and result.image.endswith(b"stamped")
+    assert result.image is not None and result.provenance is not None
     assert [e.decision.stage for e in sink.events] == ["input", "output"]
-    assert sink.events[1].output_sha256 == result.output_sha256
+    assert sink.events[1].output_sha256 == result.output_sha256 == result.provenance.sha256
+    assert sink.events[1].watermark_record_id == result.provenance.record_id
+    assert sink.events[1].manifest_label == result.provenance.manifest_label
     assert all(e.input_sha256 == result.input_sha256 for e in sink.events)
     seamed.check(
         CheckRequest(requester=REQUESTER, operation="relight", image=sample_bytes("tom_hanks"))
