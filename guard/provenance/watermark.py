@@ -31,6 +31,7 @@ from typing import Protocol
 import bchlib
 import cv2
 import numpy as np
+import scipy.fft
 from numpy.typing import NDArray
 
 from guard.errors import InvalidInput
@@ -141,13 +142,13 @@ class TiledWatermarker:
         pattern = np.asarray(cv2.resize(canonical, (width, height), interpolation=cv2.INTER_CUBIC))
         target_rms = 255.0 / 10 ** (self.psnr_db / 20)
         gain = target_rms / max(float(np.sqrt(np.mean(pattern**2))), 1e-6)
-        marked = rgb.astype(np.float32) + gain * pattern[..., None]
+        marked = rgb.astype(np.float32) + gain * pattern[..., None] * _EMBED_DIRECTION
         return np.asarray(np.clip(np.rint(marked), 0, 255), dtype=np.uint8)
 
     def detect(self, rgb: RGBImage) -> Detection:
         """Read the record id, if a valid payload is there. ``bits`` holds the raw code bits read
         (before correction) under the geometry that decoded, else the most convincing one."""
-        white = _whiten(_canonical_luma(rgb))
+        white = _whitened(rgb)
         # Most images arrive with their geometry intact: read that first and stop if it is clean.
         straight_reading = self._read(white, np.eye(2))
         straight = self._decode(straight_reading)
@@ -198,15 +199,31 @@ class TiledWatermarker:
         return None if folded is None else self._read_tile(folded)
 
     def _read_tile(self, folded: Float) -> _Reading:
-        # Every code bit's correlation at every cyclic offset; the right offset is where the bits
-        # carry the most energy, whatever their values.
-        spectrum = np.fft.rfft2(folded)[None] * self._patterns.data_spectrum_conj
-        correlations = np.fft.irfft2(spectrum, s=(TILE, TILE))
-        energy = np.sum(correlations**2, axis=0)
-        peak = int(np.argmax(energy))
-        dy, dx = np.unravel_index(peak, energy.shape)
-        sharpness = float((energy.flat[peak] - np.median(energy)) / (np.std(energy) + 1e-9))
-        return _Reading(np.asarray(correlations[:, dy, dx], dtype=np.float32), sharpness)
+        """Soft code bits from a folded tile (T x T x channels).
+
+        Every code bit's correlation at every cyclic offset; the right offset is where the bits
+        carry the most energy, whatever their values. Each channel's energy is measured against
+        its own noise floor (the median offset), and the channels' bits are added weighted by
+        their signal-to-noise ratio.
+        """
+        spectra = scipy.fft.rfft2(folded, axes=(0, 1))
+        relative = []
+        bits = []
+        for channel in range(folded.shape[2]):
+            spectrum = spectra[None, :, :, channel] * self._patterns.data_spectrum_conj
+            correlations = scipy.fft.irfft2(spectrum, s=(TILE, TILE))
+            energy = np.einsum("bij,bij->ij", correlations, correlations)
+            noise = float(np.median(energy)) + 1e-12
+            relative.append(energy / noise)
+            bits.append(correlations / np.sqrt(noise / CODE_BITS))
+        combined = np.sum(relative, axis=0)
+        peak = int(np.argmax(combined))
+        dy, dx = np.unravel_index(peak, combined.shape)
+        soft = np.zeros(CODE_BITS, dtype=np.float64)
+        for energy, normalised in zip(relative, bits, strict=True):
+            soft += np.sqrt(max(float(energy[dy, dx]) - 1.0, 0.0)) * normalised[:, dy, dx]
+        sharpness = float((combined.flat[peak] - np.median(combined)) / (np.std(combined) + 1e-9))
+        return _Reading(np.asarray(soft, dtype=np.float32), sharpness)
 
     @cached_property
     def _patterns(self) -> _Patterns:
@@ -231,8 +248,8 @@ class _Patterns:
     pilot: Float
 
     @cached_property
-    def data_spectrum_conj(self) -> NDArray[np.complex128]:
-        return np.conj(np.fft.rfft2(self.data))
+    def data_spectrum_conj(self) -> NDArray[np.complex64]:
+        return np.asarray(np.conj(scipy.fft.rfft2(self.data)), dtype=np.complex64)
 
     @classmethod
     def build(cls) -> _Patterns:
@@ -265,23 +282,34 @@ def _canonical_shape(height: int, width: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _luma(rgb: RGBImage) -> Float:
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.asarray(rgb.astype(np.float32) @ weights)
+# The pattern goes into luma and into the blue-yellow chroma axis, half the power each (both
+# directions cost the same MSE per unit). Photos hide it under different noise in each: busy
+# greyscale textures have almost none in chroma, colourful ones less in luma. The detector reads
+# both and weighs them by how clearly each carries the mark (maximal-ratio combining).
+_LUMA_AXIS = np.array([1.0, 1.0, 1.0], dtype=np.float32)
+_CHROMA_AXIS = np.array([1.0, 1.0, -2.0], dtype=np.float32) / np.sqrt(2.0).astype(np.float32)
+_EMBED_DIRECTION = (_LUMA_AXIS + _CHROMA_AXIS) / np.float32(np.sqrt(2.0))
+_READ_AXES = np.stack([_LUMA_AXIS / 3, _CHROMA_AXIS / 3], axis=1)
 
 
-def _canonical_luma(rgb: RGBImage) -> Float:
-    luma = _luma(rgb)
-    canon_h, canon_w = _canonical_shape(*luma.shape)
-    return np.asarray(cv2.resize(luma, (canon_w, canon_h), interpolation=cv2.INTER_AREA))
+def _canonical_channels(rgb: RGBImage) -> Float:
+    """Luma and blue-yellow chroma at the canonical size, H x W x 2."""
+    channels = np.asarray(rgb.astype(np.float32) @ _READ_AXES, dtype=np.float32)
+    canon_h, canon_w = _canonical_shape(*channels.shape[:2])
+    return np.asarray(cv2.resize(channels, (canon_w, canon_h), interpolation=cv2.INTER_AREA))
+
+
+def _whitened(rgb: RGBImage) -> Float:
+    canonical = _canonical_channels(rgb)
+    return np.stack([_whiten(canonical[..., c]) for c in range(canonical.shape[2])], axis=2)
 
 
 def _whiten(canonical: Float) -> Float:
     """Subtract an edge-preserving smoothing: the picture's edges go, the faint pattern stays."""
-    residual = canonical - cv2.bilateralFilter(canonical, 7, 6.0, 3.0)
+    residual = canonical - cv2.bilateralFilter(np.ascontiguousarray(canonical), 7, 6.0, 3.0)
     # Busy areas hide the pattern under more noise: weigh every pixel by its local noise level.
     local = np.sqrt(cv2.GaussianBlur(residual * residual, (0, 0), 4.0))
-    floor = 0.5 * float(np.median(local)) + 1e-6
+    floor = max(0.5 * float(np.median(local)), 0.05)
     return np.asarray(np.clip(residual / np.maximum(local, floor), -3.0, 3.0), dtype=np.float32)
 
 
@@ -305,11 +333,12 @@ def _lattice_hypotheses(white: Float) -> list[NDArray[np.float64]]:
     resize, crop-and-rescale, rotation or aspect change moves those peaks and nothing else does.
     The identity comes first: most images are only re-encoded.
     """
-    height, width = white.shape
-    padded = np.zeros((2 * height, 2 * width), dtype=np.float32)
+    height, width = white.shape[:2]
+    padded = np.zeros((2 * height, 2 * width, white.shape[2]), dtype=np.float32)
     padded[:height, :width] = white
-    spectrum = np.fft.rfft2(padded)
-    auto = np.fft.irfft2(spectrum * np.conj(spectrum), s=padded.shape)
+    spectrum = np.fft.rfft2(padded, axes=(0, 1))
+    power = np.sum(np.abs(spectrum) ** 2, axis=2)
+    auto = np.fft.irfft2(power, s=padded.shape[:2])
     auto = np.fft.fftshift(auto)
     cy, cx = height, width
     pairs = [
@@ -372,7 +401,7 @@ def _subpixel(window: NDArray[np.float64], i: int, j: int) -> tuple[float, float
 
 def _fold(white: Float, geometry: NDArray[np.float64]) -> Float | None:
     """Resample ``white`` so the tile is TILE x TILE and axis-aligned, then average all tiles."""
-    height, width = white.shape
+    height, width = white.shape[:2]
     inverse = np.linalg.inv(geometry)
     corners = inverse @ np.array([[0, width, 0, width], [0, 0, height, height]], dtype=np.float64)
     origin = corners.min(axis=1)
@@ -384,11 +413,10 @@ def _fold(white: Float, geometry: NDArray[np.float64]) -> Float | None:
     affine = np.hstack([geometry, (geometry @ origin)[:, None]]).astype(np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = cv2.warpAffine(white, affine, (out_w, out_h), flags=flags, borderValue=0.0)
-    valid = cv2.warpAffine(
-        np.ones_like(white), affine, (out_w, out_h), flags=flags, borderValue=0.0
-    )
-    sums = warped.reshape(out_h // TILE, TILE, out_w // TILE, TILE).sum(axis=(0, 2))
+    ones = np.ones((height, width), dtype=np.float32)
+    valid = cv2.warpAffine(ones, affine, (out_w, out_h), flags=flags, borderValue=0.0)
+    sums = warped.reshape(out_h // TILE, TILE, out_w // TILE, TILE, -1).sum(axis=(0, 2))
     counts = valid.reshape(out_h // TILE, TILE, out_w // TILE, TILE).sum(axis=(0, 2))
     if counts.min() < 1:
         return None
-    return np.asarray(sums / counts, dtype=np.float32)
+    return np.asarray(sums / counts[..., None], dtype=np.float32)
