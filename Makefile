@@ -52,6 +52,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/editor.py
 	$(BIN)/python bench/thresholds.py
 	$(BIN)/python bench/watermark.py
+	$(BIN)/python bench/c2pa_signing.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache
