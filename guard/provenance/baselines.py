@@ -2,8 +2,8 @@
 
 They exist to be measured against (``bench/watermark.py``), not to stamp outputs: none of them has
 an error-correcting code or a check field, so a detector always "reads" some bits and cannot say
-whether a mark is there at all. ``detect`` therefore reports the raw bits and leaves
-``record_id`` to the caller's judgement.
+whether a mark is there at all. ``detect`` therefore always reports ``found`` with the raw bits
+and the number they spell; only a comparison with what was embedded says whether it is right.
 
 rivaGan runs on a 256x256 copy and the full image receives the upscaled residual (decoding reads
 a 256x256 copy too): at full resolution it costs ~6 s per 1024² image on this machine for the

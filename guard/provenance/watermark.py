@@ -1,13 +1,14 @@
 """The guard's invisible watermark: a 48-bit record id that survives re-encoding, resizing, crops.
 
 How it works (``lg-tiled-ss/1``), in one paragraph: the payload (48-bit record id + 16-bit check)
-is BCH-coded (n=127, t=10) and spread over a 64x64 *tile* of smooth keyed ±1 cells, together with a
-fixed *pilot* pattern. The tile repeats over a canonical copy of the image (long side 256 px), is
-scaled back up to full size and added to the luminance at a strength set by a target PSNR and a
-texture mask. The detector whitens the canonical copy, finds the tile lattice in its autocorrelation
-(which gives scale, rotation and aspect change at once, whatever was cropped), undoes that geometry,
-folds all tiles into one, finds the tile's offset with the pilot, reads the 127 code bits by
-correlation and decodes them. A detection counts only when BCH decodes *and* the check matches.
+is BCH-coded (n=127, t=10) and spread over a 64x64 *tile* of smooth keyed ±1 cells, 8 cells per
+code bit. The tile repeats over a canonical copy of the image (long side 256 px), is scaled back
+up to full size and added along a luma + blue-yellow chroma direction at a strength set by a
+target PSNR. The detector whitens the canonical copy, finds the tile lattice in its
+autocorrelation (which gives scale, rotation and aspect change at once, whatever was cropped),
+undoes that geometry, folds all tiles into one, finds the tile's offset where the code bits carry
+the most energy, reads the 127 code bits by correlation and decodes them. A detection counts
+only when BCH decodes *and* the check matches. docs/provenance.md has the whole story.
 
 False positives are computed, not guessed (see :data:`FALSE_POSITIVE_BOUND`): on an unmarked image
 the read bits are fair coin flips, so one geometry hypothesis decodes with probability
@@ -134,7 +135,7 @@ class TiledWatermarker:
     def embed(self, rgb: RGBImage, record_id: int) -> RGBImage:
         height, width = rgb.shape[:2]
         symbols = self.encode_payload(record_id).astype(np.float32) * 2 - 1
-        tile = self._patterns.pilot + np.tensordot(symbols, self._patterns.data, axes=1)
+        tile = np.tensordot(symbols, self._patterns.data, axes=1)
         tile /= float(np.sqrt(np.mean(tile**2)))
         canon_h, canon_w = _canonical_shape(height, width)
         reps = (-(-canon_h // TILE), -(-canon_w // TILE))
@@ -242,10 +243,9 @@ class _Reading:
 
 @dataclass(frozen=True)
 class _Patterns:
-    """The keyed tile patterns: one per code bit (``data``: 127 x T x T) and the pilot (T x T)."""
+    """The keyed tile patterns, one per code bit (127 x T x T), on disjoint sets of cells."""
 
     data: Float
-    pilot: Float
 
     @cached_property
     def data_spectrum_conj(self) -> NDArray[np.complex64]:
@@ -256,13 +256,12 @@ class _Patterns:
         rng = np.random.default_rng(np.frombuffer(hashlib.sha256(_SEED).digest(), dtype=np.uint32))
         cells_per_side = TILE // _CELL
         cells = cells_per_side * cells_per_side
-        owner = rng.permutation(cells) % (CODE_BITS + 1)  # owner CODE_BITS is the pilot
+        owner = rng.permutation(cells) % CODE_BITS
         chips = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=cells)
         data = np.zeros((CODE_BITS, TILE, TILE), dtype=np.float32)
         for bit in range(CODE_BITS):
             data[bit] = _smooth_cells(np.where(owner == bit, chips, 0.0), cells_per_side)
-        pilot = 1.5 * _smooth_cells(np.where(owner == CODE_BITS, chips, 0.0), cells_per_side)
-        return cls(data=data, pilot=pilot)
+        return cls(data=data)
 
 
 def _smooth_cells(values: NDArray[np.float64], cells_per_side: int) -> Float:
