@@ -9,14 +9,12 @@ Usage: ``python bench/c2pa_signing.py``
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from timing import median_ms
 
 from guard.media import OutputFormat, encode_image
 from guard.policy import Decision, Verdict
@@ -31,15 +29,6 @@ from guard.provenance import (
 from guard.samples import sample_rgb
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-
-
-def median_ms(function: Callable[[], object], repeats: int = 7) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def main() -> None:

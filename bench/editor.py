@@ -8,12 +8,9 @@ Usage: ``python bench/editor.py``
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import cv2
 import numpy as np
+from timing import median_ms
 
 from guard.editors import ClassicEditor
 from guard.faces.dlib_engine import DlibEngine
@@ -24,15 +21,6 @@ OPERATIONS: list[tuple[str, dict[str, str | float]]] = [
     ("relight", {"direction": "left"}),
     ("color_grade", {"look": "teal_orange"}),
 ]
-
-
-def median_ms(function: Callable[[], object], repeats: int = 9) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def main() -> None:

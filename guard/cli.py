@@ -531,15 +531,15 @@ def edit(
             output_format=output_format_for(output.suffix),
         )
         result = _guard().edit(request)
-        if result.image is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_bytes(result.image)
-    _print_result(result, output, json_output)
+    _write_and_print(result, output, json_output)
 
 
-def _print_result(result: Any, output: Path, json_output: bool) -> None:
-    """An edit's or a stamp's decisions and, when released, where the stamped file went."""
+def _write_and_print(result: Any, output: Path, json_output: bool) -> None:
+    """Write an edit's or a stamp's released image to OUTPUT; print its decisions."""
     stamped = result.provenance
+    if result.image is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(result.image)
     if json_output:
         _emit_json(
             {
@@ -598,10 +598,7 @@ def stamp(
             output_format=output_format_for(output.suffix),
         )
         result = _guard().stamp(request)
-        if result.image is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_bytes(result.image)
-    _print_result(result, output, json_output)
+    _write_and_print(result, output, json_output)
 
 
 @app.command()

@@ -11,7 +11,7 @@ watermark's record id (or, failing that, the pHash) leads back to the stored cop
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
 import numpy as np
@@ -40,7 +40,9 @@ class ManifestRow(Base):
 
 @dataclass(frozen=True)
 class StoredManifest:
-    """One signed output's manifest store (JSON, as a C2PA reader returned it) and its keys."""
+    """One signed output's manifest store (JSON, as a C2PA reader returned it) and its keys.
+
+    Its fields are exactly the ``manifests`` table's columns."""
 
     record_id: int
     manifest_label: str
@@ -53,16 +55,7 @@ class StoredManifest:
 
     @classmethod
     def from_row(cls, row: ManifestRow) -> StoredManifest:
-        return cls(
-            record_id=row.record_id,
-            manifest_label=row.manifest_label,
-            decision_id=row.decision_id,
-            output_sha256=row.output_sha256,
-            mime_type=row.mime_type,
-            fingerprint=row.fingerprint,
-            store_json=row.store_json,
-            created_at=row.created_at,
-        )
+        return cls(**{column.name: getattr(row, column.name) for column in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -86,16 +79,7 @@ class ManifestStore:
         raise Unavailable("could not find a free watermark record id; is the store full?")
 
     def save(self, manifest: StoredManifest) -> None:
-        row = ManifestRow(
-            record_id=manifest.record_id,
-            manifest_label=manifest.manifest_label,
-            decision_id=manifest.decision_id,
-            output_sha256=manifest.output_sha256,
-            mime_type=manifest.mime_type,
-            fingerprint=manifest.fingerprint,
-            store_json=manifest.store_json,
-            created_at=manifest.created_at,
-        )
+        row = ManifestRow(**asdict(manifest))
         try:
             with self.db.transaction() as session:
                 session.add(row)
