@@ -3,7 +3,8 @@
     .venv/bin/python examples/quickstart.py [DATA_DIR]
 
 Creates a data directory (default: a temporary one), blocks a public figure, enrolls a person
-with consent, and asks the guard three questions.
+with consent, asks the guard three questions, then verifies the edited output, stamps an image
+"another generator" made, and shows a stripped copy recovered through the watermark.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from guard import CheckRequest, EditRequest, Guard, Settings
+from guard import CheckRequest, EditRequest, Guard, Settings, StampRequest
 from guard.bootstrap import initialise
-from guard.media import encode_image
-from guard.samples import sample_bytes, sample_rgb
+from guard.media import decode_image, encode_image
+from guard.samples import natural_photos, sample_bytes, sample_rgb
 
 
 def main(data_dir: Path) -> None:
@@ -58,6 +59,22 @@ def main(data_dir: Path) -> None:
         )
     )
     print("edit:", result.decision.verdict.value, f"{len(result.image or b'')} bytes")
+    assert result.image is not None and result.provenance is not None
+    print("  watermark record:", f"{result.provenance.record_id:012x}")
+    print("  verify:", guard.verify(result.image).outcome.value)  # valid: signed by this guard
+
+    # An image made by some other generator (here: scikit-image's coffee photo, no faces).
+    made_elsewhere = encode_image(natural_photos()["coffee"], "png")
+    stamped = guard.stamp(
+        StampRequest(image=made_elsewhere, requester="acme/photo-app", generator="other-gen")
+    )
+    assert stamped.image is not None
+    print("stamp:", stamped.decision.verdict.value, guard.verify(stamped.image).outcome.value)
+
+    # A social network strips the manifest by re-encoding: the watermark still leads back to it.
+    stripped = encode_image(decode_image(stamped.image).rgb, "jpeg", quality=80)
+    report = guard.verify(stripped)
+    print("stripped copy:", report.outcome.value, "via", report.recovered and report.recovered.via)
     guard.close()
 
 

@@ -207,3 +207,6 @@ def test_quickstart_example_runs() -> None:
     assert "her portrait: allow_with_conditions" in completed.stdout
     assert "Tom Hanks: ('public_figure',)" in completed.stdout
     assert "edit: allow_with_conditions" in completed.stdout
+    assert "verify: valid" in completed.stdout
+    assert "stamp: allow_with_conditions valid" in completed.stdout
+    assert "stripped copy: recovered via watermark" in completed.stdout
