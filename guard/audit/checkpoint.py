@@ -1,0 +1,172 @@
+"""Signed tree heads as C2SP checkpoints in the signed-note format, signed with Ed25519.
+
+A checkpoint body (https://c2sp.org/tlog-checkpoint) is the log's origin line, the tree size in
+decimal, the root hash in base64, and here one extension line with the UTC time; the signed note
+(https://c2sp.org/signed-note) appends an empty line and a signature line
+``— <key name> <base64(key id || signature)>``, where the key id is the first four bytes of
+SHA-256(name || "\\n" || 0x01 || public key). Any C2SP note verifier (Go's
+golang.org/x/mod/sumdb/note, Tessera's tooling) can check it with the verifier key string
+:func:`verifier_key` prints.
+
+    >>> note = signer.sign(Checkpoint(ORIGIN, size=3, root=root, time=now))   # doctest: +SKIP
+    >>> CheckpointVerifier.from_key_string(vkey).verify(note).size              # doctest: +SKIP
+    3
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from guard.errors import InvalidInput, Unavailable
+
+ORIGIN = "likeness-guard/audit/v1"
+_ED25519 = b"\x01"
+_DASH = "\u2014"
+PRIVATE_KEY_FILE = "checkpoint-key.pem"
+PUBLIC_KEY_FILE = "checkpoint.vkey"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A tree head: the log's size and root hash at a moment."""
+
+    origin: str
+    size: int
+    root: bytes
+    time: datetime
+
+    def body(self) -> str:
+        stamp = self.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        root = base64.b64encode(self.root).decode()
+        return f"{self.origin}\n{self.size}\n{root}\ntime {stamp}\n"
+
+    @classmethod
+    def parse_body(cls, body: str) -> Checkpoint:
+        lines = body.split("\n")
+        if len(lines) < 4 or lines[-1] != "":
+            raise InvalidInput("a checkpoint body is origin, size and root, one per line")
+        origin, size, root, *extensions = lines[:-1]
+        times = [line[5:] for line in extensions if line.startswith("time ")]
+        try:
+            parsed_size = int(size)
+            parsed_root = base64.b64decode(root, validate=True)
+            when = datetime.strptime(times[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        except (ValueError, IndexError) as exc:
+            raise InvalidInput(f"malformed checkpoint: {exc}") from exc
+        if parsed_size < 0 or len(parsed_root) != 32 or str(parsed_size) != size:
+            raise InvalidInput("malformed checkpoint: bad size or root")
+        return cls(origin, parsed_size, parsed_root, when)
+
+
+def _key_id(name: str, public: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + _ED25519 + public).digest()[:4]
+
+
+def _raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def verifier_key(name: str, key: Ed25519PublicKey) -> str:
+    """The C2SP verifier key string ``<name>+<key id hex>+<base64(0x01 || public key)>``."""
+    public = _raw_public(key)
+    encoded = base64.b64encode(_ED25519 + public).decode()
+    return f"{name}+{_key_id(name, public).hex()}+{encoded}"
+
+
+class CheckpointSigner:
+    def __init__(self, name: str, key: Ed25519PrivateKey) -> None:
+        self.name = name
+        self._key = key
+        self._key_id = _key_id(name, _raw_public(key.public_key()))
+
+    @property
+    def verifier_key(self) -> str:
+        return verifier_key(self.name, self._key.public_key())
+
+    def sign(self, checkpoint: Checkpoint) -> str:
+        body = checkpoint.body()
+        signature = self._key.sign(body.encode())
+        encoded = base64.b64encode(self._key_id + signature).decode()
+        return f"{body}\n{_DASH} {self.name} {encoded}\n"
+
+
+@dataclass(frozen=True)
+class CheckpointVerifier:
+    name: str
+    key: Ed25519PublicKey
+
+    @classmethod
+    def from_key_string(cls, vkey: str) -> CheckpointVerifier:
+        try:
+            name, key_id, encoded = vkey.strip().split("+", 2)
+            raw = base64.b64decode(encoded, validate=True)
+        except ValueError as exc:
+            raise InvalidInput(f"not a C2SP verifier key (name+id+key): {exc}") from exc
+        if raw[:1] != _ED25519 or len(raw) != 33 or _key_id(name, raw[1:]).hex() != key_id:
+            raise InvalidInput("not an Ed25519 verifier key, or its key id does not match")
+        return cls(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
+
+    def verify(self, note: str) -> Checkpoint:
+        """The checkpoint ``note`` carries, if one of its signatures is this key's; else raise."""
+        body, separator, signatures = note.partition("\n\n")
+        if not separator:
+            raise InvalidInput("a signed note needs an empty line before its signatures")
+        body += "\n"
+        key_id = _key_id(self.name, _raw_public(self.key))
+        for line in signatures.splitlines():
+            parts = line.split(" ")
+            if len(parts) != 3 or parts[0] != _DASH or parts[1] != self.name:
+                continue
+            try:
+                blob = base64.b64decode(parts[2], validate=True)
+            except ValueError:
+                continue
+            if blob[:4] != key_id:
+                continue
+            try:
+                self.key.verify(blob[4:], body.encode())
+            except InvalidSignature as exc:
+                raise InvalidInput(f"the checkpoint signature of {self.name} is invalid") from exc
+            return Checkpoint.parse_body(body)
+        raise InvalidInput(f"the checkpoint carries no signature by {self.name}")
+
+
+def create_checkpoint_key(directory: Path, name: str) -> bool:
+    """Create the log's Ed25519 key pair under ``directory`` unless it exists; True if created."""
+    private_path = directory / PRIVATE_KEY_FILE
+    if private_path.exists():
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    (directory / PUBLIC_KEY_FILE).write_text(verifier_key(name, key.public_key()) + "\n")
+    return True
+
+
+def load_checkpoint_signer(path: Path, name: str) -> CheckpointSigner:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise Unavailable(
+            f"the audit checkpoint key {path} cannot be read: run `guard keys init` "
+            "or set GUARD_AUDIT_KEY"
+        ) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise Unavailable(f"the audit checkpoint key {path} is not an Ed25519 key")
+    return CheckpointSigner(name, key)
