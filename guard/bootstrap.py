@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from guard.audit.checkpoint import AUDIT_KEY_NAME, PRIVATE_KEY_FILE, create_checkpoint_key
 from guard.config import Settings
 from guard.db import current_revision, upgrade_to_head
 from guard.faces import FaceEngine
@@ -24,11 +25,13 @@ class InitReport:
 
 
 def create_keys(settings: Settings) -> tuple[list[Path], DevSigningFiles | None]:
-    """Missing development keys: template and HMAC keys, and a local C2PA signing identity,
-    each only where the settings do not name production ones."""
+    """Missing development keys: template and HMAC keys, the audit log's Ed25519 checkpoint key
+    and a local C2PA signing identity, each only where the settings do not name production ones."""
     keys_created: list[Path] = []
     if settings.template_key is None or settings.hmac_key is None:
         keys_created = create_dev_keys(settings.keys_dir)
+    if create_checkpoint_key(settings.audit_keys_dir, AUDIT_KEY_NAME):
+        keys_created.append(settings.audit_keys_dir / PRIVATE_KEY_FILE)
     signing = None
     if settings.c2pa_cert_chain is None and settings.c2pa_private_key is None:
         signing = create_dev_signing_identity(settings.c2pa_keys_dir)

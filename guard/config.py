@@ -129,6 +129,10 @@ class Settings(BaseSettings):
         return self.data_dir / "keys"
 
     @property
+    def audit_keys_dir(self) -> Path:
+        return self.keys_dir / "audit"
+
+    @property
     def c2pa_keys_dir(self) -> Path:
         return self.keys_dir / "c2pa"
 

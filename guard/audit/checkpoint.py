@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from guard.errors import InvalidInput, Unavailable
 
 ORIGIN = "likeness-guard/audit/v1"
+AUDIT_KEY_NAME = "likeness-guard-audit"
 _ED25519 = b"\x01"
 _DASH = "\u2014"
 PRIVATE_KEY_FILE = "checkpoint-key.pem"
@@ -164,8 +165,7 @@ def load_checkpoint_signer(path: Path, name: str) -> CheckpointSigner:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
         raise Unavailable(
-            f"the audit checkpoint key {path} cannot be read: run `guard keys init` "
-            "or set GUARD_AUDIT_KEY"
+            f"the audit checkpoint key {path} cannot be read: run `guard keys init`"
         ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise Unavailable(f"the audit checkpoint key {path} is not an Ed25519 key")

@@ -6,7 +6,19 @@ from sqlalchemy import create_engine, inspect, text
 
 from guard.db import current_revision, downgrade_to, upgrade_to_head
 
-TABLES = {"subjects", "face_templates", "consent_grants", "registry_state", "erasures", "manifests"}
+TABLES = {
+    "subjects",
+    "face_templates",
+    "consent_grants",
+    "registry_state",
+    "erasures",
+    "manifests",
+    "audit_entries",
+    "audit_nodes",
+    "audit_checkpoints",
+    "audit_state",
+}
+AUDIT_TABLES = {"audit_entries", "audit_nodes", "audit_checkpoints", "audit_state"}
 
 
 def test_plain_postgresql_urls_use_psycopg() -> None:
@@ -27,7 +39,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade_to_head(database_url)
-    assert current_revision(database_url) == "0002"
+    assert current_revision(database_url) == "0003"
     assert _tables(database_url) == TABLES
     engine = create_engine(database_url)
     with engine.connect() as connection:
@@ -37,8 +49,10 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         )
     engine.dispose()
     upgrade_to_head(database_url)  # idempotent
+    downgrade_to(database_url, "0002")
+    assert _tables(database_url) == TABLES - AUDIT_TABLES
     downgrade_to(database_url, "0001")
-    assert _tables(database_url) == TABLES - {"manifests"}
+    assert _tables(database_url) == TABLES - AUDIT_TABLES - {"manifests"}
     downgrade_to(database_url, "base")
     assert _tables(database_url) == set()
     assert current_revision(database_url) is None

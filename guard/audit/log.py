@@ -1,0 +1,224 @@
+"""The audit log: append-only entries in the guard's database, a Merkle tree over them, a signed
+checkpoint per append and a receipt for every entry.
+
+Concurrency rule: an append first *writes* the single ``audit_state`` row (``UPDATE … SET size =
+size``). On PostgreSQL that takes the row lock, on SQLite the database write lock, so appends
+from any number of threads or processes run one at a time and the sequence is gapless; a failed
+transaction rolls back whole (entry, nodes, checkpoint and size together).
+
+Storage rule: every completed perfect subtree hash is stored (``audit_nodes``), so roots and
+proofs for any size read O(log n) rows.
+
+    >>> log = AuditLog(db, signer)                                      # doctest: +SKIP
+    >>> receipt = log.append({"kind": "decision", "verdict": "deny"})   # doctest: +SKIP
+    >>> verify_receipt(receipt, verifier)                               # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, String, Text, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from guard.audit.checkpoint import ORIGIN, Checkpoint, CheckpointSigner, CheckpointVerifier
+from guard.audit.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_hash,
+    verify_inclusion,
+)
+from guard.db import Base, Database, UTCDateTime
+from guard.errors import InvalidInput, NotFound
+
+
+class AuditEntryRow(Base):
+    __tablename__ = "audit_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    entry: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditNodeRow(Base):
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+
+
+class AuditStateRow(Base):
+    __tablename__ = "audit_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+def canonical_json(entry: dict[str, Any]) -> bytes:
+    """The bytes that are hashed: JSON with sorted keys, no spaces, UTF-8 (not ASCII-escaped)."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Everything needed to check offline that an entry is in the log: its index and leaf hash,
+    the checkpoint signed right after it was appended, and the inclusion proof against it."""
+
+    leaf_index: int
+    leaf_hash: str
+    checkpoint: str
+    inclusion_proof: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "leaf_index": self.leaf_index,
+            "leaf_hash": self.leaf_hash,
+            "checkpoint": self.checkpoint,
+            "inclusion_proof": list(self.inclusion_proof),
+        }
+
+
+def verify_receipt(
+    receipt: Receipt, verifier: CheckpointVerifier, entry: bytes | None = None
+) -> bool:
+    """True when the checkpoint is signed by ``verifier`` and proves the leaf (and the entry's
+    canonical bytes, when given, hash to that leaf)."""
+    try:
+        checkpoint = verifier.verify(receipt.checkpoint)
+        leaf = bytes.fromhex(receipt.leaf_hash)
+        proof = [bytes.fromhex(step) for step in receipt.inclusion_proof]
+    except (InvalidInput, ValueError):
+        return False
+    if entry is not None and leaf_hash(entry) != leaf:
+        return False
+    return verify_inclusion(receipt.leaf_index, checkpoint.size, leaf, proof, checkpoint.root)
+
+
+class _StoredSubtrees:
+    """Perfect-subtree hashes read from ``audit_nodes`` within one session (memoised)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def subtree(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key not in self._cache:
+            row = self._session.get(AuditNodeRow, key)
+            if row is None:
+                raise NotFound(f"audit tree node {key} is missing; the log is damaged")
+            self._cache[key] = bytes.fromhex(row.hash)
+        return self._cache[key]
+
+    def remember(self, level: int, index: int, digest: bytes) -> None:
+        self._cache[(level, index)] = digest
+
+
+class AuditLog:
+    """The log in the guard's database. Thread-safe; processes may share the database."""
+
+    def __init__(self, db: Database, signer: CheckpointSigner, *, origin: str = ORIGIN) -> None:
+        self.db = db
+        self.signer = signer
+        self.origin = origin
+
+    def append(self, entry: dict[str, Any]) -> Receipt:
+        """Append one entry, sign the new tree head, return the entry's receipt."""
+        data = canonical_json(entry)
+        leaf = leaf_hash(data)
+        with self.db.transaction() as session:
+            session.execute(
+                update(AuditStateRow).where(AuditStateRow.id == 1).values(size=AuditStateRow.size)
+            )
+            index = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
+            now = datetime.now(UTC)
+            session.add(
+                AuditEntryRow(idx=index, leaf_hash=leaf.hex(), entry=data.decode(), created_at=now)
+            )
+            nodes = _StoredSubtrees(session)
+            for level, node_index, digest in _completed_subtrees(nodes, index, leaf):
+                session.add(AuditNodeRow(level=level, idx=node_index, hash=digest.hex()))
+                nodes.remember(level, node_index, digest)
+            size = index + 1
+            root = root_hash(nodes, size)
+            note = self.signer.sign(Checkpoint(self.origin, size, root, now))
+            session.add(AuditCheckpointRow(size=size, root=root.hex(), note=note))
+            session.execute(update(AuditStateRow).where(AuditStateRow.id == 1).values(size=size))
+            proof = inclusion_proof(nodes, index, size)
+        return Receipt(index, leaf.hex(), note, tuple(step.hex() for step in proof))
+
+    def size(self) -> int:
+        with self.db.transaction() as session:
+            return int(
+                session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
+            )
+
+    def entry(self, index: int) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            row = session.get(AuditEntryRow, index)
+            if row is None:
+                raise NotFound(f"no audit entry {index}")
+            parsed: dict[str, Any] = json.loads(row.entry)
+            return parsed
+
+    def checkpoint(self, size: int | None = None) -> str:
+        """The signed checkpoint at ``size`` (default: the latest)."""
+        with self.db.transaction() as session:
+            if size is None:
+                size = session.scalars(
+                    select(AuditStateRow.size).where(AuditStateRow.id == 1)
+                ).one()
+            row = session.get(AuditCheckpointRow, size)
+            if row is None:
+                raise NotFound(f"no audit checkpoint at size {size}")
+            return row.note
+
+    def receipt(self, index: int, size: int | None = None) -> Receipt:
+        """A receipt for entry ``index`` against the checkpoint at ``size`` (default: latest)."""
+        with self.db.transaction() as session:
+            latest = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
+            size = latest if size is None else size
+            if not 0 <= index < size <= latest:
+                raise NotFound(f"entry {index} is not in a tree of size {size} (log size {latest})")
+            entry = session.get(AuditEntryRow, index)
+            checkpoint = session.get(AuditCheckpointRow, size)
+            if entry is None or checkpoint is None:
+                raise NotFound(f"entry {index} or the checkpoint at {size} is missing")
+            proof = inclusion_proof(_StoredSubtrees(session), index, size)
+            return Receipt(index, entry.leaf_hash, checkpoint.note, tuple(p.hex() for p in proof))
+
+    def consistency(self, old_size: int, new_size: int) -> list[str]:
+        with self.db.transaction() as session:
+            proof = consistency_proof(_StoredSubtrees(session), old_size, new_size)
+            return [step.hex() for step in proof]
+
+
+def _completed_subtrees(
+    nodes: _StoredSubtrees, index: int, leaf: bytes
+) -> list[tuple[int, int, bytes]]:
+    """The perfect subtrees that appending leaf ``index`` completes: the leaf, then each parent
+    whose right child it finishes, reading each left sibling once."""
+    completed = [(0, index, leaf)]
+    level, node_index, digest = 0, index, leaf
+    while node_index & 1:
+        left = nodes.subtree(level, node_index - 1)
+        digest = node_hash(left, digest)
+        level, node_index = level + 1, node_index >> 1
+        completed.append((level, node_index, digest))
+    return completed
