@@ -33,6 +33,8 @@ consent_app = typer.Typer(no_args_is_help=True, help="Consent grants.")
 blocklist_app = typer.Typer(no_args_is_help=True, help="The public-figure blocklist.")
 keys_app = typer.Typer(no_args_is_help=True, help="Development keys and signing credentials.")
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(consent_app, name="consent")
 app.add_typer(blocklist_app, name="blocklist")
@@ -665,6 +667,114 @@ def demo(
 
     with _errors():
         run_demo(out_dir, out)
+
+
+# audit --------------------------------------------------------------------------------------
+
+
+def _audit_log() -> Any:
+    from guard.audit.log import open_audit_log
+
+    return open_audit_log(Settings())
+
+
+@audit_app.command("tail")
+def audit_tail(
+    count: Annotated[int, typer.Option("-n", help="How many of the latest entries.")] = 10,
+    json_output: JsonFlag = False,
+) -> None:
+    """The latest entries, newest last."""
+    with _errors():
+        log = _audit_log()
+        size = log.size()
+        entries = [{"index": i, "entry": log.entry(i)} for i in range(max(0, size - count), size)]
+    if json_output:
+        _emit_json(entries)
+        return
+    for item in entries:
+        out.print(f"{item['index']:>8}  {json.dumps(item['entry'], sort_keys=True)}")
+
+
+@audit_app.command("show")
+def audit_show(index: int, json_output: JsonFlag = False) -> None:
+    """One entry and its receipt against the latest checkpoint."""
+    with _errors():
+        log = _audit_log()
+        shown = {"index": index, "entry": log.entry(index), "receipt": log.receipt(index).to_dict()}
+    if json_output:
+        _emit_json(shown)
+        return
+    out.print(json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@audit_app.command("prove")
+def audit_prove(
+    index: int,
+    size: Annotated[int | None, typer.Option(help="Tree size to prove against.")] = None,
+) -> None:
+    """The inclusion proof (receipt) for entry INDEX, as JSON."""
+    with _errors():
+        receipt = _audit_log().receipt(index, size)
+    _emit_json(receipt.to_dict())
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    size: Annotated[int | None, typer.Option(help="Tree size (default: latest).")] = None,
+) -> None:
+    """The signed checkpoint (C2SP signed note) at SIZE, and the public key to check it."""
+    from guard.audit.log import audit_verifier
+
+    with _errors():
+        note = _audit_log().checkpoint(size)
+        vkey = audit_verifier(Settings())
+    sys.stdout.write(note)
+    err.print(f"verifier key: {vkey.name} (see <data_dir>/keys/audit/checkpoint.vkey)")
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--out", help="The JSON Lines file to write.")],
+) -> None:
+    """Every entry with the checkpoint signed after it, then the latest checkpoint."""
+    from guard.audit.export import export_log
+
+    with _errors():
+        log = _audit_log()
+        with _progress() as progress:
+            task = progress.add_task("exporting", total=log.size())
+            count = export_log(log, output, progress=lambda n: progress.advance(task, n))
+    out.print(f"wrote {count} entries to {output}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Path,
+    key: Annotated[Path, typer.Option("--key", help="The log's verifier key file (.vkey).")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Recompute the whole tree of an export offline; exit 1 and name the first bad entry."""
+    from guard.audit.checkpoint import CheckpointVerifier
+    from guard.audit.export import verify_export
+
+    with _errors():
+        verifier = CheckpointVerifier.from_key_string(_read(key).decode())
+        entries = _read(export).count(b"\n") - 1  # the last line is the latest checkpoint
+        with _progress() as progress:
+            task = progress.add_task("verifying", total=max(entries, 0))
+            report = verify_export(export, verifier, progress=lambda n: progress.advance(task, n))
+    if json_output:
+        _emit_json({**asdict(report), "ok": report.ok})
+    elif report.ok:
+        out.print(
+            f"[green]OK[/green]: {report.entries} entries, {report.checkpoints} signed checkpoints"
+        )
+    else:
+        out.print(f"[red]FAILED[/red] (first bad entry: {report.first_bad_index})")
+        for problem in report.problems:
+            out.print(f"  {problem}")
+    if not report.ok:
+        raise typer.Exit(EXIT_DENIED)
 
 
 def main() -> None:

@@ -25,7 +25,16 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from guard.audit.checkpoint import ORIGIN, Checkpoint, CheckpointSigner, CheckpointVerifier
+from guard.audit.checkpoint import (
+    AUDIT_KEY_NAME,
+    ORIGIN,
+    PRIVATE_KEY_FILE,
+    PUBLIC_KEY_FILE,
+    Checkpoint,
+    CheckpointSigner,
+    CheckpointVerifier,
+    load_checkpoint_signer,
+)
 from guard.audit.merkle import (
     consistency_proof,
     inclusion_proof,
@@ -34,8 +43,9 @@ from guard.audit.merkle import (
     root_hash,
     verify_inclusion,
 )
+from guard.config import Settings
 from guard.db import Base, Database, UTCDateTime
-from guard.errors import InvalidInput, NotFound
+from guard.errors import InvalidInput, NotFound, Unavailable
 
 
 class AuditEntryRow(Base):
@@ -133,13 +143,17 @@ class _StoredSubtrees:
 class AuditLog:
     """The log in the guard's database. Thread-safe; processes may share the database."""
 
-    def __init__(self, db: Database, signer: CheckpointSigner, *, origin: str = ORIGIN) -> None:
+    def __init__(
+        self, db: Database, signer: CheckpointSigner | None = None, *, origin: str = ORIGIN
+    ) -> None:
         self.db = db
-        self.signer = signer
+        self.signer = signer  # None: read-only (export, proofs), appends are refused
         self.origin = origin
 
     def append(self, entry: dict[str, Any]) -> Receipt:
         """Append one entry, sign the new tree head, return the entry's receipt."""
+        if self.signer is None:
+            raise Unavailable("the audit log has no checkpoint key: run `guard keys init`")
         data = canonical_json(entry)
         leaf = leaf_hash(data)
         with self.db.transaction() as session:
@@ -222,3 +236,19 @@ def _completed_subtrees(
         level, node_index = level + 1, node_index >> 1
         completed.append((level, node_index, digest))
     return completed
+
+
+def open_audit_log(settings: Settings) -> AuditLog:
+    """The log of the guard the settings describe; read-only when its key is missing."""
+    path = settings.audit_keys_dir / PRIVATE_KEY_FILE
+    signer = load_checkpoint_signer(path, AUDIT_KEY_NAME) if path.exists() else None
+    return AuditLog(Database(settings.database_url), signer)
+
+
+def audit_verifier(settings: Settings) -> CheckpointVerifier:
+    """This guard's public checkpoint key (``<data_dir>/keys/audit/checkpoint.vkey``)."""
+    path = settings.audit_keys_dir / PUBLIC_KEY_FILE
+    try:
+        return CheckpointVerifier.from_key_string(path.read_text())
+    except OSError as exc:
+        raise Unavailable(f"no audit public key at {path}: run `guard keys init`") from exc

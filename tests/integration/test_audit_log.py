@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from guard.audit.checkpoint import (
     PRIVATE_KEY_FILE,
@@ -17,6 +17,7 @@ from guard.audit.checkpoint import (
     create_checkpoint_key,
     load_checkpoint_signer,
 )
+from guard.audit.export import ExportVerification, export_log, verify_export
 from guard.audit.log import (
     AuditCheckpointRow,
     AuditEntryRow,
@@ -155,3 +156,59 @@ def test_several_processes_share_one_log(log: AuditLog, keys: Path) -> None:
     _run_writers(log, keys, workers=4, count=50)
     assert log.size() == 200
     _check_whole_log(log, 200)
+
+
+def _exported(log: AuditLog, path: Path) -> ExportVerification:
+    export_log(log, path)
+    return verify_export(path, verifier(log))
+
+
+def test_an_untouched_export_verifies(log: AuditLog, tmp_path: Path) -> None:
+    for i in range(13):
+        log.append(entry(i))
+    report = _exported(log, tmp_path / "audit.jsonl")
+    assert report.ok and report.entries == 13 and report.checkpoints == 13
+    assert report.first_bad_index is None
+
+
+def _tamper(log: AuditLog, how: str) -> None:
+    with log.db.transaction() as session:
+        if how == "edit":
+            row = session.get(AuditEntryRow, 6)
+            assert row is not None
+            row.entry = row.entry.replace('"deny"', '"allow"')
+        elif how == "edit-and-rehash":
+            row = session.get(AuditEntryRow, 6)
+            assert row is not None
+            row.entry = row.entry.replace('"deny"', '"allow"')
+            row.leaf_hash = leaf_hash(row.entry.encode()).hex()
+        elif how == "delete":
+            session.execute(delete(AuditEntryRow).where(AuditEntryRow.idx == 6))
+        elif how == "reorder":
+            six, seven = session.get(AuditEntryRow, 6), session.get(AuditEntryRow, 7)
+            assert six is not None and seven is not None
+            six.entry, seven.entry = seven.entry, six.entry
+            six.leaf_hash, seven.leaf_hash = seven.leaf_hash, six.leaf_hash
+
+
+@pytest.mark.parametrize("how", ["edit", "edit-and-rehash", "delete", "reorder"])
+def test_a_tampered_row_fails_verification_and_is_named(
+    log: AuditLog, tmp_path: Path, how: str
+) -> None:
+    for i in range(13):
+        log.append(entry(i))
+    _tamper(log, how)
+    report = _exported(log, tmp_path / "audit.jsonl")
+    assert not report.ok
+    assert report.first_bad_index == 6, report.problems
+    assert "entry 6" in report.problems[0]
+
+
+def test_an_export_signed_by_someone_else_fails(log: AuditLog, tmp_path: Path) -> None:
+    log.append(entry(0))
+    export_log(log, tmp_path / "audit.jsonl")
+    stranger = CheckpointSigner(NAME, Ed25519PrivateKey.generate())
+    report = verify_export(
+        tmp_path / "audit.jsonl", CheckpointVerifier.from_key_string(stranger.verifier_key)
+    )
+    assert not report.ok and report.first_bad_index == 0

@@ -211,3 +211,34 @@ def test_quickstart_example_runs() -> None:
     assert "verify: valid" in completed.stdout
     assert "stamp: allow_with_conditions valid" in completed.stdout
     assert "stripped copy: recovered via watermark" in completed.stdout
+
+
+def test_audit_commands(workdir: Path) -> None:
+    from guard.audit.log import open_audit_log
+    from guard.config import Settings
+
+    assert run("init")[0] == 0
+    log = open_audit_log(Settings())
+    for i in range(5):
+        log.append({"kind": "test", "n": i})
+    code, output = run("audit", "tail", "-n", "2")
+    assert code == 0 and '"n": 3' in output and '"n": 4' in output and '"n": 2' not in output
+    shown = run_json("audit", "show", "1")
+    assert shown["entry"] == {"kind": "test", "n": 1}  # type: ignore[index]
+    proof = json.loads(runner.invoke(app, ["audit", "prove", "0", "--size", "4"]).stdout)
+    assert proof["leaf_index"] == 0 and len(proof["inclusion_proof"]) == 2
+    checkpoint = runner.invoke(app, ["audit", "checkpoint"])
+    assert checkpoint.exit_code == 0
+    assert checkpoint.stdout.startswith("likeness-guard/audit/v1\n5\n")
+    code, output = run("audit", "export", "--out", "audit.jsonl")
+    assert code == 0 and "wrote 5 entries" in output
+    vkey = "var/keys/audit/checkpoint.vkey"
+    code, output = run("audit", "verify", "audit.jsonl", "--key", vkey)
+    assert code == 0 and "OK" in output
+    lines = (workdir / "audit.jsonl").read_text().splitlines()
+    lines[2] = lines[2].replace('"n": 2', '"n": 22')
+    (workdir / "tampered.jsonl").write_text("\n".join(lines) + "\n")
+    code, output = run("audit", "verify", "tampered.jsonl", "--key", vkey)
+    assert code == 1 and "first bad entry: 2" in output
+    code, output = run("audit", "show", "99")
+    assert code == 2 and "no audit entry 99" in output
