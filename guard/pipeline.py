@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from guard.audit.entries import decision_entry, release_entry
+from guard.audit.log import AuditLog, Receipt, open_audit_log
 from guard.config import Settings
 from guard.db import Database
 from guard.devices import configure_faiss_threads
@@ -112,6 +114,8 @@ class Result:
     output_sha256: str | None
     editor: str
     provenance: StampedImage | None = None
+    receipts: tuple[Receipt, ...] = ()
+    """Audit receipts, in order: input decision, output decision, release (those that exist)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class DecisionEvent:
     output_sha256: str | None = None
     watermark_record_id: int | None = None
     manifest_label: str | None = None
+    receipt: Receipt | None = None
 
 
 class DecisionSink(Protocol):
@@ -153,6 +158,7 @@ class Guard:
         editor: Editor | None = None,
         sinks: Sequence[DecisionSink] = (),
         provenance: Provenance | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings or Settings()
         configure_faiss_threads(self.settings.faiss_threads)
@@ -163,6 +169,7 @@ class Guard:
         self._policies = PolicySource(self.settings.policy_file)
         self._sinks = list(sinks)
         self.provenance = provenance or Provenance(self.settings, self.db)
+        self.audit = audit or open_audit_log(self.settings, self.db)
         self._registry: ConsentRegistry | None = None
         self._registry_lock = threading.Lock()
 
@@ -214,6 +221,10 @@ class Guard:
         )
         return gate.decision
 
+    def receipt(self, decision_id: str) -> Receipt:
+        """The audit receipt of a decision (its entry, proved against the latest checkpoint)."""
+        return self.audit.receipt_for_decision(decision_id)
+
     def edit(self, request: EditRequest) -> Result:
         """Gate the input, run the editor, scan the output, stamp and return it if allowed."""
         if request.operation not in self.editor.operations:
@@ -225,24 +236,31 @@ class Guard:
         gate = self._gate(
             decoded, requester=request.requester, operation=request.operation, prompt=request.prompt
         )
+        input_receipt = self._record(
+            gate.decision, request.requester, request.operation, decoded.sha256
+        )
         if not gate.decision.allowed:
-            self._record(gate.decision, request.requester, request.operation, decoded.sha256)
             return Result(
-                gate.decision, gate.decision, None, None, decoded.sha256, None, self.editor.name
+                gate.decision,
+                gate.decision,
+                None,
+                None,
+                decoded.sha256,
+                None,
+                self.editor.name,
+                receipts=(input_receipt,),
             )
         edited = self.editor.edit(decoded.rgb, gate.faces, request.operation, request.params)
-        output_decision = self._scan_output(gate, edited, request)
-        self._record(gate.decision, request.requester, request.operation, decoded.sha256)
+        scanned = self._scan_output(gate, edited, request)
         context = StampContext(
-            decision=output_decision,
+            decision=scanned,
             operation=request.operation,
             software_agent=SoftwareAgent(self.editor.name, self.editor.version),
             parent=parent_ingredient(decoded, request.image),
         )
-        output_decision, stamped = self._release(
-            edited, request.output_format, context, grants_from=gate.decision
+        output_decision, stamped, receipts = self._audited_release(
+            edited, request.output_format, context, request.requester, decoded.sha256, gate.decision
         )
-        self._record(output_decision, request.requester, request.operation, decoded.sha256, stamped)
         return Result(
             output_decision,
             gate.decision,
@@ -252,6 +270,7 @@ class Guard:
             stamped.sha256 if stamped else None,
             self.editor.name,
             stamped,
+            (input_receipt, *receipts),
         )
 
     def stamp(self, request: StampRequest) -> Result:
@@ -264,23 +283,21 @@ class Guard:
             prompt=request.prompt,
             stage="output",
         )
-        stamped = None
-        decision = gate.decision
-        if decision.allowed:
-            source = self.decode(request.source_image) if request.source_image else None
-            context = StampContext(
-                decision=decision,
-                operation=request.operation,
-                software_agent=SoftwareAgent(request.generator, request.generator_version),
-                parent=(
-                    parent_ingredient(source, request.source_image)
-                    if source is not None and request.source_image is not None
-                    else None
-                ),
-            )
-            fmt = request.output_format or _web_format(decoded.source_format)
-            decision, stamped = self._release(decoded.rgb, fmt, context, grants_from=decision)
-        self._record(decision, request.requester, request.operation, decoded.sha256, stamped)
+        source = self.decode(request.source_image) if request.source_image else None
+        context = StampContext(
+            decision=gate.decision,
+            operation=request.operation,
+            software_agent=SoftwareAgent(request.generator, request.generator_version),
+            parent=(
+                parent_ingredient(source, request.source_image)
+                if source is not None and request.source_image is not None
+                else None
+            ),
+        )
+        fmt = request.output_format or _web_format(decoded.source_format)
+        decision, stamped, receipts = self._audited_release(
+            decoded.rgb, fmt, context, request.requester, decoded.sha256, gate.decision
+        )
         return Result(
             decision,
             decision,
@@ -290,6 +307,7 @@ class Guard:
             stamped.sha256 if stamped else None,
             request.generator,
             stamped,
+            receipts,
         )
 
     def verify(self, data: bytes) -> VerificationReport:
@@ -393,23 +411,74 @@ class Guard:
     def _unavailable(exc: Unavailable, stage: Stage, policy: Policy | None) -> Decision:
         return deny_unavailable(exc.message, stage=stage, policy=policy)
 
-    def _record(
+    def _audited_release(
         self,
-        decision: Decision,
+        rgb: RGBImage,
+        output_format: OutputFormat,
+        context: StampContext,
         requester: str,
-        operation: str,
-        input_sha256: str | None,
-        stamped: StampedImage | None = None,
-    ) -> None:
-        event = DecisionEvent(
+        input_sha256: str,
+        grants_from: Decision,
+    ) -> tuple[Decision, StampedImage | None, tuple[Receipt, ...]]:
+        """Audit the output decision, then (if allowed) stamp with its leaf hash in the manifest
+        and audit the release; a stamping failure is audited as the deny it becomes."""
+        operation = context.operation
+        decided = self._record(context.decision, requester, operation, input_sha256)
+        if not context.decision.allowed:
+            return context.decision, None, (decided,)
+        context = replace(context, audit_leaf_hash=decided.leaf_hash)
+        decision, stamped = self._release(rgb, output_format, context, grants_from=grants_from)
+        if stamped is None:
+            return (
+                decision,
+                None,
+                (decided, self._record(decision, requester, operation, input_sha256)),
+            )
+        entry = release_entry(
             decision,
-            requester,
-            operation,
-            input_sha256,
-            stamped.sha256 if stamped else None,
-            stamped.record_id if stamped else None,
-            stamped.manifest_label if stamped else None,
+            requester=requester,
+            output_sha256=stamped.sha256,
+            watermark_record_id=stamped.record_id,
+            manifest_label=stamped.manifest_label,
+            hasher=keyed_hasher(self.settings),
         )
+        released = self.audit.append(entry)
+        self._notify(
+            DecisionEvent(
+                decision,
+                requester,
+                operation,
+                input_sha256,
+                stamped.sha256,
+                stamped.record_id,
+                stamped.manifest_label,
+                released,
+            )
+        )
+        return decision, stamped, (decided, released)
+
+    def _record(
+        self, decision: Decision, requester: str, operation: str, input_sha256: str | None
+    ) -> Receipt:
+        """Append the decision to the audit log (before anyone sees it) and tell the sinks.
+
+        Raises :class:`Unavailable` when the log cannot be written: no answer leaves unaudited.
+        """
+        entry = decision_entry(
+            decision,
+            requester=requester,
+            operation=operation,
+            input_sha256=input_sha256,
+            hasher=keyed_hasher(self.settings),
+        )
+        receipt = self.audit.append(entry)
+        if decision.stage == "input" or not decision.allowed:
+            self._notify(
+                DecisionEvent(decision, requester, operation, input_sha256, receipt=receipt)
+            )
+        return receipt
+
+    def _notify(self, event: DecisionEvent) -> None:
         for sink in self._sinks:
             sink.record(event)
 

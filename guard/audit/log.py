@@ -18,8 +18,10 @@ proofs for any size read O(log n) rows.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, Text, select, update
@@ -54,6 +56,8 @@ class AuditEntryRow(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     leaf_hash: Mapped[str] = mapped_column(String(64))
     entry: Mapped[str] = mapped_column(Text)
+    # Set for decision entries, so a decision's receipt can be found again by its id.
+    decision_id: Mapped[str | None] = mapped_column(String(40), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -144,16 +148,32 @@ class AuditLog:
     """The log in the guard's database. Thread-safe; processes may share the database."""
 
     def __init__(
-        self, db: Database, signer: CheckpointSigner | None = None, *, origin: str = ORIGIN
+        self,
+        db: Database,
+        signer: CheckpointSigner | None = None,
+        *,
+        key_path: Path | None = None,
+        origin: str = ORIGIN,
     ) -> None:
+        """``signer`` signs checkpoints; without one, the key at ``key_path`` is loaded when
+        first needed, and without either the log is read-only (appends are refused)."""
         self.db = db
-        self.signer = signer  # None: read-only (export, proofs), appends are refused
+        self.signer = signer
         self.origin = origin
+        self._key_path = key_path
+        self._lock = threading.Lock()
+
+    def _signer(self) -> CheckpointSigner:
+        with self._lock:
+            if self.signer is None and self._key_path is not None and self._key_path.exists():
+                self.signer = load_checkpoint_signer(self._key_path, AUDIT_KEY_NAME)
+            if self.signer is None:
+                raise Unavailable("the audit log has no checkpoint key: run `guard keys init`")
+            return self.signer
 
     def append(self, entry: dict[str, Any]) -> Receipt:
         """Append one entry, sign the new tree head, return the entry's receipt."""
-        if self.signer is None:
-            raise Unavailable("the audit log has no checkpoint key: run `guard keys init`")
+        signer = self._signer()
         data = canonical_json(entry)
         leaf = leaf_hash(data)
         with self.db.transaction() as session:
@@ -162,8 +182,15 @@ class AuditLog:
             )
             index = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
             now = datetime.now(UTC)
+            decision_id = entry.get("decision_id") if entry.get("kind") == "decision" else None
             session.add(
-                AuditEntryRow(idx=index, leaf_hash=leaf.hex(), entry=data.decode(), created_at=now)
+                AuditEntryRow(
+                    idx=index,
+                    leaf_hash=leaf.hex(),
+                    entry=data.decode(),
+                    decision_id=decision_id,
+                    created_at=now,
+                )
             )
             nodes = _StoredSubtrees(session)
             for level, node_index, digest in _completed_subtrees(nodes, index, leaf):
@@ -171,7 +198,7 @@ class AuditLog:
                 nodes.remember(level, node_index, digest)
             size = index + 1
             root = root_hash(nodes, size)
-            note = self.signer.sign(Checkpoint(self.origin, size, root, now))
+            note = signer.sign(Checkpoint(self.origin, size, root, now))
             session.add(AuditCheckpointRow(size=size, root=root.hex(), note=note))
             session.execute(update(AuditStateRow).where(AuditStateRow.id == 1).values(size=size))
             proof = inclusion_proof(nodes, index, size)
@@ -217,6 +244,15 @@ class AuditLog:
             proof = inclusion_proof(_StoredSubtrees(session), index, size)
             return Receipt(index, entry.leaf_hash, checkpoint.note, tuple(p.hex() for p in proof))
 
+    def receipt_for_decision(self, decision_id: str) -> Receipt:
+        with self.db.transaction() as session:
+            index = session.scalars(
+                select(AuditEntryRow.idx).where(AuditEntryRow.decision_id == decision_id)
+            ).first()
+        if index is None:
+            raise NotFound(f"no audit entry for decision {decision_id}")
+        return self.receipt(index)
+
     def consistency(self, old_size: int, new_size: int) -> list[str]:
         with self.db.transaction() as session:
             proof = consistency_proof(_StoredSubtrees(session), old_size, new_size)
@@ -238,11 +274,11 @@ def _completed_subtrees(
     return completed
 
 
-def open_audit_log(settings: Settings) -> AuditLog:
-    """The log of the guard the settings describe; read-only when its key is missing."""
+def open_audit_log(settings: Settings, db: Database | None = None) -> AuditLog:
+    """The log of the guard the settings describe; read-only (appends refused, i.e. every
+    audited request fails closed) while its key is missing."""
     path = settings.audit_keys_dir / PRIVATE_KEY_FILE
-    signer = load_checkpoint_signer(path, AUDIT_KEY_NAME) if path.exists() else None
-    return AuditLog(Database(settings.database_url), signer)
+    return AuditLog(db or Database(settings.database_url), key_path=path)
 
 
 def audit_verifier(settings: Settings) -> CheckpointVerifier:

@@ -44,6 +44,7 @@ def log(database_url: str, keys: Path) -> AuditLog:
 
 
 def verifier(log: AuditLog) -> CheckpointVerifier:
+    assert log.signer is not None
     return CheckpointVerifier.from_key_string(log.signer.verifier_key)
 
 

@@ -187,7 +187,8 @@ def test_add_single_figure_and_errors(workdir: Path) -> None:
 
 def test_uninitialised_data_dir_is_unavailable(workdir: Path) -> None:
     code, output = run("check", "photos/portrait.jpg")
-    assert code == 1 and "unavailable" in output
+    # Not even a denial may leave unaudited, and there is no audit log yet: 503, not deny.
+    assert code == 3 and "run `guard" in output
     code, output = run("subjects", "list")
     assert code == 3 and "guard init" in output
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from guard.media import OutputFormat, decode_image, encode_image
-from guard.pipeline import EditRequest, Guard, Result, StampRequest
+from guard.pipeline import CheckRequest, EditRequest, Guard, Result, StampRequest
 from guard.policy import Verdict
 from guard.provenance import (
     GUARD_ASSERTION,
@@ -368,3 +368,51 @@ def test_an_independent_reader_agrees(
     assert not theirs["valid"] and ours.outcome is Outcome.TAMPERED
     assert "assertion.dataHash.mismatch" in theirs["codes"]
     assert "assertion.dataHash.mismatch" in ours.manifest.problems
+
+
+def test_every_decision_is_audited_and_its_receipts_verify_offline(
+    enrolled: tuple[Guard, str, str],
+) -> None:
+    from guard.audit.log import audit_verifier, canonical_json, verify_receipt
+
+    guard, subject_id, grant_id = enrolled
+    result = edit(guard)
+    assert result.image is not None and result.provenance is not None
+    verifier = audit_verifier(guard.settings)
+    input_receipt, output_receipt, release_receipt = result.receipts
+    assert input_receipt.leaf_index + 1 == output_receipt.leaf_index
+    for receipt in result.receipts:
+        assert verify_receipt(receipt, verifier)
+    decided = guard.audit.entry(output_receipt.leaf_index)
+    assert verify_receipt(output_receipt, verifier, canonical_json(decided))
+    assert decided["decision_id"] == result.decision.decision_id
+    assert decided["verdict"] == "allow_with_conditions" and decided["tenant"] == "acme"
+    released = guard.audit.entry(release_receipt.leaf_index)
+    assert released["kind"] == "release"
+    assert released["output_sha256"] == result.provenance.sha256
+    assert released["manifest_label"] == result.provenance.manifest_label
+    text = json.dumps([guard.audit.entry(r.leaf_index) for r in result.receipts])
+    for forbidden in ("embedding", "Model A", subject_id, grant_id, REQUESTER):
+        assert forbidden not in text
+    reading = read_manifest(result.image, "image/png")
+    assert reading.guard_assertion is not None
+    assert reading.guard_assertion["audit_leaf_hash"] == output_receipt.leaf_hash
+    again = guard.receipt(result.decision.decision_id)
+    assert again.leaf_index == output_receipt.leaf_index and verify_receipt(again, verifier)
+
+
+def test_denials_are_audited_too_and_no_answer_leaves_unaudited(guard: Guard) -> None:
+    from guard.audit.checkpoint import PRIVATE_KEY_FILE
+    from guard.errors import Unavailable
+
+    decision = guard.check(
+        CheckRequest(requester=REQUESTER, operation="relight", image=sample_bytes("tom_hanks"))
+    )
+    entry = guard.audit.entry(guard.receipt(decision.decision_id).leaf_index)
+    assert entry["verdict"] == "deny" and entry["figure_ids"] == ["tom-hanks"]
+    (guard.settings.audit_keys_dir / PRIVATE_KEY_FILE).unlink()
+    keyless = Guard(guard.settings, face_engine=guard.face_engine)
+    with pytest.raises(Unavailable, match="guard keys init"):
+        keyless.check(
+            CheckRequest(requester=REQUESTER, operation="relight", image=sample_bytes("tom_hanks"))
+        )

@@ -22,8 +22,10 @@ def upgrade() -> None:
         sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("leaf_hash", sa.String(64), nullable=False),
         sa.Column("entry", sa.Text, nullable=False),
+        sa.Column("decision_id", sa.String(40), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_index("ix_audit_entries_decision_id", "audit_entries", ["decision_id"])
     op.create_table(
         "audit_nodes",
         sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
@@ -48,4 +50,5 @@ def downgrade() -> None:
     op.drop_table("audit_state")
     op.drop_table("audit_checkpoints")
     op.drop_table("audit_nodes")
+    op.drop_index("ix_audit_entries_decision_id", table_name="audit_entries")
     op.drop_table("audit_entries")

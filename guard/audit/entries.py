@@ -1,0 +1,85 @@
+"""What goes into an audit entry, and what never does.
+
+Every entry is a flat JSON object (hashed as canonical JSON, see :func:`canonical_json`) with
+``v`` (format version), ``kind`` and ``time``. People appear only as keyed HMACs (``subject_refs``,
+``grant_refs``, ``requester``) made with the guard's HMAC key, so the log can be published to an
+auditor without revealing who asked or who was in the picture, yet a subject's own references can
+be recomputed for an access request (``guard audit subject``). Public-figure ids are public and
+appear as they are. Never embeddings, images, names or raw ids of private people.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from guard.keys import KeyedHasher
+from guard.policy import Decision
+
+ENTRY_VERSION = 1
+
+
+def tenant_of(requester: str) -> str:
+    """The tenant part of a requester id (``tenant/app``); the whole id when it has none."""
+    return requester.split("/", 1)[0]
+
+
+def _evidence(decision: Decision, key: str) -> list[str]:
+    values = {
+        str(reason.evidence[key])
+        for face in decision.faces
+        for reason in face.reasons
+        if reason.evidence.get(key) is not None
+    }
+    return sorted(values)
+
+
+def decision_entry(
+    decision: Decision,
+    *,
+    requester: str,
+    operation: str,
+    input_sha256: str | None,
+    hasher: KeyedHasher,
+) -> dict[str, Any]:
+    """The entry for one decision (input gate or output scan), allow and deny alike."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": "decision",
+        "time": decision.decided_at.astimezone(UTC).isoformat(),
+        "tenant": tenant_of(requester),
+        "requester": hasher.ref("requester", requester),
+        "operation": operation,
+        "stage": decision.stage,
+        "decision_id": decision.decision_id,
+        "verdict": decision.verdict.value,
+        "reason_codes": list(decision.reason_codes),
+        "policy": {"id": decision.policy_id, "version": decision.policy_version},
+        "input_sha256": input_sha256,
+        "subject_refs": sorted(hasher.ref("subject", s) for s in _evidence(decision, "subject_id")),
+        "grant_refs": sorted(hasher.ref("grant", g) for g in _evidence(decision, "grant_id")),
+        "figure_ids": _evidence(decision, "figure_id"),
+    }
+
+
+def release_entry(
+    decision: Decision,
+    *,
+    requester: str,
+    output_sha256: str,
+    watermark_record_id: int,
+    manifest_label: str,
+    hasher: KeyedHasher,
+) -> dict[str, Any]:
+    """The entry for an output that left the guard: which file, which mark, which manifest."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": "release",
+        "time": datetime.now(UTC).isoformat(),
+        "tenant": tenant_of(requester),
+        "requester": hasher.ref("requester", requester),
+        "decision_id": decision.decision_id,
+        "output_sha256": output_sha256,
+        "watermark_record_id": f"{watermark_record_id:012x}",
+        "manifest_label": manifest_label,
+    }
