@@ -732,6 +732,19 @@ def audit_checkpoint(
     err.print(f"verifier key: {vkey.name} (see <data_dir>/keys/audit/checkpoint.vkey)")
 
 
+@audit_app.command("subject")
+def audit_subject(subject_id: str, json_output: JsonFlag = False) -> None:
+    """Every audit entry that touched SUBJECT_ID (for a data-subject access request)."""
+    with _errors():
+        entries = _guard().subject_report(subject_id)
+    if json_output:
+        _emit_json([{"index": index, "entry": entry} for index, entry in entries])
+        return
+    out.print(f"{len(entries)} audit entries touch {subject_id}")
+    for index, entry in entries:
+        out.print(f"{index:>8}  {json.dumps(entry, sort_keys=True)}")
+
+
 @audit_app.command("export")
 def audit_export(
     output: Annotated[Path, typer.Option("--out", help="The JSON Lines file to write.")],

@@ -23,9 +23,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
-from guard.audit.entries import decision_entry, release_entry
+from sqlalchemy.orm import Session
+
+from guard.audit.entries import decision_entry, registry_entry, release_entry
 from guard.audit.log import AuditLog, Receipt, open_audit_log
 from guard.config import Settings
 from guard.db import Database
@@ -33,7 +35,7 @@ from guard.devices import configure_faiss_threads
 from guard.editors import ClassicEditor, Editor
 from guard.errors import InvalidInput, Unavailable
 from guard.faces import Face, FaceEngine, create_face_engine
-from guard.identity import BlocklistStore, ConsentRegistry, FaceFacts, Matcher
+from guard.identity import BlocklistStore, ConsentRegistry, FaceFacts, Matcher, RegistryChange
 from guard.keys import keyed_hasher, template_cipher
 from guard.media import DecodedImage, OutputFormat, RGBImage, decode_image
 from guard.policy import (
@@ -187,8 +189,28 @@ class Guard:
                     keyed_hasher(self.settings),
                     engine_name=self.face_engine.name,
                     dimension=self.face_engine.dimension,
+                    on_change=self._audit_registry_change,
                 )
             return self._registry
+
+    def _audit_registry_change(self, session: Session, change: RegistryChange) -> None:
+        """Every consent change is appended in its own transaction: both land or neither."""
+        entry = registry_entry(
+            change.kind,
+            tenant=change.tenant,
+            subject_id=change.subject_id,
+            hasher=keyed_hasher(self.settings),
+            grant_id=change.grant_id,
+            grantee=change.grantee,
+            scopes=change.scopes,
+            evidence_sha256=change.evidence_sha256,
+            count=change.count,
+        )
+        self.audit.append_in(session, entry)
+
+    def subject_report(self, subject_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """Every audit entry that touched ``subject_id`` (for a data-subject access request)."""
+        return self.audit.entries_mentioning(keyed_hasher(self.settings).ref("subject", subject_id))
 
     def policy(self) -> Policy:
         return self._policies.current()

@@ -83,3 +83,31 @@ def release_entry(
         "watermark_record_id": f"{watermark_record_id:012x}",
         "manifest_label": manifest_label,
     }
+
+
+def registry_entry(
+    kind: str,
+    *,
+    tenant: str,
+    subject_id: str,
+    hasher: KeyedHasher,
+    grant_id: str | None = None,
+    grantee: str | None = None,
+    scopes: tuple[str, ...] = (),
+    evidence_sha256: str | None = None,
+    count: int | None = None,
+) -> dict[str, Any]:
+    """The entry for a consent-registry change (subject created or erased, templates enrolled,
+    consent granted or revoked)."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": kind,
+        "time": datetime.now(UTC).isoformat(),
+        "tenant": tenant,
+        "subject_refs": [hasher.ref("subject", subject_id)],
+        "grant_refs": [hasher.ref("grant", grant_id)] if grant_id else [],
+        "grantee": hasher.ref("requester", grantee) if grantee else None,
+        "scopes": list(scopes),
+        "evidence_sha256": evidence_sha256,
+        "count": count,
+    }

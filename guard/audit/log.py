@@ -173,36 +173,51 @@ class AuditLog:
 
     def append(self, entry: dict[str, Any]) -> Receipt:
         """Append one entry, sign the new tree head, return the entry's receipt."""
+        with self.db.transaction() as session:
+            return self.append_in(session, entry)
+
+    def append_in(self, session: Session, entry: dict[str, Any]) -> Receipt:
+        """Append within the caller's transaction, so the entry commits or rolls back with the
+        change it records (the consent registry's writes do this)."""
         signer = self._signer()
         data = canonical_json(entry)
         leaf = leaf_hash(data)
-        with self.db.transaction() as session:
-            session.execute(
-                update(AuditStateRow).where(AuditStateRow.id == 1).values(size=AuditStateRow.size)
+        session.execute(
+            update(AuditStateRow).where(AuditStateRow.id == 1).values(size=AuditStateRow.size)
+        )
+        index = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
+        now = datetime.now(UTC)
+        decision_id = entry.get("decision_id") if entry.get("kind") == "decision" else None
+        session.add(
+            AuditEntryRow(
+                idx=index,
+                leaf_hash=leaf.hex(),
+                entry=data.decode(),
+                decision_id=decision_id,
+                created_at=now,
             )
-            index = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
-            now = datetime.now(UTC)
-            decision_id = entry.get("decision_id") if entry.get("kind") == "decision" else None
-            session.add(
-                AuditEntryRow(
-                    idx=index,
-                    leaf_hash=leaf.hex(),
-                    entry=data.decode(),
-                    decision_id=decision_id,
-                    created_at=now,
-                )
-            )
-            nodes = _StoredSubtrees(session)
-            for level, node_index, digest in _completed_subtrees(nodes, index, leaf):
-                session.add(AuditNodeRow(level=level, idx=node_index, hash=digest.hex()))
-                nodes.remember(level, node_index, digest)
-            size = index + 1
-            root = root_hash(nodes, size)
-            note = signer.sign(Checkpoint(self.origin, size, root, now))
-            session.add(AuditCheckpointRow(size=size, root=root.hex(), note=note))
-            session.execute(update(AuditStateRow).where(AuditStateRow.id == 1).values(size=size))
-            proof = inclusion_proof(nodes, index, size)
+        )
+        nodes = _StoredSubtrees(session)
+        for level, node_index, digest in _completed_subtrees(nodes, index, leaf):
+            session.add(AuditNodeRow(level=level, idx=node_index, hash=digest.hex()))
+            nodes.remember(level, node_index, digest)
+        size = index + 1
+        root = root_hash(nodes, size)
+        note = signer.sign(Checkpoint(self.origin, size, root, now))
+        session.add(AuditCheckpointRow(size=size, root=root.hex(), note=note))
+        session.execute(update(AuditStateRow).where(AuditStateRow.id == 1).values(size=size))
+        proof = inclusion_proof(nodes, index, size)
         return Receipt(index, leaf.hex(), note, tuple(step.hex() for step in proof))
+
+    def entries_mentioning(self, reference: str) -> list[tuple[int, dict[str, Any]]]:
+        """Every entry whose text contains ``reference`` (a keyed hash), oldest first."""
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(AuditEntryRow.idx, AuditEntryRow.entry)
+                .where(AuditEntryRow.entry.contains(reference))
+                .order_by(AuditEntryRow.idx)
+            ).all()
+        return [(idx, json.loads(text)) for idx, text in rows]
 
     def size(self) -> int:
         with self.db.transaction() as session:

@@ -19,6 +19,7 @@ from guard.identity.registry import (
     ConsentRegistry,
     Erasure,
     GrantStatus,
+    RegistryChange,
     Subject,
     SubjectCandidate,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "MatchKind",
     "Matcher",
     "PublicFigure",
+    "RegistryChange",
     "Subject",
     "SubjectCandidate",
     "build_from_embeddings",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -122,6 +122,27 @@ def _validate_sha256(value: str) -> str:
     return lowered
 
 
+@dataclass(frozen=True)
+class RegistryChange:
+    """What changed, for the audit trail (raw ids: the hook turns them into keyed hashes).
+
+    ``kind``: subject_created, templates_enrolled, consent_granted, consent_revoked or
+    subject_erased."""
+
+    kind: str
+    tenant: str
+    subject_id: str
+    grant_id: str | None = None
+    grantee: str | None = None
+    scopes: tuple[str, ...] = ()
+    evidence_sha256: str | None = None
+    count: int | None = None
+
+
+ChangeHook = Callable[[Session, RegistryChange], None]
+"""Called inside the transaction that makes a change: if it raises, the change is rolled back."""
+
+
 class ConsentRegistry:
     """Subjects, templates and grants in the database; matching through a synced FAISS index."""
 
@@ -133,7 +154,9 @@ class ConsentRegistry:
         *,
         engine_name: str,
         dimension: int,
+        on_change: ChangeHook | None = None,
     ) -> None:
+        self._on_change = on_change
         self._db = db
         self._cipher = cipher
         self._hasher = hasher
@@ -166,7 +189,12 @@ class ConsentRegistry:
         )
         with self._db.transaction() as session:
             session.add(row)
+            self._changed(session, RegistryChange("subject_created", tenant, row.id))
         return self._subject(row, 0)
+
+    def _changed(self, session: Session, change: RegistryChange) -> None:
+        if self._on_change is not None:
+            self._on_change(session, change)
 
     def get_subject(self, subject_id: str) -> Subject:
         with self._db.transaction() as session:
@@ -222,7 +250,8 @@ class ConsentRegistry:
         now = utc_now()
         with self._lock:
             with self._db.transaction() as session:
-                if session.get(SubjectRow, subject_id) is None:
+                subject = session.get(SubjectRow, subject_id)
+                if subject is None:
                     raise NotFound(f"no subject {subject_id}")
                 rows = [
                     FaceTemplateRow(
@@ -238,6 +267,12 @@ class ConsentRegistry:
                 session.flush()
                 ids = [row.id for row in rows]
                 old, new = self._bump_version(session)
+                self._changed(
+                    session,
+                    RegistryChange(
+                        "templates_enrolled", subject.tenant, subject_id, count=len(ids)
+                    ),
+                )
             # Committed: apply the same change to this process's index if it was current.
             if self._index_version == old:
                 self._index.add(
@@ -350,9 +385,20 @@ class ConsentRegistry:
             created_at=utc_now(),
         )
         with self._db.transaction() as session:
-            if session.get(SubjectRow, subject_id) is None:
+            subject = session.get(SubjectRow, subject_id)
+            if subject is None:
                 raise NotFound(f"no subject {subject_id}")
             session.add(row)
+            change = RegistryChange(
+                "consent_granted",
+                subject.tenant,
+                subject_id,
+                grant_id=row.id,
+                grantee=grantee,
+                scopes=tuple(clean_scopes),
+                evidence_sha256=row.evidence_sha256,
+            )
+            self._changed(session, change)
         return _grant(row)
 
     def revoke(self, grant_id: str, *, at: datetime | None = None) -> ConsentGrant:
@@ -363,6 +409,12 @@ class ConsentRegistry:
             if row.revoked_at is not None:
                 raise Conflict(f"grant {grant_id} was already revoked at {row.revoked_at}")
             row.revoked_at = at or utc_now()
+            subject = session.get(SubjectRow, row.subject_id)
+            tenant = subject.tenant if subject is not None else ""
+            change = RegistryChange(
+                "consent_revoked", tenant, row.subject_id, grant_id=row.id, grantee=row.grantee
+            )
+            self._changed(session, change)
             return _grant(row)
 
     def grants_for(self, subject_id: str) -> list[ConsentGrant]:
@@ -406,6 +458,10 @@ class ConsentRegistry:
                 )
                 session.delete(subject)
                 old, new = self._bump_version(session)
+                change = RegistryChange(
+                    "subject_erased", subject.tenant, subject_id, count=len(template_ids)
+                )
+                self._changed(session, change)
             if self._index_version == old:
                 self._index.remove(np.array(template_ids, dtype=np.int64))
                 for template_id in template_ids:

@@ -243,3 +243,6 @@ def test_audit_commands(workdir: Path) -> None:
     assert code == 1 and "first bad entry: 2" in output
     code, output = run("audit", "show", "99")
     assert code == 2 and "no audit entry 99" in output
+    subject = run_json("subjects", "add", "--tenant", "acme")["id"]  # type: ignore[index]
+    report = run_json("audit", "subject", subject)
+    assert [item["entry"]["kind"] for item in report] == ["subject_created"]  # type: ignore[index, union-attr]

@@ -1,0 +1,61 @@
+"""The guard's own writes are audited: consent changes land with their entry or not at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from guard.audit.log import audit_verifier, canonical_json, verify_receipt
+from guard.pipeline import EditRequest, Guard
+from tests.conftest import GuardFactory
+from tests.integration.test_pipeline import PORTRAIT, REQUESTER, crop, enroll_model
+
+
+def test_consent_changes_are_audited_and_the_subject_report_finds_them(
+    make_guard: GuardFactory,
+) -> None:
+    guard = make_guard()
+    subject_id, grant_id = enroll_model(guard)
+    guard.edit(EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER))
+    guard.registry.revoke(grant_id)
+    kinds = [guard.audit.entry(i)["kind"] for i in range(guard.audit.size())]
+    assert kinds[:3] == ["subject_created", "templates_enrolled", "consent_granted"]
+    assert kinds[-1] == "consent_revoked"
+    report = guard.subject_report(subject_id)
+    assert [entry["kind"] for _, entry in report] == [
+        "subject_created",
+        "templates_enrolled",
+        "consent_granted",
+        "decision",
+        "decision",
+        "consent_revoked",
+    ]
+    assert all(subject_id not in str(entry) and grant_id not in str(entry) for _, entry in report)
+    verifier = audit_verifier(guard.settings)
+    for index, entry in report:
+        assert verify_receipt(guard.audit.receipt(index), verifier, canonical_json(entry))
+    guard.registry.erase(subject_id)
+    assert guard.subject_report(subject_id)[-1][1]["kind"] == "subject_erased"
+
+
+def test_a_consent_change_that_cannot_be_audited_does_not_happen(
+    make_guard: GuardFactory,
+) -> None:
+    from guard.audit.checkpoint import PRIVATE_KEY_FILE
+    from guard.errors import Unavailable
+
+    guard = make_guard()
+    subject = guard.registry.create_subject("acme")
+    (guard.settings.audit_keys_dir / PRIVATE_KEY_FILE).unlink()
+    keyless = Guard(guard.settings, face_engine=guard.face_engine)
+    before = keyless.registry.grants_for(subject.id)
+    with pytest.raises(Unavailable, match="guard keys init"):
+        keyless.registry.grant(
+            subject.id,
+            grantee=REQUESTER,
+            scopes=["relight"],
+            evidence_sha256="ab" * 32,
+            expires_at=datetime(2099, 1, 1, tzinfo=UTC),
+        )
+    assert keyless.registry.grants_for(subject.id) == before == []
