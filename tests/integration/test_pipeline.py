@@ -255,7 +255,9 @@ def test_unreadable_policy_denies_unavailable(make_guard: GuardFactory, tmp_path
     _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
 
 
-def test_unreachable_database_denies_unavailable(tmp_path: object, face_engine: FaceEngine) -> None:
+def test_unreachable_database_fails_closed(tmp_path: object, face_engine: FaceEngine) -> None:
+    """The gate denies (registry unreadable), and since not even that denial can be audited,
+    the request fails with Unavailable (503) instead of answering."""
     from pathlib import Path
 
     from guard.bootstrap import initialise
@@ -266,13 +268,15 @@ def test_unreachable_database_denies_unavailable(tmp_path: object, face_engine: 
     settings = Settings(
         data_dir=data_dir, database_url="postgresql+psycopg://postgres@127.0.0.1:1/none"
     )
+    from guard.errors import Unavailable
+
     guard = Guard(settings, face_engine=face_engine)
-    _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
-    _assert_unavailable(
+    with pytest.raises(Unavailable, match="database is unavailable"):
+        check(guard, crop("t1", PORTRAIT))
+    with pytest.raises(Unavailable, match="database is unavailable"):
         guard.edit(
             EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)
-        ).decision
-    )
+        )
 
 
 def test_missing_template_key_denies_unavailable(guard: Guard) -> None:
