@@ -20,6 +20,8 @@ plugs in here) before the caller sees it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,7 +29,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from guard.audit.entries import decision_entry, registry_entry, release_entry
+from guard.audit.entries import decision_entry, in_force_entry, registry_entry, release_entry
 from guard.audit.log import AuditLog, Receipt, open_audit_log
 from guard.config import Settings
 from guard.db import Database
@@ -35,7 +37,14 @@ from guard.devices import configure_faiss_threads
 from guard.editors import ClassicEditor, Editor
 from guard.errors import InvalidInput, Unavailable
 from guard.faces import Face, FaceEngine, create_face_engine
-from guard.identity import BlocklistStore, ConsentRegistry, FaceFacts, Matcher, RegistryChange
+from guard.identity import (
+    Blocklist,
+    BlocklistStore,
+    ConsentRegistry,
+    FaceFacts,
+    Matcher,
+    RegistryChange,
+)
 from guard.keys import keyed_hasher, template_cipher
 from guard.media import DecodedImage, OutputFormat, RGBImage, decode_image
 from guard.policy import (
@@ -173,6 +182,7 @@ class Guard:
         self.provenance = provenance or Provenance(self.settings, self.db)
         self.audit = audit or open_audit_log(self.settings, self.db)
         self._registry: ConsentRegistry | None = None
+        self._in_force: dict[str, str] = {}
         self._registry_lock = threading.Lock()
 
     # components ------------------------------------------------------------------------------
@@ -207,6 +217,31 @@ class Guard:
             count=change.count,
         )
         self.audit.append_in(session, entry)
+
+    def _audit_in_force(self, policy: Policy, blocklist: Blocklist) -> None:
+        """Append the policy and blocklist generations in force, once each per change."""
+        figures = sorted(blocklist.figures)
+        states: dict[str, tuple[str, dict[str, Any]]] = {
+            "policy_in_force": (
+                _digest(policy.model_dump(mode="json")),
+                {"policy": {"id": policy.id, "version": policy.version}},
+            ),
+            "blocklist_in_force": (
+                _digest({"generation": blocklist.generation, "figures": figures}),
+                {
+                    "generation": blocklist.generation,
+                    "engine": blocklist.engine_name,
+                    "figure_ids": figures,
+                },
+            ),
+        }
+        for kind, (digest, facts) in states.items():
+            if self._in_force.get(kind) == digest:
+                continue
+            logged = self.audit.entries_mentioning(digest)
+            if not any(entry.get("kind") == kind for _, entry in logged):
+                self.audit.append(in_force_entry(kind, digest, **facts))
+            self._in_force[kind] = digest
 
     def subject_report(self, subject_id: str) -> list[tuple[int, dict[str, Any]]]:
         """Every audit entry that touched ``subject_id`` (for a data-subject access request)."""
@@ -353,6 +388,7 @@ class Guard:
         try:
             policy = self.policy()
             blocklist = self.blocklists.current()
+            self._audit_in_force(policy, blocklist)
             matcher = Matcher(
                 self.registry,
                 blocklist,
@@ -510,3 +546,7 @@ _WEB_FORMATS: dict[str, OutputFormat] = {"JPEG": "jpeg", "WEBP": "webp"}
 
 def _web_format(source_format: str) -> OutputFormat:
     return _WEB_FORMATS.get(source_format, "png")
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()

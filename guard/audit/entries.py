@@ -111,3 +111,16 @@ def registry_entry(
         "evidence_sha256": evidence_sha256,
         "count": count,
     }
+
+
+def in_force_entry(kind: str, digest: str, **facts: Any) -> dict[str, Any]:
+    """A policy or blocklist generation the guard started deciding under (``policy_in_force``,
+    ``blocklist_in_force``): appended before the first decision that uses it, whoever changed it
+    and however (CLI, file copy), so every decision can be tied to the rules it was made under."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": kind,
+        "time": datetime.now(UTC).isoformat(),
+        "sha256": digest,
+        **facts,
+    }

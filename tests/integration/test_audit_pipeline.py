@@ -59,3 +59,36 @@ def test_a_consent_change_that_cannot_be_audited_does_not_happen(
             expires_at=datetime(2099, 1, 1, tzinfo=UTC),
         )
     assert keyless.registry.grants_for(subject.id) == before == []
+
+
+def test_the_policy_and_blocklist_in_force_are_audited_once_per_change(
+    make_guard: GuardFactory, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from guard.config import DEFAULT_POLICY_FILE
+    from guard.pipeline import CheckRequest
+    from guard.samples import sample_bytes
+    from tests.integration.test_pipeline import blocklist_public_figures
+
+    policy_file = Path(str(tmp_path)) / "policy.yaml"
+    policy_file.write_text(DEFAULT_POLICY_FILE.read_text())
+    guard = make_guard(policy_file=policy_file)
+    ask = CheckRequest(requester=REQUESTER, operation="relight", image=sample_bytes("t1"))
+
+    def in_force() -> list[dict[str, object]]:
+        entries = [guard.audit.entry(i) for i in range(guard.audit.size())]
+        return [e for e in entries if str(e["kind"]).endswith("_in_force")]
+
+    guard.check(ask)
+    guard.check(ask)
+    assert [e["kind"] for e in in_force()] == ["policy_in_force", "blocklist_in_force"]
+    blocklist_public_figures(guard)
+    policy_file.write_text(policy_file.read_text().replace('version: "', 'version: "9-'))
+    guard.check(ask)
+    latest = in_force()
+    assert [e["kind"] for e in latest[2:]] == ["policy_in_force", "blocklist_in_force"]
+    assert latest[3]["figure_ids"] == ["eileen-collins", "tom-hanks"]
+    again = Guard(guard.settings, face_engine=guard.face_engine)  # another process, same state
+    again.check(ask)
+    assert len(in_force()) == 4
