@@ -722,14 +722,16 @@ def audit_prove(
 def audit_checkpoint(
     size: Annotated[int | None, typer.Option(help="Tree size (default: latest).")] = None,
 ) -> None:
-    """The signed checkpoint (C2SP signed note) at SIZE, and the public key to check it."""
-    from guard.audit.log import audit_verifier
+    """The signed checkpoint (C2SP signed note) at SIZE; the public key to check it goes to
+    stderr (it is also <data_dir>/keys/audit/checkpoint.vkey)."""
+    from guard.audit.checkpoint import PUBLIC_KEY_FILE
 
     with _errors():
+        settings = Settings()
         note = _audit_log().checkpoint(size)
-        vkey = audit_verifier(Settings())
+        vkey = _read(settings.audit_keys_dir / PUBLIC_KEY_FILE).decode().strip()
     sys.stdout.write(note)
-    err.print(f"verifier key: {vkey.name} (see <data_dir>/keys/audit/checkpoint.vkey)")
+    err.print(f"verifier key: {vkey}", soft_wrap=True)
 
 
 @audit_app.command("subject")
