@@ -55,6 +55,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/thresholds.py
 	$(BIN)/python bench/watermark.py
 	$(BIN)/python bench/c2pa_signing.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache

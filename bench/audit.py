@@ -136,64 +136,80 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--appends", type=int, default=320, help="entries per throughput run")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["throughput", "proofs", "verify"],
+        choices=["throughput", "proofs", "verify"],
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         keys = folder / "keys"
         create_checkpoint_key(keys, AUDIT_KEY_NAME)
 
-        print("| backend | writers | appends/s | vs 1 writer | vs Tessera 2,900/s |")
-        print("|---|---|---|---|---|")
-        for kind in ("sqlite", "postgresql"):
-            single = None
-            for writers in (1, 4, 16):
-                rate = appends_per_second(kind, writers, args.appends, folder, keys)
-                single = single or rate
-                print(
-                    f"| {kind} | {writers} | {rate:.0f} | {rate / single:.2f}× | "
-                    f"{rate / 2900:.3f}× |"
-                )
+        if "throughput" in args.sections:
+            throughput(args.appends, folder, keys)
+        if "proofs" in args.sections:
+            proofs(args.big, folder, keys)
+        if "verify" in args.sections:
+            offline_verification(folder, keys)
 
-        print("\n| backend | entries | inclusion proof ms | consistency proof ms | proof hashes |")
-        print("|---|---|---|---|---|")
-        rng = random.Random(1)
-        for kind in ("sqlite", "postgresql"):
-            for size in (10_000, 100_000, args.big):
-                log = bulk_load(_fresh_database(kind, folder), size, keys)
-                indices = [rng.randrange(size) for _ in range(9)]
-                inclusion = median_ms(
-                    lambda log=log, indices=indices: log.receipt(indices.pop()), repeats=9
-                )
-                olds = [rng.randrange(1, size) for _ in range(9)]
-                consistency = median_ms(
-                    lambda log=log, olds=olds, size=size: log.consistency(olds.pop(), size),
-                    repeats=9,
-                )
-                hashes = len(log.receipt(size // 3).inclusion_proof)
-                print(f"| {kind} | {size:,} | {inclusion:.1f} | {consistency:.1f} | {hashes} |")
-                log.db.dispose()
 
-        url = _fresh_database("sqlite", folder)
-        log = AuditLog(
-            Database(url), load_checkpoint_signer(keys / PRIVATE_KEY_FILE, AUDIT_KEY_NAME)
-        )
-        count = 20_000
-        for i in tqdm(range(count), desc="appending for export", file=sys.stderr):
-            log.append(_entry(i))
-        export = folder / "audit.jsonl"
-        export_log(log, export)
-        verifier = CheckpointVerifier.from_key_string(log.signer.verifier_key)  # type: ignore[union-attr]
-        start = time.perf_counter()
-        report = verify_export(export, verifier)
-        elapsed = time.perf_counter() - start
-        assert report.ok
-        print("\n| offline verification | entries | seconds | per 10^6 entries |")
-        print("|---|---|---|---|")
-        per_million = elapsed * 1e6 / count / 60
-        print(
-            f"| verify_export (every leaf, every signed checkpoint) | {count:,} | "
-            f"{elapsed:.1f} | {per_million:.1f} min |"
-        )
+def throughput(appends: int, folder: Path, keys: Path) -> None:
+    print("| backend | writers | appends/s | vs 1 writer | vs Tessera 2,900/s |")
+    print("|---|---|---|---|---|")
+    for kind in ("sqlite", "postgresql"):
+        single = None
+        for writers in (1, 4, 16):
+            rate = appends_per_second(kind, writers, appends, folder, keys)
+            single = single or rate
+            print(
+                f"| {kind} | {writers} | {rate:.0f} | {rate / single:.2f}× | {rate / 2900:.3f}× |"
+            )
+
+
+def proofs(big: int, folder: Path, keys: Path) -> None:
+    print("\n| backend | entries | inclusion proof ms | consistency proof ms | proof hashes |")
+    print("|---|---|---|---|---|")
+    rng = random.Random(1)
+    for kind in ("sqlite", "postgresql"):
+        for size in (10_000, 100_000, big):
+            log = bulk_load(_fresh_database(kind, folder), size, keys)
+            indices = [rng.randrange(size) for _ in range(9)]
+            inclusion = median_ms(
+                lambda log=log, indices=indices: log.receipt(indices.pop()), repeats=9
+            )
+            olds = [rng.randrange(1, size) for _ in range(9)]
+            consistency = median_ms(
+                lambda log=log, olds=olds, size=size: log.consistency(olds.pop(), size),
+                repeats=9,
+            )
+            hashes = len(log.receipt(size // 3).inclusion_proof)
+            print(f"| {kind} | {size:,} | {inclusion:.1f} | {consistency:.1f} | {hashes} |")
+            log.db.dispose()
+
+
+def offline_verification(folder: Path, keys: Path) -> None:
+    url = _fresh_database("sqlite", folder)
+    log = AuditLog(Database(url), load_checkpoint_signer(keys / PRIVATE_KEY_FILE, AUDIT_KEY_NAME))
+    count = 20_000
+    for i in tqdm(range(count), desc="appending for export", file=sys.stderr):
+        log.append(_entry(i))
+    export = folder / "audit.jsonl"
+    export_log(log, export)
+    verifier = CheckpointVerifier.from_key_string(log.signer.verifier_key)  # type: ignore[union-attr]
+    start = time.perf_counter()
+    report = verify_export(export, verifier)
+    elapsed = time.perf_counter() - start
+    assert report.ok
+    print("\n| offline verification | entries | seconds | per 10^6 entries |")
+    print("|---|---|---|---|")
+    per_million = elapsed * 1e6 / count / 60
+    print(
+        f"| verify_export (every leaf, every signed checkpoint) | {count:,} | "
+        f"{elapsed:.1f} | {per_million:.1f} min |"
+    )
 
 
 if __name__ == "__main__":
