@@ -148,4 +148,10 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
     )
     console.print(f"re-posted copy (no metadata): {out_dir / 'model-a-reposted.jpg'}")
     console.print(f"data directory: {data_dir}")
+    size = guard.audit.size()
+    console.print(
+        f"audit log: {size} entries (every decision and consent change), signed checkpoints "
+        f"verifiable with the public key {data_dir / 'keys' / 'audit' / 'checkpoint.vkey'} "
+        "(`guard audit export --out audit.jsonl`, then `guard audit verify audit.jsonl --key ...`)"
+    )
     guard.close()
