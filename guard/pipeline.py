@@ -45,7 +45,7 @@ from guard.identity import (
     Matcher,
     RegistryChange,
 )
-from guard.keys import keyed_hasher, template_cipher
+from guard.keys import KeyedHasher, keyed_hasher, template_cipher
 from guard.media import DecodedImage, OutputFormat, RGBImage, decode_image
 from guard.policy import (
     Decision,
@@ -183,6 +183,7 @@ class Guard:
         self.audit = audit or open_audit_log(self.settings, self.db)
         self._registry: ConsentRegistry | None = None
         self._in_force: dict[str, str] = {}
+        self._keyed_hasher: KeyedHasher | None = None
         self._registry_lock = threading.Lock()
 
     # components ------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ class Guard:
                 self._registry = ConsentRegistry(
                     self.db,
                     template_cipher(self.settings),
-                    keyed_hasher(self.settings),
+                    self._hasher(),
                     engine_name=self.face_engine.name,
                     dimension=self.face_engine.dimension,
                     on_change=self._audit_registry_change,
@@ -209,7 +210,7 @@ class Guard:
             change.kind,
             tenant=change.tenant,
             subject_id=change.subject_id,
-            hasher=keyed_hasher(self.settings),
+            hasher=self._hasher(),
             grant_id=change.grant_id,
             grantee=change.grantee,
             scopes=change.scopes,
@@ -245,7 +246,14 @@ class Guard:
 
     def subject_report(self, subject_id: str) -> list[tuple[int, dict[str, Any]]]:
         """Every audit entry that touched ``subject_id`` (for a data-subject access request)."""
-        return self.audit.entries_mentioning(keyed_hasher(self.settings).ref("subject", subject_id))
+        return self.audit.entries_mentioning(self._hasher().ref("subject", subject_id))
+
+    def _hasher(self) -> KeyedHasher:
+        """The HMAC key, read once (every decision and consent change uses it); a missing key is
+        :class:`Unavailable` on each call until it exists."""
+        if self._keyed_hasher is None:
+            self._keyed_hasher = keyed_hasher(self.settings)
+        return self._keyed_hasher
 
     def policy(self) -> Policy:
         return self._policies.current()
@@ -450,7 +458,7 @@ class Guard:
         if not context.decision.allowed:
             return context.decision, None
         try:
-            refs = consent_grant_refs(grants_from, keyed_hasher(self.settings))
+            refs = consent_grant_refs(grants_from, self._hasher())
             stamped = self.provenance.stamp(
                 rgb, output_format, replace(context, consent_grant_refs=refs)
             )
@@ -498,7 +506,7 @@ class Guard:
             output_sha256=stamped.sha256,
             watermark_record_id=stamped.record_id,
             manifest_label=stamped.manifest_label,
-            hasher=keyed_hasher(self.settings),
+            hasher=self._hasher(),
         )
         released = self.audit.append(entry)
         self._notify(
@@ -527,7 +535,7 @@ class Guard:
             requester=requester,
             operation=operation,
             input_sha256=input_sha256,
-            hasher=keyed_hasher(self.settings),
+            hasher=self._hasher(),
         )
         receipt = self.audit.append(entry)
         if decision.stage == "input" or not decision.allowed:
