@@ -41,6 +41,38 @@ class UnsupportedMedia(InvalidInput):
     http_status = 415
 
 
+class UndecodableImage(InvalidInput):
+    """The file claims to be an accepted image type but its pixels cannot be decoded."""
+
+    code = "undecodable_image"
+    http_status = 422
+
+
+class Unauthenticated(GuardError):
+    """No API key, or one that is unknown or revoked. Send a valid key (``guard keys create``)."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(GuardError):
+    """The API key is valid but its role may not do this, or the object is another tenant's."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimited(GuardError):
+    """Too many requests for this API key; retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PolicyDenied(GuardError):
     """A decision denied the request (raised only where a caller asked for an exception)."""
 

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from guard.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from guard.errors import InvalidInput, PayloadTooLarge, UndecodableImage, UnsupportedMedia
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -74,7 +74,9 @@ def decode_image(
             image.load()
             image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
-        raise InvalidInput(f"the image could not be decoded (truncated or corrupt): {exc}") from exc
+        raise UndecodableImage(
+            f"the image could not be decoded (truncated or corrupt): {exc}"
+        ) from exc
     return DecodedImage(rgb=_to_rgb8(image), source_format=source_format, sha256=content_hash(data))
 
 
@@ -92,7 +94,7 @@ def _open_checked(data: bytes, *, max_pixels: int, allow_multiframe: bool) -> Im
             f"the image is a decompression bomb ({exc}); nothing was decoded"
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInput(f"the image header could not be read: {exc}") from exc
+        raise UndecodableImage(f"the image header could not be read: {exc}") from exc
     width, height = image.size
     if width <= 0 or height <= 0:
         raise InvalidInput(f"the image has no pixels ({width}x{height})")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from guard.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from guard.errors import InvalidInput, PayloadTooLarge, UndecodableImage, UnsupportedMedia
 from guard.media import decode_image, encode_image, output_format_for
 from guard.samples import sample_bytes
 
@@ -48,8 +48,9 @@ def test_empty_input() -> None:
 
 def test_truncated_jpeg() -> None:
     data = sample_bytes("t1")
-    with pytest.raises(InvalidInput, match="truncated or corrupt"):
+    with pytest.raises(UndecodableImage, match="truncated or corrupt") as caught:
         decode_image(data[: len(data) // 2])
+    assert caught.value.http_status == 422
 
 
 def test_huge_png_header_is_rejected_before_decoding() -> None:
