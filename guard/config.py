@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     dlib_registry_threshold: float = Field(default=0.95, gt=0.0, lt=1.0)
     dlib_blocklist_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
     dlib_drift_threshold: float = Field(default=0.93, gt=0.0, lt=1.0)
+    # How far under the blocklist threshold a face still counts as a "near miss" of a public
+    # figure: usage monitoring flags keys that collect many distinct near misses (probing).
+    dlib_near_miss_margin: float = Field(default=0.03, ge=0.0, lt=1.0)
     insightface_model_dir: Path | None = Field(
         default=None,
         description="Directory holding an SCRFD detector and an ArcFace recogniser (*.onnx).",
@@ -77,6 +80,7 @@ class Settings(BaseSettings):
     arcface_registry_threshold: float = Field(default=0.45, gt=0.0, lt=1.0)
     arcface_blocklist_threshold: float = Field(default=0.40, gt=0.0, lt=1.0)
     arcface_drift_threshold: float = Field(default=0.40, gt=0.0, lt=1.0)
+    arcface_near_miss_margin: float = Field(default=0.08, ge=0.0, lt=1.0)
 
     template_key: SecretStr | None = Field(
         default=None,
@@ -88,6 +92,11 @@ class Settings(BaseSettings):
     )
     policy_file: Path = DEFAULT_POLICY_FILE
     blocklist_dir: Path | None = None
+    blocklist_source_dir: Path | None = Field(
+        default=None,
+        description="Folder of <figure-id>/<photo> files that `POST /v1/blocklist/rebuild` "
+        "rebuilds the blocklist from.",
+    )
 
     c2pa_cert_chain: Path | None = Field(
         default=None,
@@ -112,6 +121,20 @@ class Settings(BaseSettings):
     # re-encodes and resizes land within ~4, unrelated photos around 32 (docs/benchmarks.md).
     fingerprint_max_distance: int = Field(default=8, ge=0, le=20)
 
+    # The HTTP service (`guard serve`).
+    redis_url: str = Field(
+        default="",
+        description="Redis for rate limits and usage counters shared by all workers; empty "
+        "means in-process counters (one worker, the embedded mode).",
+    )
+    api_rate_per_second: float = Field(default=10.0, gt=0.0, description="Per API key.")
+    api_rate_burst: int = Field(default=20, ge=1)
+    api_max_body_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Largest request body; 0 means twice GUARD_MAX_IMAGE_BYTES plus 1 MiB.",
+    )
+
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     allow_multiframe: bool = False
@@ -122,6 +145,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir.resolve() / 'guard.db'}"
         if self.blocklist_dir is None:
             self.blocklist_dir = self.data_dir / "blocklist"
+        if not self.api_max_body_bytes:
+            self.api_max_body_bytes = 2 * self.max_image_bytes + 1024 * 1024
         return self
 
     @property
@@ -151,6 +176,9 @@ class Settings(BaseSettings):
 
     def drift_threshold(self, engine: str) -> float:
         return self.dlib_drift_threshold if engine == "dlib" else self.arcface_drift_threshold
+
+    def near_miss_margin(self, engine: str) -> float:
+        return self.dlib_near_miss_margin if engine == "dlib" else self.arcface_near_miss_margin
 
     @classmethod
     def settings_customise_sources(

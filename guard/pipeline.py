@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -147,6 +149,13 @@ class DecisionSink(Protocol):
     def record(self, event: DecisionEvent) -> None: ...
 
 
+class StageObserver(Protocol):
+    """Told how long each stage took (``faces``, ``match``, ``edit``, ``output_scan``,
+    ``stamp``, ``audit``): the HTTP service's latency metrics plug in here."""
+
+    def observe_stage(self, stage: str, seconds: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Gate:
     """The input gate's outcome, kept for the output scan."""
@@ -170,8 +179,10 @@ class Guard:
         sinks: Sequence[DecisionSink] = (),
         provenance: Provenance | None = None,
         audit: AuditLog | None = None,
+        observer: StageObserver | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self._observer = observer
         configure_faiss_threads(self.settings.faiss_threads)
         self.db = Database(self.settings.database_url)
         self.face_engine = face_engine or create_face_engine(self.settings)
@@ -187,6 +198,15 @@ class Guard:
         self._registry_lock = threading.Lock()
 
     # components ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._observer is not None:
+                self._observer.observe_stage(stage, time.perf_counter() - start)
 
     @property
     def registry(self) -> ConsentRegistry:
@@ -277,14 +297,18 @@ class Guard:
 
     def check(self, request: CheckRequest) -> Decision:
         """The pre-generation gate: decide without editing anything."""
+        return self.check_with_receipt(request)[0]
+
+    def check_with_receipt(self, request: CheckRequest) -> tuple[Decision, Receipt]:
+        """:meth:`check`, also returning the decision's audit receipt."""
         decoded = self.decode(request.image) if request.image is not None else None
         gate = self._gate(
             decoded, requester=request.requester, operation=request.operation, prompt=request.prompt
         )
-        self._record(
+        receipt = self._record(
             gate.decision, request.requester, request.operation, decoded.sha256 if decoded else None
         )
-        return gate.decision
+        return gate.decision, receipt
 
     def receipt(self, decision_id: str) -> Receipt:
         """The audit receipt of a decision (its entry, proved against the latest checkpoint)."""
@@ -315,8 +339,10 @@ class Guard:
                 self.editor.name,
                 receipts=(input_receipt,),
             )
-        edited = self.editor.edit(decoded.rgb, gate.faces, request.operation, request.params)
-        scanned = self._scan_output(gate, edited, request)
+        with self._timed("edit"):
+            edited = self.editor.edit(decoded.rgb, gate.faces, request.operation, request.params)
+        with self._timed("output_scan"):
+            scanned = self._scan_output(gate, edited, request)
         context = StampContext(
             decision=scanned,
             operation=request.operation,
@@ -403,17 +429,21 @@ class Guard:
                 engine=self.face_engine,
                 registry_threshold=self.settings.registry_threshold(self.face_engine.name),
                 blocklist_threshold=self.settings.blocklist_threshold(self.face_engine.name),
+                near_miss_margin=self.settings.near_miss_margin(self.face_engine.name),
             )
-            faces = self.face_engine.detect_and_embed(decoded.rgb) if decoded else []
-            facts = matcher.facts_for(faces, requester=requester)
-            request_facts = RequestFacts(
-                stage=stage,
-                requester=requester,
-                operation=operation,
-                faces=tuple(facts),
-                prompt_figures=figures_named_in(prompt, blocklist.figures.values()),
-            )
-            return _Gate(decide(policy, request_facts), faces, facts, matcher, policy)
+            with self._timed("faces"):
+                faces = self.face_engine.detect_and_embed(decoded.rgb) if decoded else []
+            with self._timed("match"):
+                facts = matcher.facts_for(faces, requester=requester)
+                request_facts = RequestFacts(
+                    stage=stage,
+                    requester=requester,
+                    operation=operation,
+                    faces=tuple(facts),
+                    prompt_figures=figures_named_in(prompt, blocklist.figures.values()),
+                )
+                decision = decide(policy, request_facts)
+            return _Gate(decision, faces, facts, matcher, policy)
         except Unavailable as exc:
             return _Gate(self._unavailable(exc, stage, policy), [], [], None, policy)
 
@@ -459,9 +489,10 @@ class Guard:
             return context.decision, None
         try:
             refs = consent_grant_refs(grants_from, self._hasher())
-            stamped = self.provenance.stamp(
-                rgb, output_format, replace(context, consent_grant_refs=refs)
-            )
+            with self._timed("stamp"):
+                stamped = self.provenance.stamp(
+                    rgb, output_format, replace(context, consent_grant_refs=refs)
+                )
             return context.decision, stamped
         except Unavailable as exc:
             message = f"the output cannot be stamped, so it is withheld: {exc.message}"
@@ -508,7 +539,8 @@ class Guard:
             manifest_label=stamped.manifest_label,
             hasher=self._hasher(),
         )
-        released = self.audit.append(entry)
+        with self._timed("audit"):
+            released = self.audit.append(entry)
         self._notify(
             DecisionEvent(
                 decision,
@@ -537,7 +569,8 @@ class Guard:
             input_sha256=input_sha256,
             hasher=self._hasher(),
         )
-        receipt = self.audit.append(entry)
+        with self._timed("audit"):
+            receipt = self.audit.append(entry)
         if decision.stage == "input" or not decision.allowed:
             self._notify(
                 DecisionEvent(decision, requester, operation, input_sha256, receipt=receipt)

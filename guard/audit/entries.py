@@ -124,3 +124,16 @@ def in_force_entry(kind: str, digest: str, **facts: Any) -> dict[str, Any]:
         "sha256": digest,
         **facts,
     }
+
+
+def usage_flag_entry(*, tenant: str, key_id: str, rule: str, detail: str) -> dict[str, Any]:
+    """A usage-monitoring flag raised on an API key (its throttling starts now)."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": "usage_flag",
+        "time": datetime.now(UTC).isoformat(),
+        "tenant": tenant,
+        "key_id": key_id,
+        "rule": rule,
+        "detail": detail,
+    }

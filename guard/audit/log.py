@@ -219,6 +219,25 @@ class AuditLog:
             ).all()
         return [(idx, json.loads(text)) for idx, text in rows]
 
+    def entries(
+        self, *, start: int = 0, limit: int = 100, tenant: str | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``limit`` entries from index ``start`` on. With ``tenant``: only that tenant's
+        entries and the global ones (policy and blocklist in force), which carry no tenant."""
+        query = select(AuditEntryRow.idx, AuditEntryRow.entry).where(AuditEntryRow.idx >= start)
+        if tenant is not None:
+            # Canonical JSON spells the member exactly so; the parsed check below is the rule.
+            member = '"tenant":' + json.dumps(tenant, ensure_ascii=False)
+            query = query.where(
+                AuditEntryRow.entry.contains(member) | ~AuditEntryRow.entry.contains('"tenant":')
+            )
+        with self.db.transaction() as session:
+            rows = session.execute(query.order_by(AuditEntryRow.idx).limit(limit)).all()
+        parsed = [(idx, json.loads(text)) for idx, text in rows]
+        if tenant is None:
+            return parsed
+        return [(idx, entry) for idx, entry in parsed if entry.get("tenant", tenant) == tenant]
+
     def size(self) -> int:
         with self.db.transaction() as session:
             return int(

@@ -46,6 +46,9 @@ class FaceFacts:
     figure: Match | None
     grants: tuple[ConsentGrant, ...]  # the matched subject's grants to this requester
     linked_figure_id: str | None  # the blocklist entry the matched subject is, if any
+    # A public figure the face came close to without matching (within the near-miss margin
+    # under the threshold): a signal for usage monitoring, never a reason to deny.
+    near_miss_figure_id: str | None = None
 
     @property
     def kind(self) -> MatchKind:
@@ -67,6 +70,7 @@ class Matcher:
         engine: FaceEngine,
         registry_threshold: float,
         blocklist_threshold: float,
+        near_miss_margin: float = 0.0,
     ) -> None:
         if blocklist.engine_name != engine.name or blocklist.dimension != engine.dimension:
             raise Unavailable(
@@ -77,6 +81,7 @@ class Matcher:
         self._blocklist = blocklist
         self.registry_threshold = registry_threshold
         self.blocklist_threshold = blocklist_threshold
+        self.near_miss_margin = near_miss_margin
 
     def facts_for(self, faces: Sequence[Face], *, requester: str) -> list[FaceFacts]:
         embeddings = [face.embedding for face in faces]
@@ -90,11 +95,9 @@ class Matcher:
                 [(c.subject_id, c.similarity) for c in subject_hits[index]],
                 self.registry_threshold,
             )
+            figure_candidates = [(c.figure_id, c.similarity) for c in figure_hits[index]]
             figure = _best(
-                index,
-                MatchKind.PUBLIC_FIGURE,
-                [(c.figure_id, c.similarity) for c in figure_hits[index]],
-                self.blocklist_threshold,
+                index, MatchKind.PUBLIC_FIGURE, figure_candidates, self.blocklist_threshold
             )
             grants: tuple[ConsentGrant, ...] = ()
             linked = None
@@ -113,6 +116,9 @@ class Matcher:
                     figure=figure,
                     grants=grants,
                     linked_figure_id=linked,
+                    near_miss_figure_id=_near_miss(
+                        figure_candidates, self.blocklist_threshold, self.near_miss_margin
+                    ),
                 )
             )
         return facts
@@ -126,3 +132,13 @@ def _best(
         return None
     identity_id, similarity = candidates[0]
     return Match(index, kind, identity_id, round(similarity, 4), threshold)
+
+
+def _near_miss(
+    candidates: Sequence[tuple[str, float]], threshold: float, margin: float
+) -> str | None:
+    """The top candidate if it falls short of the threshold by less than ``margin``."""
+    if not candidates or margin <= 0.0:
+        return None
+    identity_id, similarity = candidates[0]
+    return identity_id if threshold - margin <= similarity < threshold else None

@@ -417,6 +417,13 @@ class ConsentRegistry:
             self._changed(session, change)
             return _grant(row)
 
+    def get_grant(self, grant_id: str) -> ConsentGrant:
+        with self._db.transaction() as session:
+            row = session.get(ConsentGrantRow, grant_id)
+            if row is None:
+                raise NotFound(f"no consent grant {grant_id}")
+            return _grant(row)
+
     def grants_for(self, subject_id: str) -> list[ConsentGrant]:
         return self.list_grants(subject_id=subject_id)
 

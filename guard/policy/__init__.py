@@ -11,13 +11,14 @@ from guard.policy.decision import (
     ReasonCode,
     Verdict,
 )
-from guard.policy.model import Policy, PolicySource, load_policy
+from guard.policy.model import MonitoringRules, Policy, PolicySource, load_policy
 
 __all__ = [
     "DENY_CODES",
     "Decision",
     "DriftFact",
     "FaceDecision",
+    "MonitoringRules",
     "Policy",
     "PolicySource",
     "Reason",

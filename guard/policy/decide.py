@@ -205,6 +205,7 @@ def decide(policy: Policy, facts: RequestFacts) -> Decision:
                         {"face_index": face.face_index, **reason.evidence},
                     ),
                 ),
+                near_miss_figure_id=face.near_miss_figure_id,
             )
         )
     reasons = [r for fd in face_decisions for r in fd.reasons] + _request_reasons(policy, facts)

@@ -79,6 +79,9 @@ class FaceDecision:
     kind: str
     verdict: Verdict
     reasons: tuple[Reason, ...]
+    # For usage monitoring only (see FaceFacts); the HTTP service leaves it out of responses
+    # so that it cannot serve as an oracle for evading the blocklist.
+    near_miss_figure_id: str | None = None
 
 
 @dataclass(frozen=True)

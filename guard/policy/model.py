@@ -36,6 +36,23 @@ class OutputRules(_Strict):
     deny_unconsented_faces: bool = True
 
 
+class MonitoringRules(_Strict):
+    """Usage monitoring for the HTTP service: counts per API key in fixed windows. A key that
+    crosses a limit is flagged (audited, listed for admins) and throttled until cleared."""
+
+    window_seconds: int = Field(default=3600, ge=60)
+    max_edits_per_identity: int = Field(
+        default=30, ge=1, description="Requests by one key involving one identified person."
+    )
+    max_denials: int = Field(default=50, ge=1)
+    max_near_miss_figures: int = Field(
+        default=5, ge=1, description="Distinct public figures a key's faces nearly matched."
+    )
+    throttle_factor: float = Field(
+        default=0.1, gt=0.0, le=1.0, description="A flagged key's rate limit is multiplied by it."
+    )
+
+
 class Policy(_Strict):
     id: str = Field(min_length=1)
     version: str = Field(min_length=1)
@@ -48,6 +65,7 @@ class Policy(_Strict):
     prompt_public_figures: Literal["deny", "allow"] = "deny"
     output: OutputRules = OutputRules()
     conditions: tuple[str, ...] = ("watermark_required",)
+    monitoring: MonitoringRules = MonitoringRules()
 
 
 def load_policy(path: Path) -> Policy:
