@@ -31,7 +31,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Likeness Gua
 subjects_app = typer.Typer(no_args_is_help=True, help="People in the consent registry.")
 consent_app = typer.Typer(no_args_is_help=True, help="Consent grants.")
 blocklist_app = typer.Typer(no_args_is_help=True, help="The public-figure blocklist.")
-keys_app = typer.Typer(no_args_is_help=True, help="Development keys and signing credentials.")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="Development keys, signing credentials and API keys."
+)
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
@@ -173,6 +175,100 @@ def keys_init(json_output: JsonFlag = False) -> None:
     if signing is not None and not signing.created:
         out.print(f"C2PA signing credentials already exist in {signing.directory}")
     _print_signing(signing)
+
+
+def _api_keys() -> Any:
+    from guard.api import ApiKeyStore
+    from guard.db import Database
+
+    settings = Settings()
+    database = Database(settings.database_url)
+    database.require_schema()
+    return ApiKeyStore(database)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts for.")],
+    role: Annotated[str, typer.Option(help="admin, integrator or auditor.")],
+    requester: Annotated[
+        str | None,
+        typer.Option(help="Requester id inside the tenant (default: the tenant): the grantee."),
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="A note: who holds the key.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Create an API key for the HTTP service. The key is shown once; only its hash is kept."""
+    with _errors():
+        issued = _api_keys().create(tenant=tenant, role=role, requester=requester, label=label)
+    if json_output:
+        _emit_json({"token": issued.token, "key": issued.key})
+        return
+    out.print(issued.token)
+    err.print(
+        f"key {issued.key.id}: tenant {issued.key.tenant}, role {issued.key.role.value}, "
+        f"requester {issued.key.requester}. Store it now: it cannot be shown again."
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List API keys (ids, tenants, roles; never secrets)."""
+    with _errors():
+        keys = _api_keys().list_keys(tenant)
+    if json_output:
+        _emit_json(keys)
+        return
+    table = Table("id", "tenant", "role", "requester", "label", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.tenant,
+            key.role.value,
+            key.requester,
+            key.label or "",
+            key.created_at.isoformat(timespec="seconds"),
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, json_output: JsonFlag = False) -> None:
+    """Revoke an API key: every later request with it gets 401."""
+    with _errors():
+        key = _api_keys().revoke(key_id)
+    _emit_json(key) if json_output else out.print(f"revoked API key {key.id}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP service (settings from GUARD_* variables / guard.toml; run `guard init`
+    first). With several workers, set GUARD_REDIS_URL so rate limits are shared."""
+    import uvicorn
+
+    settings = Settings()
+    if workers > 1 and not settings.redis_url:
+        err.print(
+            "[yellow]warning:[/yellow] GUARD_REDIS_URL is not set: each of the "
+            f"{workers} workers keeps its own rate limits and usage counters"
+        )
+    uvicorn.run(
+        "guard.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
 
 
 # subjects -----------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def run_json(*args: str) -> object:
 
 def test_full_cli_flow(workdir: Path) -> None:
     code, output = run("init")
-    assert code == 0 and "schema 0003" in output and "template.key" in output
+    assert code == 0 and "schema 0004" in output and "template.key" in output
     assert "checkpoint-key.pem" in output
     assert "on no public" in output and "signing-chain.pem" in output
 

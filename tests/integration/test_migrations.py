@@ -17,7 +17,10 @@ TABLES = {
     "audit_nodes",
     "audit_checkpoints",
     "audit_state",
+    "api_keys",
+    "usage_flags",
 }
+API_TABLES = {"api_keys", "usage_flags"}
 AUDIT_TABLES = {"audit_entries", "audit_nodes", "audit_checkpoints", "audit_state"}
 
 
@@ -39,7 +42,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade_to_head(database_url)
-    assert current_revision(database_url) == "0003"
+    assert current_revision(database_url) == "0004"
     assert _tables(database_url) == TABLES
     engine = create_engine(database_url)
     with engine.connect() as connection:
@@ -49,10 +52,12 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         )
     engine.dispose()
     upgrade_to_head(database_url)  # idempotent
+    downgrade_to(database_url, "0003")
+    assert _tables(database_url) == TABLES - API_TABLES
     downgrade_to(database_url, "0002")
-    assert _tables(database_url) == TABLES - AUDIT_TABLES
+    assert _tables(database_url) == TABLES - API_TABLES - AUDIT_TABLES
     downgrade_to(database_url, "0001")
-    assert _tables(database_url) == TABLES - AUDIT_TABLES - {"manifests"}
+    assert _tables(database_url) == TABLES - API_TABLES - AUDIT_TABLES - {"manifests"}
     downgrade_to(database_url, "base")
     assert _tables(database_url) == set()
     assert current_revision(database_url) is None

@@ -1,0 +1,99 @@
+"""``create_app(settings)``: the HTTP service (``guard serve`` runs it under uvicorn).
+
+    >>> from guard.api import create_app
+    >>> app = create_app(Settings(data_dir="/srv/guard"))     # doctest: +SKIP
+    >>> # uvicorn.run(app, host="127.0.0.1", port=8080)
+
+Layers, outside in: request metrics → body size limit (413 before reading) → FastAPI (auth and
+rate limits per route, problem+json errors). Routes: ``guard.api.routes.*`` and the Envoy
+endpoint in ``guard.api.gateway.envoy``; the OpenAPI document is at ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from guard import __version__
+from guard.api.gateway import envoy
+from guard.api.metrics import RequestMetricsMiddleware
+from guard.api.problems import install_handlers
+from guard.api.routes import audit, blocklist, decisions, ops, registry, usage
+from guard.api.schemas import Problem
+from guard.api.service import Service
+from guard.api.uploads import BodySizeLimit
+from guard.config import Settings
+from guard.pipeline import Guard
+
+DESCRIPTION = """\
+Consent and public-figure gate, identity-preserving edits, provenance (watermark + C2PA) and a
+tamper-evident audit log for AI image edits of real people.
+
+**Auth**: `Authorization: Bearer lg_…` (or `x-guard-api-key`), a key from `guard keys create`.
+Roles: `admin`, `integrator`, `auditor`; every object belongs to the key's tenant.
+
+**Errors and denials** are RFC 9457 `application/problem+json`; `type` is
+`https://likeness-guard.dev/problems/<code>` with the error code or the decision's deny reason
+code (`no_consent`, `public_figure`, `consent_revoked`, `unavailable`, …).
+"""
+
+
+def create_app(settings: Settings | None = None, *, guard: Guard | None = None) -> FastAPI:
+    """The service for ``settings`` (default: ``GUARD_*`` variables / ``guard.toml``).
+    ``guard`` lets a test or an embedding process hand in a prepared :class:`Guard`."""
+    settings = settings or (guard.settings if guard else Settings())
+    service = Service.build(settings, guard)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.guard.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Likeness Guard",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "decisions", "description": "Checks, edits, stamps and verification."},
+            {"name": "registry", "description": "Subjects (people) and consent grants."},
+            {"name": "blocklist", "description": "The public-figure blocklist (admin)."},
+            {"name": "audit", "description": "The tamper-evident log (admin, auditor)."},
+            {"name": "usage", "description": "Usage-monitoring flags (admin)."},
+            {"name": "gateway", "description": "Envoy ext_authz."},
+            {"name": "operations", "description": "Health, readiness, metrics."},
+        ],
+    )
+    app.state.service = service
+    install_handlers(app)
+    for module in (decisions, registry, blocklist, audit, usage, ops):
+        app.include_router(module.router)
+    app.include_router(envoy.router)
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                Problem.model_json_schema()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=service.metrics)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Uvicorn factory (``guard serve``; each worker builds its own from the environment)."""
+    return create_app(Settings())

@@ -1,0 +1,77 @@
+"""Envoy ``ext_authz`` (HTTP service) endpoint: the pre-generation gate in front of any API.
+
+Envoy sends the authorization request with the original method, the original path under the
+configured ``path_prefix`` (``/v1/ext_authz``), the allowed headers and, with
+``with_request_body``, the body (``x-envoy-auth-partial-body: true`` when it was cut short).
+The guard key travels in ``x-guard-api-key`` (added by Envoy's ``headers_to_add``); the
+operation in ``x-guard-operation`` or the body, default ``generate``.
+
+Allowed → 200 with ``x-guard-decision`` and ``x-guard-decision-id`` (Envoy copies them upstream
+when listed in ``allowed_upstream_headers``). Denied → 403 problem (503 when the guard cannot
+decide), which Envoy returns to the client. See ``examples/gateway/envoy.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from guard.api.auth import WRITERS, require_gateway_key, service_of
+from guard.api.gateway.extract import extract_request
+from guard.api.keys import ApiKey
+from guard.api.routes.common import AUTH_ERRORS, DENIED, UPLOAD_ERRORS, denial
+from guard.api.views import tenant_visibility
+from guard.errors import PayloadTooLarge
+from guard.pipeline import CheckRequest
+
+router = APIRouter(tags=["gateway"])
+PATH_PREFIX = "/v1/ext_authz"
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+@router.api_route(
+    PATH_PREFIX + "/{original_path:path}",
+    methods=METHODS,
+    responses={
+        **AUTH_ERRORS,
+        **UPLOAD_ERRORS,
+        **DENIED,
+        200: {"description": "Allowed; the decision is in the x-guard-* headers."},
+    },
+    summary="Envoy ext_authz check of the original request",
+)
+async def ext_authz(
+    request: Request,
+    original_path: str,
+    key: Annotated[ApiKey, Depends(require_gateway_key(*WRITERS))],
+) -> Response:
+    if request.headers.get("x-envoy-auth-partial-body", "").lower() == "true":
+        raise PayloadTooLarge(
+            "Envoy forwarded only part of the body, so the image cannot be checked; raise "
+            "with_request_body.max_request_bytes above the largest upload"
+        )
+    body = await request.body()
+    asked = await extract_request(request.headers.get("content-type", ""), body)
+    operation = request.headers.get("x-guard-operation") or asked.operation or "generate"
+    service = service_of(request)
+    decision, receipt = await run_in_threadpool(
+        service.guard.check_with_receipt,
+        CheckRequest(
+            requester=key.requester, operation=operation, image=asked.image, prompt=asked.prompt
+        ),
+    )
+    await run_in_threadpool(service.observe, key, decision)
+    if not decision.allowed:
+        visible = tenant_visibility(service.guard.registry, key.tenant)
+        return denial(decision, visible, receipt=receipt.to_dict())
+    return Response(
+        status_code=200,
+        headers={
+            "x-guard-decision": decision.verdict.value,
+            "x-guard-decision-id": decision.decision_id,
+            "x-guard-audit-index": str(receipt.leaf_index),
+        },
+    )

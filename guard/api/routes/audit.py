@@ -1,0 +1,140 @@
+"""``/v1/audit``: the tamper-evident log, read-only, for admins and auditors.
+
+The tree (checkpoints, consistency proofs) is global; entries are tenant-scoped: a key sees its
+tenant's entries and the global ones (policy and blocklist in force), and asking for another
+tenant's entry answers 404. Every entry can be proved against the latest signed checkpoint and
+verified offline with the public key in ``verifier_key``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import StreamingResponse
+
+from guard.api.auth import READERS, require, service_of
+from guard.api.keys import ApiKey
+from guard.api.routes.common import AUTH_ERRORS, NOT_FOUND, Responses
+from guard.api.schemas import CheckpointOut, ConsistencyOut, EntriesOut, EntryOut, ReceiptOut
+from guard.api.views import receipt_body
+from guard.audit import AuditLog, audit_verifier
+from guard.audit.checkpoint import PUBLIC_KEY_FILE
+from guard.errors import InvalidInput, NotFound
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+_reader = require(*READERS)
+_READ: Responses = {**AUTH_ERRORS, **NOT_FOUND}
+PAGE = 1000
+
+
+def _visible_entry(log: AuditLog, index: int, key: ApiKey) -> dict[str, Any]:
+    entry = log.entry(index)
+    if entry.get("tenant", key.tenant) != key.tenant:
+        raise NotFound(f"no audit entry {index} in tenant {key.tenant}")
+    return entry
+
+
+@router.get("/checkpoint", response_model=CheckpointOut, responses=_READ)
+def checkpoint(request: Request, _key: Annotated[ApiKey, Depends(_reader)]) -> Any:
+    """The latest signed checkpoint (C2SP signed note) and the key that verifies it."""
+    service = service_of(request)
+    log = service.guard.audit
+    if log.size() == 0:
+        raise NotFound("the audit log is empty: no checkpoint yet")
+    note = log.checkpoint()
+    verified = audit_verifier(service.settings).verify(note)
+    vkey = (service.settings.audit_keys_dir / PUBLIC_KEY_FILE).read_text().strip()
+    return {"size": verified.size, "checkpoint": note, "verifier_key": vkey}
+
+
+@router.get("/entries", response_model=EntriesOut, responses=AUTH_ERRORS)
+def entries(
+    request: Request,
+    key: Annotated[ApiKey, Depends(_reader)],
+    start: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE)] = 100,
+) -> Any:
+    """This tenant's entries (and the global ones) from index ``start`` on."""
+    found = service_of(request).guard.audit.entries(start=start, limit=limit, tenant=key.tenant)
+    next_start = found[-1][0] + 1 if len(found) == limit else None
+    return {"entries": [{"index": i, "entry": e} for i, e in found], "next_start": next_start}
+
+
+@router.get("/entries/{index}", response_model=EntryOut, responses=_READ)
+def entry(request: Request, index: int, key: Annotated[ApiKey, Depends(_reader)]) -> Any:
+    return {"index": index, "entry": _visible_entry(service_of(request).guard.audit, index, key)}
+
+
+@router.get("/entries/{index}/proof", response_model=ReceiptOut, responses=_READ)
+def proof(
+    request: Request,
+    index: int,
+    key: Annotated[ApiKey, Depends(_reader)],
+    size: Annotated[int | None, Query(ge=1)] = None,
+) -> Any:
+    """A receipt for the entry against the checkpoint at ``size`` (default: the latest)."""
+    log = service_of(request).guard.audit
+    _visible_entry(log, index, key)
+    return receipt_body(log.receipt(index, size))
+
+
+@router.get("/decisions/{decision_id}/receipt", response_model=ReceiptOut, responses=_READ)
+def decision_receipt(
+    request: Request, decision_id: str, key: Annotated[ApiKey, Depends(_reader)]
+) -> Any:
+    log = service_of(request).guard.audit
+    receipt = log.receipt_for_decision(decision_id)
+    _visible_entry(log, receipt.leaf_index, key)
+    return receipt_body(receipt)
+
+
+@router.get("/consistency", response_model=ConsistencyOut, responses=_READ)
+def consistency(
+    request: Request,
+    _key: Annotated[ApiKey, Depends(_reader)],
+    old_size: Annotated[int, Query(ge=1)],
+    new_size: Annotated[int, Query(ge=1)],
+) -> Any:
+    """Proof that the tree at ``new_size`` extends the tree at ``old_size`` (RFC 9162)."""
+    log = service_of(request).guard.audit
+    if not old_size <= new_size <= log.size():
+        raise InvalidInput(f"need 1 <= old_size <= new_size <= {log.size()} (the log's size)")
+    return {
+        "old_size": old_size,
+        "new_size": new_size,
+        "proof": log.consistency(old_size, new_size),
+    }
+
+
+@router.get(
+    "/export",
+    responses={
+        **AUTH_ERRORS,
+        200: {"content": {"application/x-ndjson": {}}, "description": "JSON Lines."},
+    },
+)
+def export(request: Request, key: Annotated[ApiKey, Depends(_reader)]) -> StreamingResponse:
+    """This tenant's view of the log as JSON Lines: one line per visible entry with a receipt
+    against the checkpoint current when the export began, so each line verifies offline
+    (``verify_receipt``) without the other tenants' entries."""
+    log = service_of(request).guard.audit
+    size = log.size()
+
+    def lines() -> Iterator[bytes]:
+        start = 0
+        while start < size:
+            page = log.entries(start=start, limit=PAGE, tenant=key.tenant)
+            page = [(i, e) for i, e in page if i < size]
+            for index, item in page:
+                receipt = receipt_body(log.receipt(index, size))
+                yield (
+                    json.dumps({"index": index, "entry": item, "receipt": receipt}) + "\n"
+                ).encode()
+            if len(page) < PAGE:
+                break
+            start = page[-1][0] + 1
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -1,0 +1,114 @@
+"""``/v1/blocklist``: the public-figure blocklist (global to the deployment; admins change it,
+admins and auditors read it). Changes are saved as a new generation, atomically; every worker
+picks the new generation up on its next decision, and the next decision audits it in force."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from guard.api.auth import READERS, require, service_of
+from guard.api.keys import ApiKey, Role
+from guard.api.routes.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, parse_json_part
+from guard.api.schemas import BlocklistOut, FigureOut, RebuildOut
+from guard.api.service import Service
+from guard.api.uploads import image_bytes
+from guard.api.views import figure_body
+from guard.errors import ConfigurationError, InvalidInput
+from guard.identity import build_from_folder, reference_face
+
+router = APIRouter(prefix="/v1/blocklist", tags=["blocklist"])
+_admin = require(Role.ADMIN)
+
+
+class FigureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    figure_id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$", examples=["tom-hanks"])
+    name: str = Field(min_length=1, max_length=200)
+    aliases: list[str] = []
+
+
+@router.get("", response_model=BlocklistOut, responses=AUTH_ERRORS)
+def get_blocklist(request: Request, _key: Annotated[ApiKey, Depends(require(*READERS))]) -> Any:
+    blocklist = service_of(request).guard.blocklists.current()
+    return {
+        "generation": blocklist.generation,
+        "engine": blocklist.engine_name,
+        "figures": [figure_body(f) for f in blocklist.list_figures()],
+    }
+
+
+def _add(service: Service, figure: FigureIn, photos: list[bytes]) -> Any:
+    guard = service.guard
+    embeddings = []
+    for index, data in enumerate(photos):
+        faces = guard.faces_in(data)
+        if not faces:
+            raise InvalidInput(f"photo {index} shows no face")
+        embeddings.append(reference_face(faces).embedding)
+    with service.blocklist_lock:
+        blocklist = guard.blocklists.load()
+        added = blocklist.add_figure(
+            figure.figure_id, figure.name, embeddings, aliases=figure.aliases
+        )
+        guard.blocklists.save(blocklist)
+    return figure_body(added)
+
+
+@router.post(
+    "/figures",
+    status_code=201,
+    response_model=FigureOut,
+    responses={**AUTH_ERRORS, **UPLOAD_ERRORS},
+    summary="Add a figure or more reference photos (params: FigureIn)",
+)
+async def add_figure(
+    request: Request,
+    _key: Annotated[ApiKey, Depends(_admin)],
+    params: Annotated[str, Form(description="JSON: figure_id, name, aliases.")],
+    images: Annotated[list[UploadFile], File(description="Reference photos of the figure.")],
+) -> Any:
+    figure = parse_json_part(params, FigureIn, "params")
+    photos = [await image_bytes(image, "images") for image in images]
+    return await run_in_threadpool(_add, service_of(request), figure, photos)
+
+
+def _remove(service: Service, figure_id: str) -> Any:
+    with service.blocklist_lock:
+        blocklist = service.guard.blocklists.load()
+        removed = blocklist.remove_figure(figure_id)
+        service.guard.blocklists.save(blocklist)
+    return figure_body(removed)
+
+
+@router.delete(
+    "/figures/{figure_id}", response_model=FigureOut, responses={**AUTH_ERRORS, **NOT_FOUND}
+)
+def remove_figure(
+    request: Request, figure_id: str, _key: Annotated[ApiKey, Depends(_admin)]
+) -> Any:
+    return _remove(service_of(request), figure_id)
+
+
+@router.post("/rebuild", response_model=RebuildOut, responses={**AUTH_ERRORS, **CONFLICT})
+def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_admin)]) -> Any:
+    """Rebuild the whole blocklist from ``GUARD_BLOCKLIST_SOURCE_DIR``
+    (``<figure-id>/<photo>`` files, optional ``figure.json``). Runs in the request: large
+    folders take a while (about 0.3 s per photo here)."""
+    service = service_of(request)
+    source = service.settings.blocklist_source_dir
+    if source is None:
+        raise ConfigurationError(
+            "set GUARD_BLOCKLIST_SOURCE_DIR to the folder to rebuild the blocklist from"
+        )
+    blocklist, problems = build_from_folder(source, service.guard.face_engine)
+    with service.blocklist_lock:
+        service.guard.blocklists.save(blocklist)
+    return {
+        "generation": blocklist.generation,
+        "figures": len(blocklist),
+        "problems": [f"{p.figure_id}/{p.photo}: {p.message}" for p in problems],
+    }

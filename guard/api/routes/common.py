@@ -1,0 +1,77 @@
+"""Helpers the routers share: JSON form parts, denial problems, documented error responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.responses import JSONResponse
+
+from guard.api.problems import PROBLEM_MEDIA_TYPE, denial_code, denial_status, problem
+from guard.api.schemas import Problem
+from guard.api.views import decision_body
+from guard.errors import InvalidInput
+from guard.policy import Decision
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _problem_doc(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+AUTH_ERRORS: Responses = {
+    401: _problem_doc("No API key, or an unknown or revoked one."),
+    403: _problem_doc("The key's role may not do this."),
+    422: _problem_doc("The request does not match the API."),
+    429: _problem_doc("Over the key's rate limit; see Retry-After."),
+    503: _problem_doc("A component the answer depends on is unavailable (fail closed)."),
+}
+NOT_FOUND: Responses = {404: _problem_doc("No such object in this tenant.")}
+CONFLICT: Responses = {409: _problem_doc("The change conflicts with the current state.")}
+UPLOAD_ERRORS: Responses = {
+    400: _problem_doc("The upload is malformed."),
+    413: _problem_doc("The body or image is over a size or pixel limit."),
+    415: _problem_doc("The part is not an accepted image type."),
+    422: _problem_doc("The image cannot be decoded, or the params do not match the API."),
+}
+DENIED: Responses = {
+    403: _problem_doc(
+        "Denied by policy, or the key's role may not do this; a denial's `type` ends with the "
+        "reason code and the body carries the decision and its audit receipt(s)."
+    )
+}
+
+
+def parse_json_part(raw: str, model: type[Model], field: str) -> Model:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or field}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"the '{field}' part is not valid: {problems}") from exc
+
+
+def denial(decision: Decision, visible: Callable[[str], bool], **extensions: Any) -> JSONResponse:
+    """A denied decision as a problem (403, or 503 when the guard could not decide), with the
+    tenant's view of the decision in ``decision``."""
+    body = decision_body(decision, visible)
+    code = denial_code(decision)
+    detail = next((r["message"] for r in body["reasons"] if r["code"] == code), "denied")
+    return problem(
+        denial_status(decision),
+        code,
+        detail,
+        title="Denied by policy" if denial_status(decision) == 403 else "Guard unavailable",
+        headers={"x-guard-decision": "deny", "x-guard-decision-id": decision.decision_id},
+        decision=body,
+        **extensions,
+    )

@@ -1,0 +1,200 @@
+"""``/v1/checks``, ``/v1/edits``, ``/v1/stamps`` and ``/v1/verify``: the guard's own work.
+
+Each takes multipart form data: image parts plus a ``params`` part holding JSON. An allowed
+answer is 200 with the decision, its audit receipt(s) and, for edits and stamps, the stamped
+image inline (base64) with its provenance. A denial is a problem (403; 503 when the guard could
+not decide) carrying the decision and receipts. Uploads are checked (size, type, decodability)
+before anything is decided or written.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from guard.api.auth import ALL_ROLES, WRITERS, require, service_of
+from guard.api.keys import ApiKey
+from guard.api.routes.common import (
+    AUTH_ERRORS,
+    DENIED,
+    NOT_FOUND,
+    UPLOAD_ERRORS,
+    Responses,
+    denial,
+    parse_json_part,
+)
+from guard.api.schemas import (
+    CheckOut,
+    CheckParams,
+    EditParams,
+    ReleaseOut,
+    StampParams,
+    VerifyOut,
+)
+from guard.api.uploads import image_bytes
+from guard.api.views import (
+    decision_body,
+    image_body,
+    provenance_body,
+    receipt_body,
+    tenant_visibility,
+)
+from guard.errors import NotFound
+from guard.pipeline import CheckRequest, EditRequest, Result, StampRequest
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+_ERRORS: Responses = {**AUTH_ERRORS, **UPLOAD_ERRORS, **DENIED}
+
+ParamsPart = Annotated[str, Form(description="JSON; see the schema named in the summary.")]
+ImagePart = Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF.")]
+
+
+def _release(result: Result, visible: Any, **extra: Any) -> dict[str, Any] | JSONResponse:
+    receipts = [receipt_body(r) for r in result.receipts]
+    if result.image is None or result.provenance is None:
+        return denial(
+            result.decision,
+            visible,
+            input_decision=decision_body(result.input_decision, visible),
+            receipts=receipts,
+        )
+    return {
+        "decision": decision_body(result.decision, visible),
+        "input_decision": decision_body(result.input_decision, visible),
+        "receipts": receipts,
+        "image": image_body(result.provenance),
+        "provenance": provenance_body(result.provenance),
+        **extra,
+    }
+
+
+@router.post(
+    "/checks",
+    response_model=CheckOut,
+    responses=_ERRORS,
+    summary="Pre-generation gate (params: CheckParams)",
+)
+async def create_check(
+    request: Request,
+    key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    params: ParamsPart,
+    image: Annotated[UploadFile | None, File(description="Optional input image.")] = None,
+) -> Any:
+    """May this key's requester do ``operation`` to this image and/or prompt? Nothing is
+    edited; the decision is audited."""
+    parsed = parse_json_part(params, CheckParams, "params")
+    data = await image_bytes(image, "image") if image is not None else None
+    service = service_of(request)
+    decision, receipt = await run_in_threadpool(
+        service.guard.check_with_receipt,
+        CheckRequest(
+            requester=key.requester, operation=parsed.operation, image=data, prompt=parsed.prompt
+        ),
+    )
+    await run_in_threadpool(service.observe, key, decision)
+    visible = tenant_visibility(service.guard.registry, key.tenant)
+    if not decision.allowed:
+        return denial(decision, visible, receipt=receipt_body(receipt))
+    return {"decision": decision_body(decision, visible), "receipt": receipt_body(receipt)}
+
+
+@router.post(
+    "/edits",
+    response_model=ReleaseOut,
+    responses={**_ERRORS, **NOT_FOUND},
+    summary="Gate, edit, scan and stamp (params: EditParams)",
+)
+async def create_edit(
+    request: Request,
+    key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    params: ParamsPart,
+    image: ImagePart,
+) -> Any:
+    """Run an edit through the whole guard. The stamped image comes back inline
+    (``image.data_base64``) in the same response; it is not kept by the service."""
+    parsed = parse_json_part(params, EditParams, "params")
+    data = await image_bytes(image, "image")
+    service = service_of(request)
+    visible = tenant_visibility(service.guard.registry, key.tenant)
+    for subject_id in parsed.subject_ids:
+        if not await run_in_threadpool(visible, subject_id):
+            raise NotFound(f"no subject {subject_id} in tenant {key.tenant}")
+    result = await run_in_threadpool(
+        service.guard.edit,
+        EditRequest(
+            image=data,
+            operation=parsed.operation,
+            requester=key.requester,
+            prompt=parsed.prompt,
+            params=parsed.params,
+            output_format=parsed.output_format,
+        ),
+    )
+    await run_in_threadpool(service.observe, key, result.input_decision)
+    matched = {
+        str(reason.evidence.get("subject_id"))
+        for face in result.input_decision.faces
+        for reason in face.reasons
+    }
+    undetected = [s for s in parsed.subject_ids if s not in matched]
+    return _release(result, visible, undetected_subject_ids=undetected)
+
+
+@router.post(
+    "/stamps",
+    response_model=ReleaseOut,
+    responses=_ERRORS,
+    summary="Scan and stamp an image another generator made (params: StampParams)",
+)
+async def create_stamp(
+    request: Request,
+    key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    params: ParamsPart,
+    image: ImagePart,
+    source_image: Annotated[
+        UploadFile | None, File(description="The generator's input, if any (parent ingredient).")
+    ] = None,
+) -> Any:
+    """The post-generation half of a gateway: the output is scanned under the policy's output
+    rules; if allowed it is watermarked, signed and audited, and comes back inline."""
+    parsed = parse_json_part(params, StampParams, "params")
+    data = await image_bytes(image, "image")
+    source = await image_bytes(source_image, "source_image") if source_image else None
+    service = service_of(request)
+    result = await run_in_threadpool(
+        service.guard.stamp,
+        StampRequest(
+            image=data,
+            requester=key.requester,
+            generator=parsed.generator,
+            generator_version=parsed.generator_version,
+            operation=parsed.operation,
+            prompt=parsed.prompt,
+            source_image=source,
+            output_format=parsed.output_format,
+        ),
+    )
+    await run_in_threadpool(service.observe, key, result.decision)
+    visible = tenant_visibility(service.guard.registry, key.tenant)
+    return _release(result, visible)
+
+
+@router.post(
+    "/verify",
+    response_model=VerifyOut,
+    responses={**AUTH_ERRORS, **UPLOAD_ERRORS},
+    summary="Provenance verification report",
+)
+async def verify(
+    request: Request,
+    _key: Annotated[ApiKey, Depends(require(*ALL_ROLES))],
+    image: ImagePart,
+) -> Any:
+    """Is this image an output of this guard, unaltered, and under which decision? Reads the
+    C2PA manifest, else recovers it by watermark or fingerprint (``outcome``)."""
+    data = await image_bytes(image, "image")
+    report = await run_in_threadpool(service_of(request).guard.verify, data)
+    return report.to_dict()

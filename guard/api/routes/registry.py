@@ -1,0 +1,182 @@
+"""``/v1/subjects`` and ``/v1/consents``: a tenant's people and their consent grants.
+
+Every subject belongs to the tenant of the key that created it; a key never sees or changes
+another tenant's subjects or grants (they answer 404, as if they did not exist). Grants can only
+name grantees inside the caller's tenant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from guard.api.auth import ALL_ROLES, READERS, WRITERS, require, service_of
+from guard.api.keys import ApiKey
+from guard.api.routes.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, Responses
+from guard.api.schemas import (
+    EnrollmentOut,
+    EntryOut,
+    ErasureOut,
+    GrantIn,
+    GrantOut,
+    SubjectIn,
+    SubjectOut,
+)
+from guard.api.uploads import image_bytes
+from guard.api.views import grant_body, subject_body
+from guard.errors import Forbidden, InvalidInput, NotFound
+from guard.identity import ConsentRegistry, Subject
+from guard.pipeline import Guard
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+_READ: Responses = {**AUTH_ERRORS, **NOT_FOUND}
+_WRITE: Responses = {**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}
+
+
+def _own_subject(registry: ConsentRegistry, subject_id: str, key: ApiKey) -> Subject:
+    try:
+        subject = registry.get_subject(subject_id)
+    except NotFound:
+        subject = None
+    if subject is None or subject.tenant != key.tenant:
+        raise NotFound(f"no subject {subject_id} in tenant {key.tenant}")
+    return subject
+
+
+@router.post("/subjects", status_code=201, response_model=SubjectOut, responses=_WRITE)
+def create_subject(
+    request: Request, body: SubjectIn, key: Annotated[ApiKey, Depends(require(*WRITERS))]
+) -> Any:
+    """Register a person in the caller's tenant (pseudonymous id; the name is optional)."""
+    subject = service_of(request).guard.registry.create_subject(
+        key.tenant, display_name=body.display_name, public_figure_id=body.public_figure_id
+    )
+    return subject_body(subject)
+
+
+@router.get("/subjects", response_model=list[SubjectOut], responses=AUTH_ERRORS)
+def list_subjects(request: Request, key: Annotated[ApiKey, Depends(require(*ALL_ROLES))]) -> Any:
+    return [subject_body(s) for s in service_of(request).guard.registry.list_subjects(key.tenant)]
+
+
+@router.get("/subjects/{subject_id}", response_model=SubjectOut, responses=_READ)
+def get_subject(
+    request: Request, subject_id: str, key: Annotated[ApiKey, Depends(require(*ALL_ROLES))]
+) -> Any:
+    return subject_body(_own_subject(service_of(request).guard.registry, subject_id, key))
+
+
+def _enroll(guard: Guard, subject_id: str, data: bytes) -> list[int]:
+    faces = guard.faces_in(data)
+    if len(faces) != 1:
+        raise InvalidInput(
+            f"the photo shows {len(faces)} faces; an enrollment photo must show exactly one"
+        )
+    return guard.registry.enroll(subject_id, faces)
+
+
+@router.post(
+    "/subjects/{subject_id}/faces",
+    status_code=201,
+    response_model=EnrollmentOut,
+    responses={**_WRITE, **UPLOAD_ERRORS},
+)
+async def enroll_face(
+    request: Request,
+    subject_id: str,
+    key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    image: Annotated[UploadFile, File(description="A photo showing only this person.")],
+) -> Any:
+    """Enroll one face template (encrypted at rest) from a photo with exactly one face."""
+    guard = service_of(request).guard
+    await run_in_threadpool(_own_subject, guard.registry, subject_id, key)
+    data = await image_bytes(image, "image")
+    template_ids = await run_in_threadpool(_enroll, guard, subject_id, data)
+    return {"subject_id": subject_id, "template_ids": template_ids}
+
+
+@router.delete("/subjects/{subject_id}", response_model=ErasureOut, responses=_READ)
+def erase_subject(
+    request: Request, subject_id: str, key: Annotated[ApiKey, Depends(require(*WRITERS))]
+) -> Any:
+    """Erase a person: templates (database and index) and grants; the audit keeps only keyed
+    hashes."""
+    registry = service_of(request).guard.registry
+    _own_subject(registry, subject_id, key)
+    erasure = registry.erase(subject_id)
+    return {
+        "subject_ref": erasure.subject_ref,
+        "templates_removed": erasure.templates_removed,
+        "grants_removed": erasure.grants_removed,
+    }
+
+
+@router.get("/subjects/{subject_id}/report", response_model=list[EntryOut], responses=_READ)
+def subject_report(
+    request: Request, subject_id: str, key: Annotated[ApiKey, Depends(require(*READERS))]
+) -> Any:
+    """Every audit entry that touched this subject (a data-subject access request)."""
+    guard = service_of(request).guard
+    _own_subject(guard.registry, subject_id, key)
+    return [{"index": i, "entry": e} for i, e in guard.subject_report(subject_id)]
+
+
+@router.post("/consents", status_code=201, response_model=GrantOut, responses=_WRITE)
+def grant_consent(
+    request: Request, body: GrantIn, key: Annotated[ApiKey, Depends(require(*WRITERS))]
+) -> Any:
+    """Record that a subject of this tenant allows ``grantee`` (default: this key's requester)
+    the operations in ``scopes``; ``evidence_sha256`` is the hash of the signed document."""
+    registry = service_of(request).guard.registry
+    _own_subject(registry, body.subject_id, key)
+    grantee = body.grantee or key.requester
+    if not key.owns(grantee):
+        raise Forbidden(f"grantee {grantee!r} is outside tenant {key.tenant}")
+    grant = registry.grant(
+        body.subject_id,
+        grantee=grantee,
+        scopes=body.scopes,
+        evidence_sha256=body.evidence_sha256,
+        not_before=_aware(body.not_before),
+        expires_at=_aware(body.expires_at),
+    )
+    return grant_body(grant, datetime.now(UTC))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+@router.get("/consents", response_model=list[GrantOut], responses=_READ)
+def list_consents(
+    request: Request,
+    key: Annotated[ApiKey, Depends(require(*ALL_ROLES))],
+    subject_id: Annotated[str | None, Query()] = None,
+) -> Any:
+    registry = service_of(request).guard.registry
+    if subject_id is not None:
+        _own_subject(registry, subject_id, key)
+        grants = registry.grants_for(subject_id)
+    else:
+        own = {s.id for s in registry.list_subjects(key.tenant)}
+        grants = [g for g in registry.list_grants() if g.subject_id in own]
+    now = datetime.now(UTC)
+    return [grant_body(g, now) for g in grants]
+
+
+@router.post("/consents/{grant_id}/revoke", response_model=GrantOut, responses=_WRITE)
+def revoke_consent(
+    request: Request, grant_id: str, key: Annotated[ApiKey, Depends(require(*WRITERS))]
+) -> Any:
+    """Revoke now: every later decision for that grantee denies with ``consent_revoked``."""
+    registry = service_of(request).guard.registry
+    try:
+        _own_subject(registry, registry.get_grant(grant_id).subject_id, key)
+    except NotFound:
+        raise NotFound(f"no consent grant {grant_id} in tenant {key.tenant}") from None
+    return grant_body(registry.revoke(grant_id), datetime.now(UTC))

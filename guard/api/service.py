@@ -1,0 +1,89 @@
+"""Everything one service process holds: the guard, API keys, limits, flags and metrics, and
+the two things every authenticated request goes through (authentication with rate limiting,
+usage monitoring after each decision)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from guard.api.flags import FlagStore
+from guard.api.keys import ApiKey, ApiKeyStore
+from guard.api.limits import Limits, open_limits
+from guard.api.metrics import ServiceMetrics
+from guard.audit.entries import usage_flag_entry
+from guard.config import Settings
+from guard.errors import RateLimited, Unavailable
+from guard.keys import keyed_hasher
+from guard.pipeline import Guard
+from guard.policy import Decision, MonitoringRules
+from guard.safety import UsageMonitor
+
+log = logging.getLogger("guard.api")
+
+
+@dataclass
+class Service:
+    settings: Settings
+    guard: Guard
+    metrics: ServiceMetrics
+    limits: Limits
+    keys: ApiKeyStore
+    flags: FlagStore
+    blocklist_lock: threading.Lock = field(default_factory=threading.Lock)
+    _monitor: UsageMonitor | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, guard: Guard | None = None) -> Service:
+        metrics = ServiceMetrics()
+        guard = guard or Guard(settings, sinks=[metrics], observer=metrics)
+        return cls(
+            settings=settings,
+            guard=guard,
+            metrics=metrics,
+            limits=open_limits(settings.redis_url),
+            keys=ApiKeyStore(guard.db),
+            flags=FlagStore(guard.db),
+        )
+
+    def monitoring_rules(self) -> MonitoringRules:
+        try:
+            return self.guard.policy().monitoring
+        except Unavailable:
+            return MonitoringRules()
+
+    def authenticate(self, token: str) -> ApiKey:
+        """The key behind ``token``, after taking one token from its bucket (a flagged key's
+        bucket refills ``throttle_factor`` times slower)."""
+        key = self.keys.authenticate(token)
+        rate = self.settings.api_rate_per_second
+        if self.flags.is_flagged(key.id):
+            rate *= self.monitoring_rules().throttle_factor
+        wait = self.limits.take(key.id, rate=rate, burst=self.settings.api_rate_burst)
+        if wait > 0:
+            self.metrics.rate_limited.inc()
+            raise RateLimited(
+                f"API key {key.id} is over its rate limit ({rate:g}/s, burst "
+                f"{self.settings.api_rate_burst}); retry in {wait:.1f} s",
+                retry_after=wait,
+            )
+        return key
+
+    def observe(self, key: ApiKey, decision: Decision) -> None:
+        """Usage monitoring: count the decision, flag and audit the key if a limit is crossed."""
+        if self._monitor is None:
+            self._monitor = UsageMonitor(self.limits, keyed_hasher(self.settings))
+        alerts = self._monitor.observe(key.id, decision, self.monitoring_rules(), now=time.time())
+        for alert in alerts:
+            flag = self.flags.raise_flag(key, alert)
+            if flag is None:
+                continue
+            log.warning("usage flag %s on key %s: %s", alert.rule, key.id, alert.detail)
+            self.metrics.usage_flags.labels(alert.rule).inc()
+            self.guard.audit.append(
+                usage_flag_entry(
+                    tenant=key.tenant, key_id=key.id, rule=alert.rule, detail=alert.detail
+                )
+            )
