@@ -1,0 +1,79 @@
+"""Blocklist administration over HTTP: admins add, remove and rebuild; the next decision uses
+the new generation (and audits it in force); other roles may only read, or nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from guard.api import Role
+from guard.samples import sample_bytes
+from tests.e2e.conftest import LiveFactory, params
+
+HANKS = {"image": ("hanks.png", sample_bytes("tom_hanks"), "image/png")}
+
+
+def test_add_check_remove_rebuild(live: LiveFactory, tmp_path: Path) -> None:
+    source = tmp_path / "figures"
+    (source / "tom-hanks").mkdir(parents=True)
+    (source / "tom-hanks" / "1.png").write_bytes(sample_bytes("tom_hanks"))
+    (source / "tom-hanks" / "figure.json").write_text(json.dumps({"name": "Tom Hanks"}))
+    service = live(blocklist_source_dir=source)
+    figure = {"figure_id": "tom-hanks", "name": "Tom Hanks", "aliases": ["Thomas Hanks"]}
+    files = {"images": HANKS["image"]}
+    with service.client(role=Role.ADMIN) as admin, service.client() as api:
+        assert (
+            api.post(
+                "/v1/blocklist/figures", data={"params": json.dumps(figure)}, files=files
+            ).status_code
+            == 403
+        )
+        added = admin.post(
+            "/v1/blocklist/figures", data={"params": json.dumps(figure)}, files=files
+        )
+        assert added.status_code == 201, added.text
+        assert added.json() == {
+            "id": "tom-hanks",
+            "name": "Tom Hanks",
+            "aliases": ["Thomas Hanks"],
+            "references": 1,
+        }
+        denied = api.post("/v1/checks", data=params(operation="relight"), files=HANKS)
+        assert denied.status_code == 403 and denied.json()["code"] == "public_figure"
+        named = api.post(
+            "/v1/checks", data=params(operation="generate", prompt="Thomas Hanks on the moon")
+        )
+        assert named.json()["code"] == "prompt_names_public_figure"
+
+        assert admin.delete("/v1/blocklist/figures/tom-hanks").status_code == 200
+        assert admin.delete("/v1/blocklist/figures/tom-hanks").status_code == 404
+        assert (
+            api.post("/v1/checks", data=params(operation="relight"), files=HANKS).json()["code"]
+            == "no_consent"
+        )
+
+        rebuilt = admin.post("/v1/blocklist/rebuild")
+        assert rebuilt.status_code == 200, rebuilt.text
+        assert rebuilt.json()["figures"] == 1
+        with service.client(role=Role.AUDITOR) as auditor:
+            listed = auditor.get("/v1/blocklist").json()
+            assert listed["generation"] == rebuilt.json()["generation"]
+            assert [f["id"] for f in listed["figures"]] == ["tom-hanks"]
+        assert (
+            api.post("/v1/checks", data=params(operation="relight"), files=HANKS).json()["code"]
+            == "public_figure"
+        )
+        in_force = [
+            e["entry"]["generation"]
+            for e in admin.get("/v1/audit/entries?limit=1000").json()["entries"]
+            if e["entry"]["kind"] == "blocklist_in_force"
+        ]
+        assert in_force[-1] == rebuilt.json()["generation"]
+
+
+def test_rebuild_without_a_source_folder_is_a_conflict(live: LiveFactory) -> None:
+    service = live()
+    with service.client(role=Role.ADMIN) as admin:
+        response = admin.post("/v1/blocklist/rebuild")
+    assert response.status_code == 409
+    assert "GUARD_BLOCKLIST_SOURCE_DIR" in response.json()["detail"]
