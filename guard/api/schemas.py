@@ -238,6 +238,14 @@ class FlagOut(_Out):
     cleared_at: datetime | None
 
 
+class GatewayAllowOut(_Out):
+    """The body of an allowing ext_authz answer (Envoy uses its ``x-guard-*`` headers)."""
+
+    verdict: Literal["allow", "allow_with_conditions"]
+    decision_id: str
+    audit_index: int
+
+
 class ReadinessOut(_Out):
     ready: bool
     checks: dict[str, str]

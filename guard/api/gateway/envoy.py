@@ -17,12 +17,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import WRITERS, require_gateway_key, service_of
 from guard.api.gateway.extract import extract_request
 from guard.api.keys import ApiKey
-from guard.api.routes.common import AUTH_ERRORS, DENIED, UPLOAD_ERRORS, denial
+from guard.api.routes.common import COMMON_ERRORS, DENIED, UPLOAD_ERRORS, denial
+from guard.api.schemas import GatewayAllowOut
 from guard.api.views import tenant_visibility
 from guard.errors import PayloadTooLarge
 from guard.pipeline import CheckRequest
@@ -36,11 +37,11 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     PATH_PREFIX + "/{original_path:path}",
     methods=METHODS,
     responses={
-        **AUTH_ERRORS,
+        **COMMON_ERRORS,
         **UPLOAD_ERRORS,
         **DENIED,
-        200: {"description": "Allowed; the decision is in the x-guard-* headers."},
     },
+    response_model=GatewayAllowOut,
     summary="Envoy ext_authz check of the original request",
 )
 async def ext_authz(
@@ -67,8 +68,13 @@ async def ext_authz(
     if not decision.allowed:
         visible = tenant_visibility(service.guard.registry, key.tenant)
         return denial(decision, visible, receipt=receipt.to_dict())
-    return Response(
-        status_code=200,
+    # Envoy reads the headers (and ignores the body) of an allowing answer.
+    return JSONResponse(
+        {
+            "verdict": decision.verdict.value,
+            "decision_id": decision.decision_id,
+            "audit_index": receipt.leaf_index,
+        },
         headers={
             "x-guard-decision": decision.verdict.value,
             "x-guard-decision-id": decision.decision_id,

@@ -12,12 +12,12 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import StreamingResponse
 
 from guard.api.auth import READERS, require, service_of
 from guard.api.keys import ApiKey
-from guard.api.routes.common import AUTH_ERRORS, NOT_FOUND, Responses
+from guard.api.routes.common import COMMON_ERRORS, NOT_FOUND, Responses
 from guard.api.schemas import CheckpointOut, ConsistencyOut, EntriesOut, EntryOut, ReceiptOut
 from guard.api.views import receipt_body
 from guard.audit import AuditLog, audit_verifier
@@ -26,8 +26,10 @@ from guard.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 _reader = require(*READERS)
-_READ: Responses = {**AUTH_ERRORS, **NOT_FOUND}
+_READ: Responses = {**COMMON_ERRORS, **NOT_FOUND}
 PAGE = 1000
+MAX_INDEX = 2**62  # fits every database's 64-bit integer
+Index = Annotated[int, Path(ge=0, le=MAX_INDEX)]
 
 
 def _visible_entry(log: AuditLog, index: int, key: ApiKey) -> dict[str, Any]:
@@ -50,11 +52,11 @@ def checkpoint(request: Request, _key: Annotated[ApiKey, Depends(_reader)]) -> A
     return {"size": verified.size, "checkpoint": note, "verifier_key": vkey}
 
 
-@router.get("/entries", response_model=EntriesOut, responses=AUTH_ERRORS)
+@router.get("/entries", response_model=EntriesOut, responses=COMMON_ERRORS)
 def entries(
     request: Request,
     key: Annotated[ApiKey, Depends(_reader)],
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE)] = 100,
 ) -> Any:
     """This tenant's entries (and the global ones) from index ``start`` on."""
@@ -64,16 +66,16 @@ def entries(
 
 
 @router.get("/entries/{index}", response_model=EntryOut, responses=_READ)
-def entry(request: Request, index: int, key: Annotated[ApiKey, Depends(_reader)]) -> Any:
+def entry(request: Request, index: Index, key: Annotated[ApiKey, Depends(_reader)]) -> Any:
     return {"index": index, "entry": _visible_entry(service_of(request).guard.audit, index, key)}
 
 
 @router.get("/entries/{index}/proof", response_model=ReceiptOut, responses=_READ)
 def proof(
     request: Request,
-    index: int,
+    index: Index,
     key: Annotated[ApiKey, Depends(_reader)],
-    size: Annotated[int | None, Query(ge=1)] = None,
+    size: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
 ) -> Any:
     """A receipt for the entry against the checkpoint at ``size`` (default: the latest)."""
     log = service_of(request).guard.audit
@@ -95,8 +97,8 @@ def decision_receipt(
 def consistency(
     request: Request,
     _key: Annotated[ApiKey, Depends(_reader)],
-    old_size: Annotated[int, Query(ge=1)],
-    new_size: Annotated[int, Query(ge=1)],
+    old_size: Annotated[int, Query(ge=1, le=MAX_INDEX)],
+    new_size: Annotated[int, Query(ge=1, le=MAX_INDEX)],
 ) -> Any:
     """Proof that the tree at ``new_size`` extends the tree at ``old_size`` (RFC 9162)."""
     log = service_of(request).guard.audit
@@ -112,7 +114,7 @@ def consistency(
 @router.get(
     "/export",
     responses={
-        **AUTH_ERRORS,
+        **COMMON_ERRORS,
         200: {"content": {"application/x-ndjson": {}}, "description": "JSON Lines."},
     },
 )

@@ -12,12 +12,18 @@ from starlette.concurrency import run_in_threadpool
 
 from guard.api.auth import READERS, require, service_of
 from guard.api.keys import ApiKey, Role
-from guard.api.routes.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, parse_json_part
+from guard.api.routes.common import (
+    COMMON_ERRORS,
+    CONFLICT,
+    NOT_FOUND,
+    UPLOAD_ERRORS,
+    parse_json_part,
+)
 from guard.api.schemas import BlocklistOut, FigureOut, RebuildOut
 from guard.api.service import Service
 from guard.api.uploads import image_bytes
 from guard.api.views import figure_body
-from guard.errors import ConfigurationError, InvalidInput
+from guard.errors import Conflict, InvalidInput
 from guard.identity import build_from_folder, reference_face
 
 router = APIRouter(prefix="/v1/blocklist", tags=["blocklist"])
@@ -31,7 +37,7 @@ class FigureIn(BaseModel):
     aliases: list[str] = []
 
 
-@router.get("", response_model=BlocklistOut, responses=AUTH_ERRORS)
+@router.get("", response_model=BlocklistOut, responses=COMMON_ERRORS)
 def get_blocklist(request: Request, _key: Annotated[ApiKey, Depends(require(*READERS))]) -> Any:
     blocklist = service_of(request).guard.blocklists.current()
     return {
@@ -62,7 +68,7 @@ def _add(service: Service, figure: FigureIn, photos: list[bytes]) -> Any:
     "/figures",
     status_code=201,
     response_model=FigureOut,
-    responses={**AUTH_ERRORS, **UPLOAD_ERRORS},
+    responses={**COMMON_ERRORS, **UPLOAD_ERRORS},
     summary="Add a figure or more reference photos (params: FigureIn)",
 )
 async def add_figure(
@@ -85,7 +91,7 @@ def _remove(service: Service, figure_id: str) -> Any:
 
 
 @router.delete(
-    "/figures/{figure_id}", response_model=FigureOut, responses={**AUTH_ERRORS, **NOT_FOUND}
+    "/figures/{figure_id}", response_model=FigureOut, responses={**COMMON_ERRORS, **NOT_FOUND}
 )
 def remove_figure(
     request: Request, figure_id: str, _key: Annotated[ApiKey, Depends(_admin)]
@@ -93,7 +99,7 @@ def remove_figure(
     return _remove(service_of(request), figure_id)
 
 
-@router.post("/rebuild", response_model=RebuildOut, responses={**AUTH_ERRORS, **CONFLICT})
+@router.post("/rebuild", response_model=RebuildOut, responses={**COMMON_ERRORS, **CONFLICT})
 def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_admin)]) -> Any:
     """Rebuild the whole blocklist from ``GUARD_BLOCKLIST_SOURCE_DIR``
     (``<figure-id>/<photo>`` files, optional ``figure.json``). Runs in the request: large
@@ -101,8 +107,8 @@ def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_admin)]) -> Any:
     service = service_of(request)
     source = service.settings.blocklist_source_dir
     if source is None:
-        raise ConfigurationError(
-            "set GUARD_BLOCKLIST_SOURCE_DIR to the folder to rebuild the blocklist from"
+        raise Conflict(
+            "this deployment has no GUARD_BLOCKLIST_SOURCE_DIR to rebuild the blocklist from"
         )
     blocklist, problems = build_from_folder(source, service.guard.face_engine)
     with service.blocklist_lock:

@@ -27,7 +27,8 @@ def _problem_doc(description: str) -> dict[str, Any]:
 
 Responses = dict[int | str, dict[str, Any]]
 
-AUTH_ERRORS: Responses = {
+COMMON_ERRORS: Responses = {
+    400: _problem_doc("The request is malformed (a body that cannot be parsed, a bad value)."),
     401: _problem_doc("No API key, or an unknown or revoked one."),
     403: _problem_doc("The key's role may not do this."),
     422: _problem_doc("The request does not match the API."),

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from guard.api.auth import ALL_ROLES, WRITERS, require, service_of
 from guard.api.keys import ApiKey
 from guard.api.routes.common import (
-    AUTH_ERRORS,
+    COMMON_ERRORS,
     DENIED,
     NOT_FOUND,
     UPLOAD_ERRORS,
@@ -46,7 +46,7 @@ from guard.errors import NotFound
 from guard.pipeline import CheckRequest, EditRequest, Result, StampRequest
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
-_ERRORS: Responses = {**AUTH_ERRORS, **UPLOAD_ERRORS, **DENIED}
+_ERRORS: Responses = {**COMMON_ERRORS, **UPLOAD_ERRORS, **DENIED}
 
 ParamsPart = Annotated[str, Form(description="JSON; see the schema named in the summary.")]
 ImagePart = Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF.")]
@@ -185,7 +185,7 @@ async def create_stamp(
 @router.post(
     "/verify",
     response_model=VerifyOut,
-    responses={**AUTH_ERRORS, **UPLOAD_ERRORS},
+    responses={**COMMON_ERRORS, **UPLOAD_ERRORS},
     summary="Provenance verification report",
 )
 async def verify(

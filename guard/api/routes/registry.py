@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from guard.api.auth import ALL_ROLES, READERS, WRITERS, require, service_of
 from guard.api.keys import ApiKey
-from guard.api.routes.common import AUTH_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, Responses
+from guard.api.routes.common import COMMON_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, Responses
 from guard.api.schemas import (
     EnrollmentOut,
     EntryOut,
@@ -32,8 +32,8 @@ from guard.identity import ConsentRegistry, Subject
 from guard.pipeline import Guard
 
 router = APIRouter(prefix="/v1", tags=["registry"])
-_READ: Responses = {**AUTH_ERRORS, **NOT_FOUND}
-_WRITE: Responses = {**AUTH_ERRORS, **NOT_FOUND, **CONFLICT}
+_READ: Responses = {**COMMON_ERRORS, **NOT_FOUND}
+_WRITE: Responses = {**COMMON_ERRORS, **NOT_FOUND, **CONFLICT}
 
 
 def _own_subject(registry: ConsentRegistry, subject_id: str, key: ApiKey) -> Subject:
@@ -57,7 +57,7 @@ def create_subject(
     return subject_body(subject)
 
 
-@router.get("/subjects", response_model=list[SubjectOut], responses=AUTH_ERRORS)
+@router.get("/subjects", response_model=list[SubjectOut], responses=COMMON_ERRORS)
 def list_subjects(request: Request, key: Annotated[ApiKey, Depends(require(*ALL_ROLES))]) -> Any:
     return [subject_body(s) for s in service_of(request).guard.registry.list_subjects(key.tenant)]
 

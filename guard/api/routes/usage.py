@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from guard.api.auth import require, service_of
 from guard.api.flags import UsageFlag
 from guard.api.keys import ApiKey, Role
-from guard.api.routes.common import AUTH_ERRORS, CONFLICT, NOT_FOUND
+from guard.api.routes.common import COMMON_ERRORS, CONFLICT, NOT_FOUND
 from guard.api.schemas import FlagOut
 
 router = APIRouter(prefix="/v1/flags", tags=["usage"])
@@ -28,7 +28,7 @@ def _flag_body(flag: UsageFlag) -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=list[FlagOut], responses=AUTH_ERRORS)
+@router.get("", response_model=list[FlagOut], responses=COMMON_ERRORS)
 def list_flags(
     request: Request,
     key: Annotated[ApiKey, Depends(_admin)],
@@ -41,7 +41,7 @@ def list_flags(
 @router.post(
     "/{flag_id}/clear",
     response_model=FlagOut,
-    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+    responses={**COMMON_ERRORS, **NOT_FOUND, **CONFLICT},
 )
 def clear_flag(request: Request, flag_id: str, key: Annotated[ApiKey, Depends(_admin)]) -> Any:
     return _flag_body(service_of(request).flags.clear(flag_id, key.tenant))
