@@ -56,6 +56,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/watermark.py
 	$(BIN)/python bench/c2pa_signing.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/service.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache
