@@ -21,6 +21,7 @@ from guard.errors import (
     PayloadTooLarge,
     PolicyDenied,
     Unavailable,
+    UndecodableImage,
     UnsupportedMedia,
 )
 from guard.pipeline import (
@@ -30,6 +31,7 @@ from guard.pipeline import (
     EditRequest,
     Guard,
     Result,
+    StageObserver,
     StampRequest,
 )
 from guard.policy import Decision, FaceDecision, Reason, ReasonCode, Verdict
@@ -57,9 +59,11 @@ __all__ = [
     "ReasonCode",
     "Result",
     "Settings",
+    "StageObserver",
     "StampRequest",
     "StampedImage",
     "Unavailable",
+    "UndecodableImage",
     "UnsupportedMedia",
     "Verdict",
     "VerificationReport",

@@ -246,3 +246,41 @@ def test_audit_commands(workdir: Path) -> None:
     subject = run_json("subjects", "add", "--tenant", "acme")["id"]  # type: ignore[index]
     report = run_json("audit", "subject", subject)
     assert [item["entry"]["kind"] for item in report] == ["subject_created"]  # type: ignore[index, union-attr]
+
+
+def test_api_keys_create_list_revoke(workdir: Path) -> None:
+    assert run("init")[0] == 0
+    created = run_json("keys", "create", "--tenant", "acme", "--role", "auditor", "--label", "x")
+    assert isinstance(created, dict)
+    token = created["token"]
+    assert token.startswith("lg_")
+    listed = run_json("keys", "list")
+    assert isinstance(listed, list) and listed[0]["role"] == "auditor"
+    assert token.split(".")[1] not in json.dumps(listed)  # the secret is shown once only
+    code, output = run("keys", "create", "--tenant", "acme", "--role", "root")
+    assert code == 2 and "role must be one of" in output
+    code, output = run("keys", "revoke", created["key"]["id"])
+    assert code == 0 and "revoked" in output
+    assert run("keys", "revoke", created["key"]["id"])[0] == 2
+
+
+def test_serve_runs_the_app_factory_and_warns_without_redis_for_many_workers(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        "uvicorn.run", lambda target, **kwargs: calls.append({"target": target, **kwargs})
+    )
+    code, output = run("serve", "--workers", "2", "--port", "9999")
+    assert code == 0
+    assert "GUARD_REDIS_URL is not set" in output
+    assert calls == [
+        {
+            "target": "guard.api.app:app_from_environment",
+            "factory": True,
+            "host": "127.0.0.1",
+            "port": 9999,
+            "workers": 2,
+            "log_level": "info",
+        }
+    ]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -133,20 +133,18 @@ class GuardMiddleware:
         )
         if result.image is None or result.provenance is None:
             return denial(result.decision, _everyone, input_decision_id=decision.decision_id)
-        out = MutableHeaders(raw=list(response_headers.raw))
-        for name in ("content-length", "content-type", "etag", "content-md5"):
-            del out[name]
-        out["x-guard-decision"] = result.decision.verdict.value
-        out["x-guard-decision-id"] = result.decision.decision_id
-        out["x-guard-input-decision-id"] = decision.decision_id
-        out["x-guard-watermark-record"] = f"{result.provenance.record_id:012x}"
-        out["x-guard-manifest-label"] = result.provenance.manifest_label
-        return Response(
-            result.image,
-            status_code=status,
-            headers=dict(out),
-            media_type=result.provenance.mime_type,
-        )
+        stamped = Response(result.image, status_code=status, media_type=result.provenance.mime_type)
+        replaced = {b"content-length", b"content-type", b"etag", b"content-md5"}
+        stamped.raw_headers += [
+            (name, value) for name, value in response_headers.raw if name.lower() not in replaced
+        ]
+        guard_headers = stamped.headers
+        guard_headers["x-guard-decision"] = result.decision.verdict.value
+        guard_headers["x-guard-decision-id"] = result.decision.decision_id
+        guard_headers["x-guard-input-decision-id"] = decision.decision_id
+        guard_headers["x-guard-watermark-record"] = f"{result.provenance.record_id:012x}"
+        guard_headers["x-guard-manifest-label"] = result.provenance.manifest_label
+        return stamped
 
     async def _call_app(
         self, scope: Scope, receive: Receive, body: bytes
