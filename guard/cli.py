@@ -253,7 +253,7 @@ def serve(
 ) -> None:
     """Run the HTTP service (settings from GUARD_* variables / guard.toml; run `guard init`
     first). With several workers, set GUARD_REDIS_URL so rate limits are shared."""
-    import uvicorn
+    from guard.api.server import serve as run_service
 
     settings = Settings()
     if workers > 1 and not settings.redis_url:
@@ -261,14 +261,8 @@ def serve(
             "[yellow]warning:[/yellow] GUARD_REDIS_URL is not set: each of the "
             f"{workers} workers keeps its own rate limits and usage counters"
         )
-    uvicorn.run(
-        "guard.api.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-    )
+    with _errors():
+        run_service(host=host, port=port, workers=workers, log_level=log_level)
 
 
 # subjects -----------------------------------------------------------------------------------

@@ -264,23 +264,44 @@ def test_api_keys_create_list_revoke(workdir: Path) -> None:
     assert run("keys", "revoke", created["key"]["id"])[0] == 2
 
 
-def test_serve_runs_the_app_factory_and_warns_without_redis_for_many_workers(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_runs_one_worker_with_uvicorn(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, object]] = []
-    monkeypatch.setattr(
-        "uvicorn.run", lambda target, **kwargs: calls.append({"target": target, **kwargs})
-    )
-    code, output = run("serve", "--workers", "2", "--port", "9999")
-    assert code == 0
-    assert "GUARD_REDIS_URL is not set" in output
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    assert run("serve", "--port", "9999")[0] == 0
     assert calls == [
         {
-            "target": "guard.api.app:app_from_environment",
+            "app": "guard.api.app:app_from_environment",
             "factory": True,
             "host": "127.0.0.1",
             "port": 9999,
-            "workers": 2,
             "log_level": "info",
         }
     ]
+
+
+def test_serve_with_workers_listens_on_a_tcp_nodelay_capable_socket(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    seen: list[tuple[int, int]] = []
+
+    class FakeSupervisor:
+        def __init__(self, config: object, sockets: list[socket.socket]) -> None:
+            assert getattr(config, "workers", None) == 2
+            seen.extend((s.proto, s.getsockname()[1]) for s in sockets)
+            for s in sockets:
+                s.close()
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr("guard.api.server.Multiprocess", FakeSupervisor)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, output = run("serve", "--workers", "2", "--port", str(port))
+    assert code == 0, output
+    assert "GUARD_REDIS_URL is not set" in output
+    # proto IPPROTO_TCP is what makes asyncio set TCP_NODELAY on accepted connections.
+    assert seen == [(socket.IPPROTO_TCP, port)]
