@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from guard.api.auth import WRITERS, require_gateway_key, service_of
 from guard.api.gateway.extract import extract_request
 from guard.api.keys import ApiKey
-from guard.api.routes.common import COMMON_ERRORS, DENIED, UPLOAD_ERRORS, denial
+from guard.api.routes.common import COMMON_ERRORS, DENIED, NOT_FOUND, UPLOAD_ERRORS, denial
 from guard.api.schemas import GatewayAllowOut
 from guard.api.views import tenant_visibility
 from guard.errors import PayloadTooLarge
@@ -38,6 +38,8 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     methods=METHODS,
     responses={
         **COMMON_ERRORS,
+        # An original path with control characters matches no route.
+        **NOT_FOUND,
         **UPLOAD_ERRORS,
         **DENIED,
     },
