@@ -154,4 +154,8 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
         f"verifiable with the public key {data_dir / 'keys' / 'audit' / 'checkpoint.vkey'} "
         "(`guard audit export --out audit.jsonl`, then `guard audit verify audit.jsonl --key ...`)"
     )
+    console.print(
+        f"the same guard over HTTP: `GUARD_DATA_DIR={data_dir} guard keys create --tenant demo "
+        f"--role integrator`, then `GUARD_DATA_DIR={data_dir} guard serve` (docs/service.md)"
+    )
     guard.close()
