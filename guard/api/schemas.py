@@ -138,7 +138,9 @@ class StampParams(BaseModel):
 
 
 class SubjectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"display_name": "Model A"}]}
+    )
     display_name: str | None = Field(default=None, max_length=200)
     public_figure_id: str | None = Field(default=None, max_length=128)
 
@@ -164,7 +166,20 @@ class ErasureOut(_Out):
 
 
 class GrantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject_id": "sub_3f2a9c0d1e7b4a5f6c8d9e0a",
+                    "scopes": ["relight", "background_blur"],
+                    "evidence_sha256": "9f86d081884c7d659a2feaa0c55ad015"
+                    "a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                    "expires_at": "2027-11-24T00:00:00Z",
+                }
+            ]
+        },
+    )
     subject_id: str
     scopes: list[str] = Field(min_length=1, examples=[["relight", "background_blur"]])
     evidence_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
