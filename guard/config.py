@@ -135,6 +135,7 @@ class Settings(BaseSettings):
         description="Largest request body; 0 means twice GUARD_MAX_IMAGE_BYTES plus 1 MiB.",
     )
 
+    max_prompt_chars: int = Field(default=10_000, ge=1)
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     allow_multiframe: bool = False

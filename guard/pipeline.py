@@ -68,7 +68,7 @@ from guard.provenance import (
     consent_grant_refs,
     parent_ingredient,
 )
-from guard.safety import drift_facts, figures_named_in
+from guard.safety import PromptScreen, drift_facts
 
 ParamValue = str | float | int | bool
 
@@ -195,6 +195,7 @@ class Guard:
         self._registry: ConsentRegistry | None = None
         self._in_force: dict[str, str] = {}
         self._keyed_hasher: KeyedHasher | None = None
+        self._screen: tuple[tuple[int, int, int], PromptScreen] | None = None
         self._registry_lock = threading.Lock()
 
     # components ------------------------------------------------------------------------------
@@ -277,6 +278,15 @@ class Guard:
 
     def policy(self) -> Policy:
         return self._policies.current()
+
+    def _prompt_screen(self, blocklist: Blocklist) -> PromptScreen:
+        """The blocklist's names compiled for screening, rebuilt when the blocklist changes."""
+        key = (id(blocklist), blocklist.generation, len(blocklist))
+        cached = self._screen
+        if cached is None or cached[0] != key:
+            cached = (key, PromptScreen(blocklist.figures.values()))
+            self._screen = cached
+        return cached[1]
 
     def decode(self, data: bytes) -> DecodedImage:
         settings = self.settings
@@ -418,6 +428,11 @@ class Guard:
     ) -> _Gate:
         if not requester.strip():
             raise InvalidInput("requester (the grantee asking for the edit) must not be empty")
+        if len(prompt) > self.settings.max_prompt_chars:
+            raise InvalidInput(
+                f"the prompt is {len(prompt):,} characters; the limit is "
+                f"{self.settings.max_prompt_chars:,} (GUARD_MAX_PROMPT_CHARS)"
+            )
         policy = None
         try:
             policy = self.policy()
@@ -435,12 +450,21 @@ class Guard:
                 faces = self.face_engine.detect_and_embed(decoded.rgb) if decoded else []
             with self._timed("match"):
                 facts = matcher.facts_for(faces, requester=requester)
+                mentions = self._prompt_screen(blocklist).screen(prompt)
                 request_facts = RequestFacts(
                     stage=stage,
                     requester=requester,
                     operation=operation,
                     faces=tuple(facts),
-                    prompt_figures=figures_named_in(prompt, blocklist.figures.values()),
+                    prompt_figures=tuple(m.figure_id for m in mentions),
+                    prompt_mentions={
+                        m.figure_id: {
+                            "rule": m.rule,
+                            "span": f"{m.span[0]}:{m.span[1]}",
+                            "matched": m.text[:200],
+                        }
+                        for m in mentions
+                    },
                 )
                 decision = decide(policy, request_facts)
             return _Gate(decision, faces, facts, matcher, policy)

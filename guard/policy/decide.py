@@ -19,7 +19,7 @@ No face at all is allowed. Any deny reason makes the verdict ``deny``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -48,6 +48,8 @@ class RequestFacts:
     operation: str
     faces: tuple[FaceFacts, ...]
     prompt_figures: tuple[str, ...] = ()
+    # Per named figure: how the prompt named it (rule, span, matched text), for the evidence.
+    prompt_mentions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     drift: tuple[DriftFact, ...] = ()
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -138,6 +140,12 @@ def _face_reason(policy: Policy, facts: RequestFacts, face: FaceFacts) -> Reason
     return Reason(ReasonCode.NO_CONSENT, "unknown face: nobody with consent on record matches it")
 
 
+def _how_named(mention: Mapping[str, str] | None) -> str:
+    if not mention:
+        return ""
+    return f" ({mention['rule']} match: {mention['matched']!r})"
+
+
 def _request_reasons(policy: Policy, facts: RequestFacts) -> list[Reason]:
     reasons = []
     if facts.operation not in policy.operations:
@@ -153,8 +161,9 @@ def _request_reasons(policy: Policy, facts: RequestFacts) -> list[Reason]:
         reasons.extend(
             Reason(
                 ReasonCode.PROMPT_NAMES_PUBLIC_FIGURE,
-                f"the prompt names public figure {figure_id}",
-                {"figure_id": figure_id},
+                f"the prompt names public figure {figure_id}"
+                + _how_named(facts.prompt_mentions.get(figure_id)),
+                {"figure_id": figure_id, **facts.prompt_mentions.get(figure_id, {})},
             )
             for figure_id in facts.prompt_figures
         )

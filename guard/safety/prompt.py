@@ -1,36 +1,344 @@
-"""Prompt screening: which blocklisted public figures a prompt names.
+"""Prompt screening: which blocklisted public figures a prompt names, however it disguises them.
 
-Names and aliases are compared after Unicode NFKC folding, case folding and collapsing every
-run of non-alphanumeric characters to one space, on whole-word boundaries ("Tom Hanks",
-"TOM-HANKS" and "tom   hanks" all match; "tomhanksville" does not).
+A prompt is compared with every name and alias at successive levels of normalisation; the
+first level at which a name appears is the **rule** that fired, reported with the span of the
+original prompt it covers:
+
+- ``exact``: case, punctuation, NFKC compatibility forms, spacing ("TOM-HANKS", full width);
+- ``invisible``: zero-width, bidi-control and other format characters ("T\\u200bom Hanks");
+- ``confusable``: diacritics and look-alike letters of other scripts, from Unicode's TR39
+  confusables data ("Тоm Наnks" in Cyrillic, "Tŏm Hänks");
+- ``transliteration``: names written in another script (``anyascii``);
+- ``leetspeak``: digits and symbols for letters ("t0m h4nk5", "h@nks");
+- ``separator``: letters spread out ("t.o.m h.a.n.k.s", "T O M H A N K S");
+- ``fuzzy``: a bounded number of typos, by Levenshtein distance ("Tom Hankss", "Thom Hanks").
+
+Names must match whole words ("tomhanksville" is not Tom Hanks). Every level but ``fuzzy`` is an
+Aho–Corasick automaton (``pyahocorasick``) over the names folded the same way, so the cost per
+prompt grows with the prompt, not with the number of names; ``fuzzy`` compares the prompt's
+word windows with names of as many words using ``rapidfuzz`` (C++), only for names long enough
+that one typo cannot turn an ordinary phrase into them. Transliteration is lossy (``Том Хэнкс``
+becomes ``tom khenks``): ``fuzzy`` catches some of those, the red-team benchmark measures the
+rest.
 """
 
 from __future__ import annotations
 
-import re
+import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import ahocorasick
+from anyascii import anyascii
+from rapidfuzz.distance import Levenshtein
+from rapidfuzz.process import cdist
 
 from guard.identity import PublicFigure
 
-_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
+RULES = ("exact", "invisible", "confusable", "transliteration", "leetspeak", "separator")
+FUZZY = "fuzzy"
+# Digits and symbols read as letters. Both sides are folded, so letters that leetspeak confuses
+# with each other (l and i) fold together too.
+_LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "!": "i",
+        "|": "i",
+        "l": "i",
+        "3": "e",
+        "4": "a",
+        "@": "a",
+        "5": "s",
+        "$": "s",
+        "7": "t",
+        "+": "t",
+        "8": "b",
+        "9": "g",
+        "6": "g",
+        "2": "z",
+    }
+)
+# Fuzzy matching only for names this long, with this many edits.
+_FUZZY_MIN_LENGTH = 7
+_FUZZY_LONG = 12
+
+
+@lru_cache(maxsize=1)
+def _confusable_skeleton() -> dict[str, str]:
+    """Character -> the ASCII letter or digit it is confusable with (Unicode confusables.txt,
+    as shipped by ``confusable_homoglyphs``)."""
+    data = json.loads(
+        resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text()
+    )
+    skeleton = {}
+    for char, lookalikes in data.items():
+        ascii_forms = [
+            entry["c"] for entry in lookalikes if entry["c"].isascii() and entry["c"].isalnum()
+        ]
+        if ascii_forms and not (char.isascii() and char.isalnum()):
+            skeleton[char] = ascii_forms[0].lower()
+    return skeleton
+
+
+@dataclass(frozen=True)
+class _Folded:
+    """A folded text: its characters, and for each the index of the original character."""
+
+    text: str
+    origins: tuple[int, ...]
+
+
+Steps = frozenset[str]
+
+
+def _fold(prompt: str, steps: Steps) -> _Folded:
+    """Fold ``prompt`` with the given normalisation ``steps`` (names from :data:`RULES`; the
+    ``exact`` folding always applies): lowercase alphanumeric words separated by single
+    spaces, each character remembering where it came from."""
+    chars: list[str] = []
+    origins: list[int] = []
+    # With both steps on, look-alike letters are undone in words that mix Latin with another
+    # script (a disguise) and whole words of another script are transliterated (a spelling):
+    # skeleton-mapping "Путин" would turn it into Latin look-alikes, not into "Putin".
+    mixed = _mixed_script_positions(prompt) if "transliteration" in steps else None
+    for index, char in enumerate(prompt):
+        if "invisible" in steps and not char.isascii() and unicodedata.category(char) == "Cf":
+            continue
+        look_alikes = "confusable" in steps and (mixed is None or index in mixed)
+        for out in _fold_char(char, steps, look_alikes=look_alikes):
+            chars.append(out if out.isalnum() else " ")
+            origins.append(index)
+    return _squeeze("".join(chars), origins, merge_letters="separator" in steps)
+
+
+def _mixed_script_positions(prompt: str) -> set[int]:
+    """Positions of the characters of words that hold both ASCII and non-ASCII letters."""
+    positions: set[int] = set()
+    word: list[int] = []
+    for index, char in enumerate([*prompt, " "]):
+        if char.isalnum() or unicodedata.combining(char) or unicodedata.category(char) == "Cf":
+            word.append(index)
+            continue
+        letters = [prompt[i] for i in word if prompt[i].isalpha()]
+        if any(c.isascii() for c in letters) and any(not c.isascii() for c in letters):
+            positions.update(word)
+        word = []
+    return positions
+
+
+def _fold_char(char: str, steps: Steps, *, look_alikes: bool) -> str:
+    """One original character, folded: possibly several characters, or none."""
+    leet = "leetspeak" in steps
+    if char.isascii():  # the common case: no normalisation form, mark or look-alike applies
+        return char.lower().translate(_LEET) if leet else char.lower()
+    if "confusable" in steps:
+        skeleton = _confusable_skeleton() if look_alikes else {}
+        pieces = [
+            skeleton.get(piece, piece)
+            for piece in unicodedata.normalize("NFKD", char)
+            if not unicodedata.combining(piece)
+        ]
+    else:
+        pieces = [unicodedata.normalize("NFKC", char)]
+    transliterate = "transliteration" in steps
+    folded = "".join(
+        anyascii(piece) if transliterate and not piece.isascii() else piece for piece in pieces
+    ).casefold()
+    return folded.translate(_LEET) if leet else folded
+
+
+def _squeeze(text: str, origins: Sequence[int], *, merge_letters: bool) -> _Folded:
+    """Collapse separator runs to one space; with ``merge_letters``, join runs of one-letter
+    words ("t o m hanks" -> "tom hanks", "t.o.m.h.a.n.k.s" -> "tomhanks")."""
+    words: list[tuple[str, list[int]]] = []
+    previous_single = False
+    for raw in _words(text):
+        word, where = text[raw[0] : raw[1]], list(origins[raw[0] : raw[1]])
+        single = len(word) == 1
+        if merge_letters and single and previous_single:
+            words[-1] = (words[-1][0] + word, words[-1][1] + where)
+        else:
+            words.append((word, where))
+        previous_single = single
+    out_text: list[str] = []
+    out_origins: list[int] = []
+    for word, where in words:
+        if out_text:
+            out_text.append(" ")
+            out_origins.append(where[0])
+        out_text.append(word)
+        out_origins.extend(where)
+    return _Folded("".join(out_text), tuple(out_origins))
+
+
+def _words(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each run of non-space characters."""
+    spans = []
+    start = None
+    for position, char in enumerate(text + " "):
+        if char != " " and start is None:
+            start = position
+        elif char == " " and start is not None:
+            spans.append((start, position))
+            start = None
+    return spans
+
+
+@dataclass(frozen=True)
+class PromptMatch:
+    """A figure named in a prompt: by which name or alias, how it was disguised (``rule``) and
+    where (``span``: start and end offsets in the original prompt; ``text`` is that slice)."""
+
+    figure_id: str
+    label: str
+    rule: str
+    span: tuple[int, int]
+    text: str
+
+
+Owners = list[tuple[str, str]]
+
+
+class PromptScreen:
+    """The names and aliases of a set of figures, compiled for screening prompts.
+
+    Build one per blocklist generation and reuse it (compiling 10,000 names takes a while;
+    screening a prompt does not)."""
+
+    def __init__(
+        self, figures: Iterable[PublicFigure], *, rules: Sequence[str] = (*RULES, FUZZY)
+    ) -> None:
+        unknown = set(rules) - {*RULES, FUZZY}
+        if unknown:
+            raise ValueError(f"unknown screening rules {sorted(unknown)}; choose from {RULES}")
+        # A rule left out is left out of every level: the red-team benchmark's ablations.
+        self.rules = tuple(rules)
+        enabled = [rule for rule in RULES if rule in self.rules]
+        # Each enabled rule screens with its own step and every enabled step before it.
+        self._levels: list[tuple[str, Steps]] = [
+            (rule, frozenset(enabled[: position + 1])) for position, rule in enumerate(enabled)
+        ]
+        self._all_steps: Steps = frozenset(enabled)
+        self._labels: list[tuple[str, str]] = [
+            (figure.id, label)
+            for figure in sorted(figures, key=lambda f: f.id)
+            for label in dict.fromkeys((figure.name, *figure.aliases))
+            if label.strip()
+        ]
+        self._automata = [self._automaton(steps) for _, steps in self._levels]
+        self._fuzzy: dict[tuple[int, int], tuple[list[str], list[Owners]]] = {}
+        for form, owners in self._forms(self._all_steps).items():
+            if len(form) >= _FUZZY_MIN_LENGTH:
+                names, owner_lists = self._fuzzy.setdefault(
+                    (form.count(" ") + 1, len(form)), ([], [])
+                )
+                names.append(form)
+                owner_lists.append(owners)
+
+    def _forms(self, steps: Steps) -> dict[str, Owners]:
+        forms: dict[str, Owners] = {}
+        for figure_id, label in self._labels:
+            folded = _fold(label, steps).text
+            # Spread-out letters merge into one word: "t.o.m.h.a.n.k.s" is "tomhanks".
+            variants = {folded, folded.replace(" ", "")} if "separator" in steps else {folded}
+            for form in variants - {""}:
+                forms.setdefault(form, []).append((figure_id, label))
+        return forms
+
+    def _automaton(self, steps: Steps) -> ahocorasick.Automaton | None:
+        forms = self._forms(steps)
+        if not forms:
+            return None
+        automaton = ahocorasick.Automaton()
+        for form, owners in forms.items():
+            automaton.add_word(form, (form, owners))
+        automaton.make_automaton()
+        return automaton
+
+    def screen(self, prompt: str) -> list[PromptMatch]:
+        """Every figure the prompt names, each once (at the first rule that finds it), in
+        figure-id order."""
+        found: dict[str, PromptMatch] = {}
+        for (rule, steps), automaton in zip(self._levels, self._automata, strict=True):
+            folded = _fold(prompt, steps)
+            if automaton is None or not folded.text:
+                continue
+            haystack = folded.text
+            for end, (form, owners) in automaton.iter(haystack):
+                start = end - len(form) + 1
+                if start > 0 and haystack[start - 1] != " ":
+                    continue
+                if end + 1 < len(haystack) and haystack[end + 1] != " ":
+                    continue
+                self._found(found, owners, rule, folded, prompt, start, end + 1)
+        if FUZZY in self.rules:
+            self._fuzzy_matches(found, _fold(prompt, self._all_steps), prompt)
+        return sorted(found.values(), key=lambda match: match.figure_id)
+
+    @staticmethod
+    def _found(
+        found: dict[str, PromptMatch],
+        owners: Owners,
+        rule: str,
+        folded: _Folded,
+        prompt: str,
+        start: int,
+        end: int,
+    ) -> None:
+        first, last = folded.origins[start], folded.origins[end - 1] + 1
+        for figure_id, label in owners:
+            if figure_id not in found:
+                found[figure_id] = PromptMatch(
+                    figure_id, label, rule, (first, last), prompt[first:last]
+                )
+
+    def _fuzzy_matches(self, found: dict[str, PromptMatch], folded: _Folded, prompt: str) -> None:
+        """Word windows of the most-folded prompt within a few edits of a long-enough name."""
+        if not self._fuzzy or not folded.text:
+            return
+        words = _words(folded.text)
+        word_counts = {count for count, _ in self._fuzzy}
+        for count in sorted(word_counts):
+            for first in range(len(words) - count + 1):
+                start, end = words[first][0], words[first + count - 1][1]
+                window = folded.text[start:end]
+                self._near(found, folded, prompt, window, count, start, end)
+
+    def _near(
+        self,
+        found: dict[str, PromptMatch],
+        folded: _Folded,
+        prompt: str,
+        window: str,
+        count: int,
+        start: int,
+        end: int,
+    ) -> None:
+        for length in range(len(window) - 2, len(window) + 3):
+            bucket = self._fuzzy.get((count, length))
+            if bucket is None:
+                continue
+            names, owner_lists = bucket
+            distances = cdist([window], names, scorer=Levenshtein.distance, score_cutoff=2)[0]
+            for name, owners, distance in zip(names, owner_lists, distances, strict=True):
+                allowed = 2 if len(name) >= _FUZZY_LONG else 1
+                if distance <= allowed:
+                    self._found(found, owners, FUZZY, folded, prompt, start, end)
 
 
 def normalise_text(text: str) -> str:
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_ALNUM.sub(" ", folded).split())
+    """The ``exact`` folding: NFKC, case-folded, words separated by single spaces."""
+    return _fold(text, frozenset()).text
+
+
+ScreenFactory = Callable[[Iterable[PublicFigure]], PromptScreen]
 
 
 def figures_named_in(prompt: str, figures: Iterable[PublicFigure]) -> tuple[str, ...]:
-    """Ids of the figures whose name or an alias appears in ``prompt``, in figure-id order."""
-    haystack = f" {normalise_text(prompt)} "
-    if not haystack.strip():
-        return ()
-    named = []
-    for figure in sorted(figures, key=lambda f: f.id):
-        for label in (figure.name, *figure.aliases):
-            needle = normalise_text(label)
-            if needle and f" {needle} " in haystack:
-                named.append(figure.id)
-                break
-    return tuple(named)
+    """Ids of the figures whose name or an alias appears in ``prompt``, in figure-id order
+    (compiles the names each call: for repeated use keep a :class:`PromptScreen`)."""
+    return tuple(match.figure_id for match in PromptScreen(figures).screen(prompt))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from guard import errors as guard_errors
 from guard.faces import Face, FaceEngine
 from guard.identity.models import ConsentGrantRow, FaceTemplateRow, SubjectRow
 from guard.media import encode_image
@@ -171,6 +172,21 @@ def test_prompt_naming_a_public_figure_is_denied(guard: Guard) -> None:
     decision = check(guard, crop("t1", PORTRAIT), prompt="make her look like TOM-HANKS")
     assert "prompt_names_public_figure" in decision.reason_codes  # type: ignore[attr-defined]
     assert decision.verdict is Verdict.DENY  # type: ignore[attr-defined]
+    disguised = check(guard, crop("t1", PORTRAIT), prompt="make her look like t.0.m h@nk$")
+    [reason] = [r for r in disguised.reasons if r.code == "prompt_names_public_figure"]  # type: ignore[attr-defined]
+    # The figure's alias "Hanks" is found first, at the leetspeak level.
+    assert reason.evidence == {
+        "figure_id": "tom-hanks",
+        "rule": "leetspeak",
+        "span": "25:30",
+        "matched": "h@nk$",
+    }
+    assert "leetspeak match: 'h@nk$'" in reason.message
+
+
+def test_overlong_prompts_are_invalid_input(guard: Guard) -> None:
+    with pytest.raises(guard_errors.InvalidInput, match="GUARD_MAX_PROMPT_CHARS"):
+        check(guard, crop("t1", PORTRAIT), prompt="x" * 10_001)
 
 
 def test_erasure_removes_templates_from_database_and_index(guard: Guard) -> None:
