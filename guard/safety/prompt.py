@@ -32,6 +32,7 @@ from functools import lru_cache
 from importlib import resources
 
 import ahocorasick
+import numpy as np
 from anyascii import anyascii
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
@@ -297,37 +298,30 @@ class PromptScreen:
                 )
 
     def _fuzzy_matches(self, found: dict[str, PromptMatch], folded: _Folded, prompt: str) -> None:
-        """Word windows of the most-folded prompt within a few edits of a long-enough name."""
+        """Word windows of the most-folded prompt within a few edits of a long-enough name:
+        windows are grouped by word count and length, and each group is compared in one
+        ``cdist`` call with the names of as many words and nearly the same length."""
         if not self._fuzzy or not folded.text:
             return
         words = _words(folded.text)
-        word_counts = {count for count, _ in self._fuzzy}
-        for count in sorted(word_counts):
+        windows: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for count in sorted({count for count, _ in self._fuzzy}):
             for first in range(len(words) - count + 1):
                 start, end = words[first][0], words[first + count - 1][1]
-                window = folded.text[start:end]
-                self._near(found, folded, prompt, window, count, start, end)
-
-    def _near(
-        self,
-        found: dict[str, PromptMatch],
-        folded: _Folded,
-        prompt: str,
-        window: str,
-        count: int,
-        start: int,
-        end: int,
-    ) -> None:
-        for length in range(len(window) - 2, len(window) + 3):
-            bucket = self._fuzzy.get((count, length))
-            if bucket is None:
-                continue
-            names, owner_lists = bucket
-            distances = cdist([window], names, scorer=Levenshtein.distance, score_cutoff=2)[0]
-            for name, owners, distance in zip(names, owner_lists, distances, strict=True):
-                allowed = 2 if len(name) >= _FUZZY_LONG else 1
-                if distance <= allowed:
-                    self._found(found, owners, FUZZY, folded, prompt, start, end)
+                windows.setdefault((count, end - start), []).append((start, end))
+        for (count, length), spans in windows.items():
+            texts = [folded.text[start:end] for start, end in spans]
+            for name_length in range(length - 2, length + 3):
+                bucket = self._fuzzy.get((count, name_length))
+                if bucket is None:
+                    continue
+                names, owner_lists = bucket
+                distances = cdist(texts, names, scorer=Levenshtein.distance, score_cutoff=2)
+                for row, column in np.argwhere(distances <= 2):
+                    allowed = 2 if len(names[column]) >= _FUZZY_LONG else 1
+                    if distances[row, column] <= allowed:
+                        start, end = spans[row]
+                        self._found(found, owner_lists[column], FUZZY, folded, prompt, start, end)
 
 
 def normalise_text(text: str) -> str:
