@@ -68,7 +68,7 @@ from guard.provenance import (
     consent_grant_refs,
     parent_ingredient,
 )
-from guard.safety import PromptScreen, drift_facts
+from guard.safety import PromptScreen, appeared_faces, drift_facts
 
 ParamValue = str | float | int | bool
 
@@ -481,12 +481,9 @@ class Guard:
                 for fd in gate.decision.faces
                 if fd.verdict is Verdict.ALLOW and fd.kind != "unknown"
             ]
-            drift = drift_facts(
-                gate.faces,
-                checked,
-                output_faces,
-                threshold=self.settings.drift_threshold(self.face_engine.name),
-            )
+            threshold = self.settings.drift_threshold(self.face_engine.name)
+            drift = drift_facts(gate.faces, checked, output_faces, threshold=threshold)
+            appeared = appeared_faces(gate.faces, output_faces, threshold=threshold)
             return decide(
                 gate.policy,
                 RequestFacts(
@@ -495,6 +492,7 @@ class Guard:
                     operation=request.operation,
                     faces=tuple(facts),
                     drift=drift,
+                    appeared=appeared,
                 ),
             )
         except Unavailable as exc:

@@ -51,6 +51,8 @@ class RequestFacts:
     # Per named figure: how the prompt named it (rule, span, matched text), for the evidence.
     prompt_mentions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     drift: tuple[DriftFact, ...] = ()
+    # Output faces that are nobody from the input (output stage of an edit).
+    appeared: tuple[int, ...] = ()
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -168,6 +170,14 @@ def _request_reasons(policy: Policy, facts: RequestFacts) -> list[Reason]:
             for figure_id in facts.prompt_figures
         )
     if facts.stage == "output":
+        reasons.extend(
+            Reason(
+                ReasonCode.NEW_FACE_IN_OUTPUT,
+                f"output face {index} is nobody from the input",
+                {"output_face_index": index},
+            )
+            for index in facts.appeared
+        )
         for d in facts.drift:
             evidence: dict[str, str | int | float | bool | None] = {
                 "face_index": d.input_face_index,

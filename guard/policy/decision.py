@@ -40,6 +40,8 @@ class ReasonCode(StrEnum):
     UNKNOWN_FACE_ALLOWED = "unknown_face_allowed"
     NO_FACES = "no_faces"
     IDENTITY_PRESERVED = "identity_preserved"
+    # information: on its own it denies nothing (an unknown or blocked face still does)
+    NEW_FACE_IN_OUTPUT = "new_face_in_output"
 
 
 DENY_CODES = frozenset(

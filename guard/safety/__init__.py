@@ -3,7 +3,7 @@ monitoring."""
 
 from __future__ import annotations
 
-from guard.safety.output_scan import drift_facts
+from guard.safety.output_scan import appeared_faces, drift_facts, pair_faces
 from guard.safety.prompt import PromptMatch, PromptScreen, figures_named_in, normalise_text
 from guard.safety.usage import UsageAlert, UsageCounters, UsageMonitor
 
@@ -13,7 +13,9 @@ __all__ = [
     "UsageAlert",
     "UsageCounters",
     "UsageMonitor",
+    "appeared_faces",
     "drift_facts",
     "figures_named_in",
     "normalise_text",
+    "pair_faces",
 ]

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from guard import errors as guard_errors
 from guard.faces import Face, FaceEngine
 from guard.identity.models import ConsentGrantRow, FaceTemplateRow, SubjectRow
-from guard.media import encode_image
-from guard.pipeline import CheckRequest, DecisionEvent, EditRequest, Guard
+from guard.media import RGBImage, encode_image
+from guard.pipeline import CheckRequest, DecisionEvent, EditRequest, Guard, Result
 from guard.policy import ReasonCode, Verdict
 from guard.samples import TRANSFORMS, SampleName, sample_bytes, sample_rgb
 from tests.conftest import GuardFactory
@@ -302,34 +302,55 @@ def test_missing_template_key_denies_unavailable(guard: Guard) -> None:
     _assert_unavailable(check(fresh, crop("t1", PORTRAIT)))
 
 
-def test_identity_drift_in_output_is_denied(guard: Guard) -> None:
-    """An editor that swaps the face for someone else's is caught by the output scan."""
+class FacePaster:
+    """An "editor" that pastes another face over the first detected face."""
+
+    name, version = "paster", "0"
+    operations = frozenset({"relight"})
+
+    def __init__(self, replacement: RGBImage) -> None:
+        self.replacement = replacement
+
+    def edit(self, rgb, faces: list[Face], operation, params):  # type: ignore[no-untyped-def]
+        import cv2
+
+        out = rgb.copy()
+        x0, y0, x1, y1 = faces[0].bbox
+        pad = (x1 - x0) // 3
+        y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
+        y1, x1 = min(out.shape[0], y1 + pad), min(out.shape[1], x1 + pad)
+        out[y0:y1, x0:x1] = cv2.resize(self.replacement, (x1 - x0, y1 - y0))
+        return out
+
+
+def _pasted_edit(guard: Guard, replacement: RGBImage) -> Result:
     enroll_model(guard)
-    hanks = sample_rgb("tom_hanks")
-
-    class FaceSwapper:
-        name, version = "swapper", "0"
-        operations = frozenset({"relight"})
-
-        def edit(self, rgb, faces: list[Face], operation, params):  # type: ignore[no-untyped-def]
-            import cv2
-
-            out = rgb.copy()
-            x0, y0, x1, y1 = faces[0].bbox
-            pad = (x1 - x0) // 3
-            y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
-            y1, x1 = min(out.shape[0], y1 + pad), min(out.shape[1], x1 + pad)
-            out[y0:y1, x0:x1] = cv2.resize(hanks, (x1 - x0, y1 - y0))
-            return out
-
-    swapper_guard = Guard(guard.settings, face_engine=guard.face_engine, editor=FaceSwapper())
-    result = swapper_guard.edit(
+    paster = Guard(guard.settings, face_engine=guard.face_engine, editor=FacePaster(replacement))
+    return paster.edit(
         EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)
     )
+
+
+def test_identity_drift_in_output_is_denied(guard: Guard) -> None:
+    """An editor that swaps the face for a public figure's is caught by the output scan."""
+    result = _pasted_edit(guard, sample_rgb("tom_hanks"))
     assert result.input_decision.allowed
     assert result.image is None
     codes = set(result.decision.reason_codes)
     assert "identity_drift" in codes and "output_public_figure" in codes
+
+
+def test_face_replaced_by_another_person_from_the_group_photo_is_drift(guard: Guard) -> None:
+    """The consented model's face replaced by a stranger's from t1.jpg: the model drifted,
+    the stranger is a face from nowhere without consent."""
+    stranger = sample_rgb("t1")[150:290, 250:380]  # the second person from the left
+    result = _pasted_edit(guard, stranger)
+    assert result.input_decision.allowed
+    assert result.image is None
+    codes = set(result.decision.reason_codes)
+    assert {"identity_drift", "new_face_in_output", "no_consent"} <= codes
+    [drift] = [r for r in result.decision.reasons if r.code == "identity_drift"]
+    assert float(drift.evidence["similarity"]) < float(drift.evidence["threshold"])  # type: ignore[arg-type]
 
 
 # seams and bad input ----------------------------------------------------------------------------
