@@ -135,6 +135,10 @@ class Settings(BaseSettings):
         description="Largest request body; 0 means twice GUARD_MAX_IMAGE_BYTES plus 1 MiB.",
     )
 
+    nsfw_classifier: Literal["nudenet", "none"] = Field(
+        default="nudenet",
+        description="NSFW screening of inputs and outputs; `none` switches it off explicitly.",
+    )
     max_prompt_chars: int = Field(default=10_000, ge=1)
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000

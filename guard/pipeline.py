@@ -68,7 +68,14 @@ from guard.provenance import (
     consent_grant_refs,
     parent_ingredient,
 )
-from guard.safety import PromptScreen, appeared_faces, drift_facts
+from guard.safety import (
+    NsfwClassifier,
+    NsfwScore,
+    NudeNetClassifier,
+    PromptScreen,
+    appeared_faces,
+    drift_facts,
+)
 
 ParamValue = str | float | int | bool
 
@@ -180,9 +187,11 @@ class Guard:
         provenance: Provenance | None = None,
         audit: AuditLog | None = None,
         observer: StageObserver | None = None,
+        nsfw: NsfwClassifier | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self._observer = observer
+        self._nsfw = nsfw
         configure_faiss_threads(self.settings.faiss_threads)
         self.db = Database(self.settings.database_url)
         self.face_engine = face_engine or create_face_engine(self.settings)
@@ -278,6 +287,16 @@ class Guard:
 
     def policy(self) -> Policy:
         return self._policies.current()
+
+    def _nsfw_score(self, rgb: RGBImage | None, faces: Sequence[Face]) -> NsfwScore | None:
+        """The NSFW score of an image showing faces (``None``: no faces, or screening off).
+        The classifier loads on first use; if it cannot, the decision is ``unavailable``."""
+        if rgb is None or not faces or self.settings.nsfw_classifier == "none":
+            return None
+        if self._nsfw is None:
+            self._nsfw = NudeNetClassifier(self.settings.device)
+        with self._timed("nsfw"):
+            return self._nsfw.score(rgb)
 
     def _prompt_screen(self, blocklist: Blocklist) -> PromptScreen:
         """The blocklist's names compiled for screening, rebuilt when the blocklist changes."""
@@ -451,22 +470,25 @@ class Guard:
             with self._timed("match"):
                 facts = matcher.facts_for(faces, requester=requester)
                 mentions = self._prompt_screen(blocklist).screen(prompt)
-                request_facts = RequestFacts(
-                    stage=stage,
-                    requester=requester,
-                    operation=operation,
-                    faces=tuple(facts),
-                    prompt_figures=tuple(m.figure_id for m in mentions),
-                    prompt_mentions={
-                        m.figure_id: {
-                            "rule": m.rule,
-                            "span": f"{m.span[0]}:{m.span[1]}",
-                            "matched": m.text[:200],
-                        }
-                        for m in mentions
-                    },
-                )
-                decision = decide(policy, request_facts)
+            nsfw = self._nsfw_score(decoded.rgb if decoded else None, faces)
+            request_facts = RequestFacts(
+                stage=stage,
+                requester=requester,
+                operation=operation,
+                faces=tuple(facts),
+                prompt_figures=tuple(m.figure_id for m in mentions),
+                prompt_mentions={
+                    m.figure_id: {
+                        "rule": m.rule,
+                        "span": f"{m.span[0]}:{m.span[1]}",
+                        "matched": m.text[:200],
+                    }
+                    for m in mentions
+                },
+                nsfw_score=nsfw.score if nsfw else None,
+                nsfw_labels=nsfw.labels if nsfw else (),
+            )
+            decision = decide(policy, request_facts)
             return _Gate(decision, faces, facts, matcher, policy)
         except Unavailable as exc:
             return _Gate(self._unavailable(exc, stage, policy), [], [], None, policy)
@@ -484,6 +506,7 @@ class Guard:
             threshold = self.settings.drift_threshold(self.face_engine.name)
             drift = drift_facts(gate.faces, checked, output_faces, threshold=threshold)
             appeared = appeared_faces(gate.faces, output_faces, threshold=threshold)
+            nsfw = self._nsfw_score(edited, output_faces)
             return decide(
                 gate.policy,
                 RequestFacts(
@@ -493,6 +516,8 @@ class Guard:
                     faces=tuple(facts),
                     drift=drift,
                     appeared=appeared,
+                    nsfw_score=nsfw.score if nsfw else None,
+                    nsfw_labels=nsfw.labels if nsfw else (),
                 ),
             )
         except Unavailable as exc:

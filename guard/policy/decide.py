@@ -13,8 +13,10 @@ The rules, in the order they are applied to each face:
 
 Request-wide: an operation the policy does not list is denied; a prompt that names a public
 figure is denied unless ``prompt_public_figures: allow``; on the output, an allowed input face
-whose identity drifted below the engine's drift threshold is denied (``identity_drift``).
-No face at all is allowed. Any deny reason makes the verdict ``deny``.
+whose identity drifted below the engine's drift threshold is denied (``identity_drift``);
+an image with any face whose NSFW score reaches ``nsfw.threshold`` is denied
+(``nsfw_real_person``), whatever the grants say. No face at all is allowed. Any deny reason
+makes the verdict ``deny``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class RequestFacts:
     drift: tuple[DriftFact, ...] = ()
     # Output faces that are nobody from the input (output stage of an edit).
     appeared: tuple[int, ...] = ()
+    # The NSFW classifier's score (None: screening switched off) and the classes it saw.
+    nsfw_score: float | None = None
+    nsfw_labels: tuple[str, ...] = ()
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -168,6 +173,21 @@ def _request_reasons(policy: Policy, facts: RequestFacts) -> list[Reason]:
                 {"figure_id": figure_id, **facts.prompt_mentions.get(figure_id, {})},
             )
             for figure_id in facts.prompt_figures
+        )
+    if (
+        policy.nsfw.deny_real_person
+        and facts.faces
+        and facts.nsfw_score is not None
+        and facts.nsfw_score >= policy.nsfw.threshold
+    ):
+        reasons.append(
+            Reason(
+                ReasonCode.NSFW_REAL_PERSON,
+                f"sexual content ({', '.join(facts.nsfw_labels) or 'classifier score'}) showing "
+                f"a real person's face (score {facts.nsfw_score:.2f} >= "
+                f"{policy.nsfw.threshold})",
+                {"nsfw_score": facts.nsfw_score, "threshold": policy.nsfw.threshold},
+            )
         )
     if facts.stage == "output":
         reasons.extend(

@@ -33,6 +33,7 @@ class ReasonCode(StrEnum):
     PROMPT_NAMES_PUBLIC_FIGURE = "prompt_names_public_figure"
     OUTPUT_PUBLIC_FIGURE = "output_public_figure"
     IDENTITY_DRIFT = "identity_drift"
+    NSFW_REAL_PERSON = "nsfw_real_person"
     UNAVAILABLE = "unavailable"
     # allowances
     CONSENT_GRANTED = "consent_granted"
@@ -56,6 +57,7 @@ DENY_CODES = frozenset(
         ReasonCode.PROMPT_NAMES_PUBLIC_FIGURE,
         ReasonCode.OUTPUT_PUBLIC_FIGURE,
         ReasonCode.IDENTITY_DRIFT,
+        ReasonCode.NSFW_REAL_PERSON,
         ReasonCode.UNAVAILABLE,
     }
 )

@@ -36,6 +36,13 @@ class OutputRules(_Strict):
     deny_unconsented_faces: bool = True
 
 
+class NsfwRules(_Strict):
+    # Sexual content showing any real person's face is denied, consented or not: no consent
+    # scope covers it unless a policy sets this to false.
+    deny_real_person: bool = True
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+
+
 class MonitoringRules(_Strict):
     """Usage monitoring for the HTTP service: counts per API key in fixed windows. A key that
     crosses a limit is flagged (audited, listed for admins) and throttled until cleared."""
@@ -64,6 +71,7 @@ class Policy(_Strict):
     public_figures: PublicFigureRules = PublicFigureRules()
     prompt_public_figures: Literal["deny", "allow"] = "deny"
     output: OutputRules = OutputRules()
+    nsfw: NsfwRules = NsfwRules()
     conditions: tuple[str, ...] = ("watermark_required",)
     monitoring: MonitoringRules = MonitoringRules()
 

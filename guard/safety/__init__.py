@@ -1,13 +1,17 @@
-"""Safety screening: prompts that name public figures, identity drift in outputs, usage
-monitoring."""
+"""Safety screening: prompts that name public figures, NSFW content, identity drift in outputs,
+usage monitoring."""
 
 from __future__ import annotations
 
+from guard.safety.nsfw import NsfwClassifier, NsfwScore, NudeNetClassifier
 from guard.safety.output_scan import appeared_faces, drift_facts, pair_faces
 from guard.safety.prompt import PromptMatch, PromptScreen, figures_named_in, normalise_text
 from guard.safety.usage import UsageAlert, UsageCounters, UsageMonitor
 
 __all__ = [
+    "NsfwClassifier",
+    "NsfwScore",
+    "NudeNetClassifier",
     "PromptMatch",
     "PromptScreen",
     "UsageAlert",

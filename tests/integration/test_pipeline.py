@@ -14,6 +14,7 @@ from guard.identity.models import ConsentGrantRow, FaceTemplateRow, SubjectRow
 from guard.media import RGBImage, encode_image
 from guard.pipeline import CheckRequest, DecisionEvent, EditRequest, Guard, Result
 from guard.policy import ReasonCode, Verdict
+from guard.safety import NsfwScore
 from guard.samples import TRANSFORMS, SampleName, sample_bytes, sample_rgb
 from tests.conftest import GuardFactory
 
@@ -351,6 +352,50 @@ def test_face_replaced_by_another_person_from_the_group_photo_is_drift(guard: Gu
     assert {"identity_drift", "new_face_in_output", "no_consent"} <= codes
     [drift] = [r for r in result.decision.reasons if r.code == "identity_drift"]
     assert float(drift.evidence["similarity"]) < float(drift.evidence["threshold"])  # type: ignore[arg-type]
+
+
+class FixedNsfw:
+    """A classifier seam: returns the given scores, one per call."""
+
+    name = "fixed"
+
+    def __init__(self, *scores: float) -> None:
+        self.scores = list(scores)
+
+    def score(self, rgb: RGBImage) -> NsfwScore:
+        return NsfwScore(self.scores.pop(0), ("BUTTOCKS_EXPOSED",), self.name)
+
+
+def test_sexual_content_of_a_consented_person_is_denied_on_input_and_output(guard: Guard) -> None:
+    enroll_model(guard)
+    request = EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)
+    flagged_input = Guard(guard.settings, face_engine=guard.face_engine, nsfw=FixedNsfw(0.9))
+    result = flagged_input.edit(request)
+    assert "nsfw_real_person" in result.input_decision.reason_codes
+    assert result.image is None and result.output_decision is None
+    flagged_output = Guard(guard.settings, face_engine=guard.face_engine, nsfw=FixedNsfw(0.1, 0.95))
+    result = flagged_output.edit(request)
+    assert result.input_decision.allowed
+    assert "nsfw_real_person" in result.decision.reason_codes
+    assert result.image is None
+
+
+def test_nsfw_screening_can_be_switched_off_and_fails_closed_when_missing(
+    guard: Guard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enroll_model(guard)
+    request = EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)
+    switched_off = Guard(
+        guard.settings.model_copy(update={"nsfw_classifier": "none"}),
+        face_engine=guard.face_engine,
+        nsfw=FixedNsfw(0.99),
+    )
+    assert switched_off.check(CheckRequest(REQUESTER, "relight", request.image)).allowed
+    monkeypatch.setitem(__import__("sys").modules, "nudenet", None)
+    missing = Guard(guard.settings, face_engine=guard.face_engine)
+    decision = missing.check(CheckRequest(REQUESTER, "relight", request.image))
+    assert decision.reason_codes == ("unavailable",)
+    assert "GUARD_NSFW_CLASSIFIER" in decision.reasons[0].message
 
 
 # seams and bad input ----------------------------------------------------------------------------

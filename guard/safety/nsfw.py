@@ -1,0 +1,81 @@
+"""NSFW screening of inputs and outputs with NudeNet's bundled ONNX detector (offline).
+
+The score of an image is the highest confidence of a *sexual* exposure class (exposed genitalia,
+female breast, buttocks or anus); covered body parts, bellies, feet, armpits and faces do not
+count. The policy decides what a score means (the default denies sexual content showing any real
+person's face, ``nsfw_real_person``).
+
+NudeNet (``nudenet``, with its ``320n.onnx`` weights) is licensed **AGPL-3.0**: a deployment that
+offers the guard over a network must meet that licence or bring another classifier through the
+:class:`NsfwClassifier` protocol (``Guard(nsfw=...)``). ``GUARD_NSFW_CLASSIFIER=none`` switches
+screening off explicitly; a configured classifier that cannot load fails closed (``unavailable``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from guard.devices import DeviceSetting, onnx_providers
+from guard.errors import Unavailable
+from guard.media import RGBImage
+
+SEXUAL_CLASSES = frozenset(
+    {
+        "FEMALE_GENITALIA_EXPOSED",
+        "MALE_GENITALIA_EXPOSED",
+        "FEMALE_BREAST_EXPOSED",
+        "BUTTOCKS_EXPOSED",
+        "ANUS_EXPOSED",
+    }
+)
+
+
+@dataclass(frozen=True)
+class NsfwScore:
+    score: float
+    """Highest confidence of a sexual exposure class in the image, 0 when there is none."""
+    labels: tuple[str, ...] = ()
+    classifier: str = ""
+
+
+class NsfwClassifier(Protocol):
+    name: str
+
+    def score(self, rgb: RGBImage) -> NsfwScore: ...
+
+
+class NudeNetClassifier:
+    """NudeNet 3.4's detector (320 px input) on the device ``guard.devices`` picks."""
+
+    name = "nudenet-3.4.2-320n"
+
+    def __init__(self, device: DeviceSetting = "auto") -> None:
+        try:
+            import onnxruntime
+            from nudenet import NudeDetector
+            from nudenet import nudenet as module
+        except ImportError as exc:
+            raise Unavailable(
+                "the NSFW classifier (nudenet) is not installed: install the project's "
+                "`nsfw` extra, or set GUARD_NSFW_CLASSIFIER=none to screen without it"
+            ) from exc
+        from pathlib import Path
+
+        self._detector = NudeDetector()
+        model = Path(module.__file__).with_name("320n.onnx")
+        # NudeNet opens its session on the default provider; use the device setting instead.
+        self._detector.onnx_session = onnxruntime.InferenceSession(
+            str(model), providers=onnx_providers(device)
+        )
+
+    def score(self, rgb: RGBImage) -> NsfwScore:
+        # NudeNet's own path reads files with OpenCV, i.e. BGR: feed it the same.
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        detections = self._detector.detect(bgr)
+        sexual = [d for d in detections if d["class"] in SEXUAL_CLASSES]
+        top = max((float(d["score"]) for d in sexual), default=0.0)
+        labels = tuple(sorted({str(d["class"]) for d in sexual}))
+        return NsfwScore(round(top, 4), labels, self.name)
