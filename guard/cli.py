@@ -40,6 +40,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(consent_app, name="consent")
 app.add_typer(blocklist_app, name="blocklist")
+policy_app = typer.Typer(no_args_is_help=True, help="Policy files.")
+app.add_typer(policy_app, name="policy")
 
 # Pipes and CI logs get a wide fixed width so tables of ids are not truncated.
 out = Console(width=None if sys.stdout.isatty() else 130)
@@ -880,6 +882,35 @@ def audit_verify(
             out.print(f"  {problem}")
     if not report.ok:
         raise typer.Exit(EXIT_DENIED)
+
+
+@policy_app.command("check")
+def policy_check(policy_file: Path, json_output: JsonFlag = False) -> None:
+    """Validate a policy file; every problem is reported with its line (exit 2 if any)."""
+    from guard.policy import policy_problems
+
+    with _errors():
+        text = _read(policy_file).decode("utf-8", errors="replace")
+    policy, problems = policy_problems(text)
+    if json_output:
+        _emit_json(
+            {
+                "file": policy_file,
+                "valid": policy is not None,
+                "policy": {"id": policy.id, "version": policy.version} if policy else None,
+                "problems": problems,
+            }
+        )
+    elif policy is not None:
+        out.print(
+            f"{policy_file}: valid: policy {policy.id} version {policy.version}, "
+            f"operations {', '.join(policy.operations)}"
+        )
+    else:
+        for problem in problems:
+            err.print(f"[red]{policy_file}:{problem}[/red]")
+    if policy is None:
+        raise typer.Exit(EXIT_INVALID)
 
 
 def main() -> None:

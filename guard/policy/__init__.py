@@ -11,7 +11,14 @@ from guard.policy.decision import (
     ReasonCode,
     Verdict,
 )
-from guard.policy.model import MonitoringRules, Policy, PolicySource, load_policy
+from guard.policy.model import (
+    MonitoringRules,
+    Policy,
+    PolicyProblem,
+    PolicySource,
+    load_policy,
+    policy_problems,
+)
 
 __all__ = [
     "DENY_CODES",
@@ -20,6 +27,7 @@ __all__ = [
     "FaceDecision",
     "MonitoringRules",
     "Policy",
+    "PolicyProblem",
     "PolicySource",
     "Reason",
     "ReasonCode",
@@ -29,4 +37,5 @@ __all__ = [
     "decide",
     "deny_unavailable",
     "load_policy",
+    "policy_problems",
 ]

@@ -11,6 +11,7 @@ turns that into a ``deny`` with reason ``unavailable`` (fail closed).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -76,18 +77,77 @@ class Policy(_Strict):
     monitoring: MonitoringRules = MonitoringRules()
 
 
-def load_policy(path: Path) -> Policy:
-    """Read and validate a policy file, or raise :class:`Unavailable` naming the problem."""
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One thing wrong with a policy file, located in it (``line`` is 1-based, 0 unknown)."""
+
+    line: int
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        return (
+            f"{where}: {self.location}: {self.message}"
+            if self.location
+            else f"{where}: {self.message}"
+        )
+
+
+def _line_of(node: yaml.Node | None, location: tuple[str | int, ...]) -> int:
+    """The 1-based line of the YAML node at ``location`` (or of its nearest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else 0
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == part), None)
+            if found is None:
+                return line
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+def policy_problems(text: str) -> tuple[Policy | None, list[PolicyProblem]]:
+    """Parse and validate a policy document: the policy, or every problem with its line."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise Unavailable(f"the policy {path} cannot be read (GUARD_POLICY_FILE): {exc}") from exc
+        tree = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return None, [PolicyProblem(mark.line + 1 if mark else 0, "", f"not valid YAML: {exc}")]
     if not isinstance(raw, dict):
-        raise Unavailable(f"the policy {path} is not a YAML mapping (GUARD_POLICY_FILE)")
+        return None, [PolicyProblem(1, "", "a policy is a YAML mapping (id, version, rules)")]
     try:
-        return Policy.model_validate(raw)
+        return Policy.model_validate(raw), []
     except ValidationError as exc:
-        raise Unavailable(f"the policy {path} is invalid (GUARD_POLICY_FILE): {exc}") from exc
+        return None, [
+            PolicyProblem(
+                _line_of(tree, tuple(error["loc"])),
+                ".".join(str(part) for part in error["loc"]),
+                error["msg"],
+            )
+            for error in exc.errors()
+        ]
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file, or raise :class:`Unavailable` naming every problem with
+    its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Unavailable(f"the policy {path} cannot be read (GUARD_POLICY_FILE): {exc}") from exc
+    policy, problems = policy_problems(text)
+    if policy is None:
+        listed = "; ".join(str(problem) for problem in problems)
+        raise Unavailable(f"the policy {path} is invalid (GUARD_POLICY_FILE): {listed}")
+    return policy
 
 
 class PolicySource:

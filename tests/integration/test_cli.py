@@ -305,3 +305,16 @@ def test_serve_with_workers_listens_on_a_tcp_nodelay_capable_socket(
     assert "GUARD_REDIS_URL is not set" in output
     # proto IPPROTO_TCP is what makes asyncio set TCP_NODELAY on accepted connections.
     assert seen == [(socket.IPPROTO_TCP, port)]
+
+
+def test_policy_check(workdir: Path) -> None:
+    from guard.config import DEFAULT_POLICY_FILE
+
+    code, output = run("policy", "check", str(DEFAULT_POLICY_FILE))
+    assert code == 0 and "valid: policy default" in output
+    bad = workdir / "bad.yaml"
+    bad.write_text('id: x\nversion: "1"\noperations: []\n')
+    code, output = run("policy", "check", str(bad))
+    assert code == 2 and "line 3: operations" in output
+    report = runner.invoke(app, ["policy", "check", str(bad), "--json"])
+    assert json.loads(report.stdout)["problems"][0]["line"] == 3

@@ -246,3 +246,35 @@ def test_verdict_is_deny_exactly_when_some_reason_denies(
             assert subject
             assert any(g.status_at(NOW).value == "active" and "relight" in g.scopes for g in grants)
             assert not figure or linked == "fig"
+
+
+def test_policy_problems_point_at_their_yaml_lines() -> None:
+    from guard.policy import policy_problems
+
+    text = (
+        'id: strict\nversion: "1"\noperations: [relight]\nunknown_faces: maybe\n'
+        "nsfw:\n  threshold: 2\n  extra: 1\nmonitoring:\n  window_seconds: 5\n"
+    )
+    policy, problems = policy_problems(text)
+    assert policy is None
+    assert [(p.line, p.location) for p in problems] == [
+        (4, "unknown_faces"),
+        (6, "nsfw.threshold"),
+        (7, "nsfw.extra"),
+        (9, "monitoring.window_seconds"),
+    ]
+    assert str(problems[0]).startswith("line 4: unknown_faces: ")
+    assert policy_problems("id: [\n")[1][0].message.startswith("not valid YAML")
+    assert policy_problems("- a list\n")[1][0].message.startswith("a policy is a YAML mapping")
+    missing, problems = policy_problems('id: x\nversion: "1"\n')
+    assert missing is None and [(p.line, p.location) for p in problems] == [(1, "operations")]
+    assert policy_problems(DEFAULT_POLICY_FILE.read_text())[0] == POLICY
+
+
+def test_an_invalid_policy_file_is_unavailable_with_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        'id: x\nversion: "1"\noperations: [relight]\nprompt_public_figures: sometimes\n'
+    )
+    with pytest.raises(Unavailable, match=r"line 4: prompt_public_figures"):
+        load_policy(path)
