@@ -62,14 +62,11 @@ def problem(
 
 
 def denial_code(decision: Decision) -> str:
-    """The code a denied decision is reported under: its first deny reason."""
+    """The code a denied decision is reported under: its first deny reason (a decision's
+    reasons include every face's)."""
     for reason in decision.reasons:
         if reason.denies:
             return reason.code.value
-    for face in decision.faces:
-        for reason in face.reasons:
-            if reason.denies:
-                return reason.code.value
     return ReasonCode.UNAVAILABLE.value
 
 

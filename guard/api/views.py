@@ -21,6 +21,18 @@ from guard.provenance import StampedImage
 _HIDDEN_MESSAGE = "no consent on record for this requester"
 
 
+def own_subject(registry: ConsentRegistry, subject_id: str, tenant: str) -> Subject:
+    """The subject if it belongs to ``tenant``; :class:`NotFound` otherwise, exactly as for
+    one that does not exist."""
+    try:
+        subject = registry.get_subject(subject_id)
+        if subject.tenant == tenant:
+            return subject
+    except NotFound:
+        pass
+    raise NotFound(f"no subject {subject_id} in tenant {tenant}")
+
+
 def tenant_visibility(registry: ConsentRegistry, tenant: str) -> Callable[[str], bool]:
     """``visible(subject_id)``: whether the subject belongs to ``tenant`` (memoised)."""
     seen: dict[str, bool] = {}
@@ -28,7 +40,8 @@ def tenant_visibility(registry: ConsentRegistry, tenant: str) -> Callable[[str],
     def visible(subject_id: str) -> bool:
         if subject_id not in seen:
             try:
-                seen[subject_id] = registry.get_subject(subject_id).tenant == tenant
+                own_subject(registry, subject_id, tenant)
+                seen[subject_id] = True
             except NotFound:
                 seen[subject_id] = False
         return seen[subject_id]

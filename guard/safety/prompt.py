@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -327,9 +327,6 @@ class PromptScreen:
 def normalise_text(text: str) -> str:
     """The ``exact`` folding: NFKC, case-folded, words separated by single spaces."""
     return _fold(text, frozenset()).text
-
-
-ScreenFactory = Callable[[Iterable[PublicFigure]], PromptScreen]
 
 
 def figures_named_in(prompt: str, figures: Iterable[PublicFigure]) -> tuple[str, ...]:

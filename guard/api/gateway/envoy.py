@@ -69,7 +69,7 @@ async def ext_authz(
     await run_in_threadpool(service.observe, key, decision)
     if not decision.allowed:
         visible = tenant_visibility(service.guard.registry, key.tenant)
-        return denial(decision, visible, receipt=receipt.to_dict())
+        return await run_in_threadpool(denial, decision, visible, receipt=receipt.to_dict())
     # Envoy reads the headers (and ignores the body) of an allowing answer.
     return JSONResponse(
         {

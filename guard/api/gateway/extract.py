@@ -26,6 +26,15 @@ class GatewayRequest:
     operation: str | None
 
 
+def _gateway_request(image: bytes | None, prompt: object, operation: object) -> GatewayRequest:
+    """Only string members count: anything else reads as absent."""
+    return GatewayRequest(
+        image or None,
+        prompt if isinstance(prompt, str) else "",
+        operation if isinstance(operation, str) and operation else None,
+    )
+
+
 def _decode_base64_image(value: str) -> bytes:
     if value.startswith("data:"):
         value = value.split(",", 1)[-1]
@@ -43,12 +52,10 @@ def _from_json(body: bytes) -> GatewayRequest:
     if not isinstance(data, dict):
         return GatewayRequest(None, "", None)
     image = data.get("image")
-    prompt = data.get("prompt")
-    operation = data.get("operation")
-    return GatewayRequest(
+    return _gateway_request(
         _decode_base64_image(image) if isinstance(image, str) and image else None,
-        prompt if isinstance(prompt, str) else "",
-        operation if isinstance(operation, str) and operation else None,
+        data.get("prompt"),
+        data.get("operation"),
     )
 
 
@@ -61,15 +68,9 @@ async def _from_multipart(content_type: str, body: bytes) -> GatewayRequest:
     except MultiPartException as exc:
         raise InvalidInput(f"the multipart body cannot be parsed: {exc.message}") from exc
     image = form.get("image")
-    prompt = form.get("prompt")
-    operation = form.get("operation")
     data = await image.read() if isinstance(image, UploadFile) else None
     await form.close()
-    return GatewayRequest(
-        data or None,
-        prompt if isinstance(prompt, str) else "",
-        operation if isinstance(operation, str) and operation else None,
-    )
+    return _gateway_request(data, form.get("prompt"), form.get("operation"))
 
 
 async def extract_request(content_type: str, body: bytes) -> GatewayRequest:

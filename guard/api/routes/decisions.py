@@ -34,16 +34,19 @@ from guard.api.schemas import (
     StampParams,
     VerifyOut,
 )
+from guard.api.service import Service
 from guard.api.uploads import image_bytes
 from guard.api.views import (
     decision_body,
     image_body,
+    own_subject,
     provenance_body,
     receipt_body,
     tenant_visibility,
 )
-from guard.errors import NotFound
+from guard.audit import Receipt
 from guard.pipeline import CheckRequest, EditRequest, Result, StampRequest
+from guard.policy import Decision
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 _ERRORS: Responses = {**COMMON_ERRORS, **UPLOAD_ERRORS, **DENIED}
@@ -52,7 +55,12 @@ ParamsPart = Annotated[str, Form(description="JSON; see the schema named in the 
 ImagePart = Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF.")]
 
 
-def _release(result: Result, visible: Any, **extra: Any) -> dict[str, Any] | JSONResponse:
+def _release(
+    result: Result, service: Service, key: ApiKey, **extra: Any
+) -> dict[str, Any] | JSONResponse:
+    """The response to an edit or stamp. Runs in the threadpool: the tenant's view of the
+    decisions reads the registry."""
+    visible = tenant_visibility(service.guard.registry, key.tenant)
     receipts = [receipt_body(r) for r in result.receipts]
     if result.image is None or result.provenance is None:
         return denial(
@@ -95,6 +103,12 @@ async def create_check(
         ),
     )
     await run_in_threadpool(service.observe, key, decision)
+    return await run_in_threadpool(_checked, decision, receipt, service, key)
+
+
+def _checked(
+    decision: Decision, receipt: Receipt, service: Service, key: ApiKey
+) -> dict[str, Any] | JSONResponse:
     visible = tenant_visibility(service.guard.registry, key.tenant)
     if not decision.allowed:
         return denial(decision, visible, receipt=receipt_body(receipt))
@@ -118,10 +132,8 @@ async def create_edit(
     parsed = parse_json_part(params, EditParams, "params")
     data = await image_bytes(image, "image")
     service = service_of(request)
-    visible = tenant_visibility(service.guard.registry, key.tenant)
     for subject_id in parsed.subject_ids:
-        if not await run_in_threadpool(visible, subject_id):
-            raise NotFound(f"no subject {subject_id} in tenant {key.tenant}")
+        await run_in_threadpool(own_subject, service.guard.registry, subject_id, key.tenant)
     result = await run_in_threadpool(
         service.guard.edit,
         EditRequest(
@@ -140,7 +152,9 @@ async def create_edit(
         for reason in face.reasons
     }
     undetected = [s for s in parsed.subject_ids if s not in matched]
-    return _release(result, visible, undetected_subject_ids=undetected)
+    return await run_in_threadpool(
+        _release, result, service, key, undetected_subject_ids=undetected
+    )
 
 
 @router.post(
@@ -178,8 +192,7 @@ async def create_stamp(
         ),
     )
     await run_in_threadpool(service.observe, key, result.decision)
-    visible = tenant_visibility(service.guard.registry, key.tenant)
-    return _release(result, visible)
+    return await run_in_threadpool(_release, result, service, key)
 
 
 @router.post(

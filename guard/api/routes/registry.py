@@ -26,24 +26,13 @@ from guard.api.schemas import (
     SubjectOut,
 )
 from guard.api.uploads import image_bytes
-from guard.api.views import grant_body, subject_body
+from guard.api.views import grant_body, own_subject, subject_body
 from guard.errors import Forbidden, InvalidInput, NotFound
-from guard.identity import ConsentRegistry, Subject
 from guard.pipeline import Guard
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 _READ: Responses = {**COMMON_ERRORS, **NOT_FOUND}
 _WRITE: Responses = {**COMMON_ERRORS, **NOT_FOUND, **CONFLICT}
-
-
-def _own_subject(registry: ConsentRegistry, subject_id: str, key: ApiKey) -> Subject:
-    try:
-        subject = registry.get_subject(subject_id)
-    except NotFound:
-        subject = None
-    if subject is None or subject.tenant != key.tenant:
-        raise NotFound(f"no subject {subject_id} in tenant {key.tenant}")
-    return subject
 
 
 @router.post("/subjects", status_code=201, response_model=SubjectOut, responses=_WRITE)
@@ -66,7 +55,7 @@ def list_subjects(request: Request, key: Annotated[ApiKey, Depends(require(*ALL_
 def get_subject(
     request: Request, subject_id: str, key: Annotated[ApiKey, Depends(require(*ALL_ROLES))]
 ) -> Any:
-    return subject_body(_own_subject(service_of(request).guard.registry, subject_id, key))
+    return subject_body(own_subject(service_of(request).guard.registry, subject_id, key.tenant))
 
 
 def _enroll(guard: Guard, subject_id: str, data: bytes) -> list[int]:
@@ -92,7 +81,7 @@ async def enroll_face(
 ) -> Any:
     """Enroll one face template (encrypted at rest) from a photo with exactly one face."""
     guard = service_of(request).guard
-    await run_in_threadpool(_own_subject, guard.registry, subject_id, key)
+    await run_in_threadpool(own_subject, guard.registry, subject_id, key.tenant)
     data = await image_bytes(image, "image")
     template_ids = await run_in_threadpool(_enroll, guard, subject_id, data)
     return {"subject_id": subject_id, "template_ids": template_ids}
@@ -105,7 +94,7 @@ def erase_subject(
     """Erase a person: templates (database and index) and grants; the audit keeps only keyed
     hashes."""
     registry = service_of(request).guard.registry
-    _own_subject(registry, subject_id, key)
+    own_subject(registry, subject_id, key.tenant)
     erasure = registry.erase(subject_id)
     return {
         "subject_ref": erasure.subject_ref,
@@ -120,7 +109,7 @@ def subject_report(
 ) -> Any:
     """Every audit entry that touched this subject (a data-subject access request)."""
     guard = service_of(request).guard
-    _own_subject(guard.registry, subject_id, key)
+    own_subject(guard.registry, subject_id, key.tenant)
     return [{"index": i, "entry": e} for i, e in guard.subject_report(subject_id)]
 
 
@@ -131,7 +120,7 @@ def grant_consent(
     """Record that a subject of this tenant allows ``grantee`` (default: this key's requester)
     the operations in ``scopes``; ``evidence_sha256`` is the hash of the signed document."""
     registry = service_of(request).guard.registry
-    _own_subject(registry, body.subject_id, key)
+    own_subject(registry, body.subject_id, key.tenant)
     grantee = body.grantee or key.requester
     if not key.owns(grantee):
         raise Forbidden(f"grantee {grantee!r} is outside tenant {key.tenant}")
@@ -160,7 +149,7 @@ def list_consents(
 ) -> Any:
     registry = service_of(request).guard.registry
     if subject_id is not None:
-        _own_subject(registry, subject_id, key)
+        own_subject(registry, subject_id, key.tenant)
         grants = registry.grants_for(subject_id)
     else:
         own = {s.id for s in registry.list_subjects(key.tenant)}
@@ -176,7 +165,7 @@ def revoke_consent(
     """Revoke now: every later decision for that grantee denies with ``consent_revoked``."""
     registry = service_of(request).guard.registry
     try:
-        _own_subject(registry, registry.get_grant(grant_id).subject_id, key)
+        own_subject(registry, registry.get_grant(grant_id).subject_id, key.tenant)
     except NotFound:
         raise NotFound(f"no consent grant {grant_id} in tenant {key.tenant}") from None
     return grant_body(registry.revoke(grant_id), datetime.now(UTC))
