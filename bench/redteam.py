@@ -68,7 +68,7 @@ def prompts() -> None:
                 if row["target"] is None:
                     missed += bool(matches)  # for benign rows: a false positive
                 else:
-                    hit = [m for m in matches if m.figure_id == row["target"]]
+                    hit = [m for m in matches if m.identity_id == row["target"]]
                     missed += not hit
                     if label == "all rules" and hit:
                         fired[hit[0].rule] += 1

@@ -904,13 +904,63 @@ def policy_check(policy_file: Path, json_output: JsonFlag = False) -> None:
     elif policy is not None:
         out.print(
             f"{policy_file}: valid: policy {policy.id} version {policy.version}, "
-            f"operations {', '.join(policy.operations)}"
+            f"{len(policy.rules)} rules ({', '.join(rule.id for rule in policy.rules)})"
         )
     else:
         for problem in problems:
             err.print(f"[red]{policy_file}:{problem}[/red]")
     if policy is None:
         raise typer.Exit(EXIT_INVALID)
+
+
+@policy_app.command("explain")
+def policy_explain(decision_id: str, json_output: JsonFlag = False) -> None:
+    """Why decision DECISION_ID came out as it did: every rule of its policy, whether it
+    applied, passed or failed (and with which reason codes), from the decision's audit entry,
+    next to the rule's text in the policy file in force."""
+    from guard.policy import explain_entry
+
+    with _errors():
+        guard = _guard()
+        index = guard.audit.index_of_decision(decision_id)
+        policy = guard.policy()
+        text = _read(guard.settings.policy_file).decode("utf-8", errors="replace")
+        explanation = explain_entry(index, guard.audit.entry(index), policy, text)
+    if json_output:
+        _emit_json(
+            {
+                **asdict(explanation),
+                "rules": [{**asdict(r), "outcome": r.outcome} for r in explanation.rules],
+                "policy_file": guard.settings.policy_file,
+            }
+        )
+        return
+    e = explanation
+    colour = "red" if e.verdict == "deny" else "green"
+    out.print(
+        f"decision {e.decision_id}: [{colour}]{e.verdict}[/{colour}] ({e.stage} stage, "
+        f"operation {e.operation}, {e.time}, audit entry {e.entry_index})"
+    )
+    out.print(f"  reasons: {', '.join(e.reason_codes) or '-'}")
+    out.print(f"  policy {e.policy_id} version {e.policy_version}")
+    if not e.same_policy:
+        err.print(
+            f"[yellow]the policy in force now is {policy.id} version {policy.version}, not the "
+            "one this decision was made under: showing the recorded rule results only[/yellow]"
+        )
+    marks = {"passed": "[green]passed[/green]", "failed": "[red]FAILED[/red]"}
+    for rule in e.rules:
+        where = f"  ({guard.settings.policy_file.name} line {rule.line})" if rule.line else ""
+        out.print(f"\n  {rule.rule_id}: {marks.get(rule.outcome, rule.outcome)}{where}")
+        for result in rule.results:
+            target = "request" if result.face_index is None else f"face {result.face_index}"
+            verdict = "passed" if result.passed else "failed"
+            codes = f" -> {', '.join(result.reason_codes)}" if result.reason_codes else ""
+            out.print(f"    {target}: {verdict}{codes}")
+        if rule.description:
+            out.print(f"    [dim]{rule.description}[/dim]")
+        for line in rule.text.splitlines():
+            out.print(f"    {line}", style="dim", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ from pydantic_settings import (
 from guard.devices import DeviceSetting
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_POLICY_FILE = PACKAGE_DIR / "policy" / "default.yaml"
+POLICIES_DIR = PACKAGE_DIR / "policies"
+DEFAULT_POLICY_FILE = POLICIES_DIR / "default.yaml"
 
 
 def _config_file() -> Path | None:

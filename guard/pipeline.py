@@ -46,6 +46,7 @@ from guard.identity import (
     FaceFacts,
     Matcher,
     RegistryChange,
+    tenant_of,
 )
 from guard.keys import KeyedHasher, keyed_hasher, template_cipher
 from guard.media import DecodedImage, OutputFormat, RGBImage, decode_image
@@ -53,6 +54,7 @@ from guard.policy import (
     Decision,
     Policy,
     PolicySource,
+    PromptSubject,
     RequestFacts,
     Stage,
     Verdict,
@@ -69,15 +71,19 @@ from guard.provenance import (
     parent_ingredient,
 )
 from guard.safety import (
+    NamedIdentity,
     NsfwClassifier,
     NsfwScore,
     NudeNetClassifier,
+    PromptMatch,
     PromptScreen,
     appeared_faces,
     drift_facts,
 )
 
 ParamValue = str | float | int | bool
+# Tenants whose subjects' names are kept compiled for prompt screening at once.
+_SUBJECT_SCREENS = 256
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,8 @@ class Guard:
         self._in_force: dict[str, str] = {}
         self._keyed_hasher: KeyedHasher | None = None
         self._screen: tuple[tuple[int, int, int], PromptScreen] | None = None
+        # Per tenant: its subjects' display names and their compiled screen.
+        self._subject_screens: dict[str, tuple[tuple[tuple[str, str], ...], PromptScreen]] = {}
         self._registry_lock = threading.Lock()
 
     # components ------------------------------------------------------------------------------
@@ -306,6 +314,31 @@ class Guard:
             cached = (key, PromptScreen(blocklist.figures.values()))
             self._screen = cached
         return cached[1]
+
+    def _prompt_subjects(self, prompt: str, requester: str) -> tuple[PromptSubject, ...]:
+        """The requester's tenant's enrolled subjects the prompt names, with their grants to
+        this requester. Only the own tenant's names are screened: screening every tenant's
+        would let a prompt probe which names other tenants enrolled."""
+        if not prompt.strip():
+            return ()
+        tenant = tenant_of(requester)
+        names = tuple(self.registry.named_subjects(tenant))
+        if not names:
+            return ()
+        cached = self._subject_screens.get(tenant)
+        if cached is None or cached[0] != names:
+            if len(self._subject_screens) >= _SUBJECT_SCREENS:
+                self._subject_screens.clear()
+            cached = (names, PromptScreen(NamedIdentity(i, name) for i, name in names))
+            self._subject_screens[tenant] = cached
+        return tuple(
+            PromptSubject(
+                match.identity_id,
+                tuple(self.registry.list_grants(subject_id=match.identity_id, grantee=requester)),
+                _mention(match),
+            )
+            for match in cached[1].screen(prompt)
+        )
 
     def decode(self, data: bytes) -> DecodedImage:
         settings = self.settings
@@ -470,21 +503,16 @@ class Guard:
             with self._timed("match"):
                 facts = matcher.facts_for(faces, requester=requester)
                 mentions = self._prompt_screen(blocklist).screen(prompt)
+                prompt_subjects = self._prompt_subjects(prompt, requester)
             nsfw = self._nsfw_score(decoded.rgb if decoded else None, faces)
             request_facts = RequestFacts(
                 stage=stage,
                 requester=requester,
                 operation=operation,
                 faces=tuple(facts),
-                prompt_figures=tuple(m.figure_id for m in mentions),
-                prompt_mentions={
-                    m.figure_id: {
-                        "rule": m.rule,
-                        "span": f"{m.span[0]}:{m.span[1]}",
-                        "matched": m.text[:200],
-                    }
-                    for m in mentions
-                },
+                prompt_figures=tuple(m.identity_id for m in mentions),
+                prompt_mentions={m.identity_id: _mention(m) for m in mentions},
+                prompt_subjects=prompt_subjects,
                 nsfw_score=nsfw.score if nsfw else None,
                 nsfw_labels=nsfw.labels if nsfw else (),
             )
@@ -518,6 +546,7 @@ class Guard:
                     appeared=appeared,
                     nsfw_score=nsfw.score if nsfw else None,
                     nsfw_labels=nsfw.labels if nsfw else (),
+                    carried_conditions=gate.decision.conditions,
                 ),
             )
         except Unavailable as exc:
@@ -630,6 +659,15 @@ class Guard:
 
 
 _WEB_FORMATS: dict[str, OutputFormat] = {"JPEG": "jpeg", "WEBP": "webp"}
+
+
+def _mention(match: PromptMatch) -> dict[str, str]:
+    """How the prompt named someone, for the decision's evidence."""
+    return {
+        "rule": match.rule,
+        "span": f"{match.span[0]}:{match.span[1]}",
+        "matched": match.text[:200],
+    }
 
 
 def _web_format(source_format: str) -> OutputFormat:

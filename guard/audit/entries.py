@@ -13,15 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from guard.identity import tenant_of
 from guard.keys import KeyedHasher
 from guard.policy import Decision
 
 ENTRY_VERSION = 1
-
-
-def tenant_of(requester: str) -> str:
-    """The tenant part of a requester id (``tenant/app``); the whole id when it has none."""
-    return requester.split("/", 1)[0]
 
 
 def _evidence(decision: Decision, key: str) -> list[str]:
@@ -59,6 +55,17 @@ def decision_entry(
         "subject_refs": sorted(hasher.ref("subject", s) for s in _evidence(decision, "subject_id")),
         "grant_refs": sorted(hasher.ref("grant", g) for g in _evidence(decision, "grant_id")),
         "figure_ids": _evidence(decision, "figure_id"),
+        # Which policy rules applied and how each came out (ids and codes only), for
+        # `guard policy explain`.
+        "rules": [
+            {
+                "rule": r.rule,
+                "face_index": r.face_index,
+                "passed": r.passed,
+                "reason_codes": list(r.reason_codes),
+            }
+            for r in decision.rules
+        ],
     }
 
 

@@ -278,14 +278,18 @@ class AuditLog:
             proof = inclusion_proof(_StoredSubtrees(session), index, size)
             return Receipt(index, entry.leaf_hash, checkpoint.note, tuple(p.hex() for p in proof))
 
-    def receipt_for_decision(self, decision_id: str) -> Receipt:
+    def index_of_decision(self, decision_id: str) -> int:
+        """The index of the entry recording ``decision_id`` (:class:`NotFound` if none)."""
         with self.db.transaction() as session:
             index = session.scalars(
                 select(AuditEntryRow.idx).where(AuditEntryRow.decision_id == decision_id)
             ).first()
         if index is None:
             raise NotFound(f"no audit entry for decision {decision_id}")
-        return self.receipt(index)
+        return int(index)
+
+    def receipt_for_decision(self, decision_id: str) -> Receipt:
+        return self.receipt(self.index_of_decision(decision_id))
 
     def consistency(self, old_size: int, new_size: int) -> list[str]:
         with self.db.transaction() as session:

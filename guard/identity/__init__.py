@@ -22,6 +22,7 @@ from guard.identity.registry import (
     RegistryChange,
     Subject,
     SubjectCandidate,
+    tenant_of,
 )
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "build_from_embeddings",
     "build_from_folder",
     "reference_face",
+    "tenant_of",
 ]

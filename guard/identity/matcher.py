@@ -103,9 +103,7 @@ class Matcher:
             linked = None
             if subject is not None and subject.identity_id is not None:
                 grants = tuple(
-                    g
-                    for g in self._registry.grants_for(subject.identity_id)
-                    if g.grantee == requester
+                    self._registry.list_grants(subject_id=subject.identity_id, grantee=requester)
                 )
                 linked = self._registry.get_subject(subject.identity_id).public_figure_id
             facts.append(

@@ -40,6 +40,11 @@ from guard.keys import KeyedHasher, TemplateCipher
 SEARCH_DEPTH = 16
 
 
+def tenant_of(requester: str) -> str:
+    """The tenant part of a requester id (``tenant/app``); the whole id when it has none."""
+    return requester.split("/", 1)[0]
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -216,6 +221,17 @@ class ConsentRegistry:
                 ).all()
             )
             return [self._subject(r, int(counts.get(r.id, 0))) for r in session.scalars(query)]
+
+    def named_subjects(self, tenant: str) -> list[tuple[str, str]]:
+        """``(subject_id, display_name)`` of the tenant's subjects that have a display name
+        (prompt screening looks for them)."""
+        with self._db.transaction() as session:
+            rows = session.execute(
+                select(SubjectRow.id, SubjectRow.display_name)
+                .where(SubjectRow.tenant == tenant, SubjectRow.display_name.is_not(None))
+                .order_by(SubjectRow.id)
+            ).all()
+            return [(str(i), str(name)) for i, name in rows if str(name).strip()]
 
     @staticmethod
     def _subject(row: SubjectRow, template_count: int) -> Subject:

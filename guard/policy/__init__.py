@@ -1,16 +1,19 @@
-"""Policy: the versioned rules (YAML) and ``decide(policy, facts) -> Decision``."""
+"""Policy: versioned, composable rules (YAML, see :mod:`guard.policy.rules`) and
+``decide(policy, facts) -> Decision``."""
 
 from __future__ import annotations
 
-from guard.policy.decide import DriftFact, RequestFacts, Stage, decide, deny_unavailable
+from guard.policy.decide import decide, deny_unavailable
 from guard.policy.decision import (
     DENY_CODES,
     Decision,
     FaceDecision,
     Reason,
     ReasonCode,
+    RuleOutcome,
     Verdict,
 )
+from guard.policy.explain import Explanation, RuleExplanation, explain_entry
 from guard.policy.model import (
     MonitoringRules,
     Policy,
@@ -18,24 +21,43 @@ from guard.policy.model import (
     PolicySource,
     load_policy,
     policy_problems,
+    rule_lines,
+)
+from guard.policy.rules import (
+    KNOWN_CONDITIONS,
+    PREDICATES,
+    DriftFact,
+    PromptSubject,
+    RequestFacts,
+    Rule,
+    Stage,
 )
 
 __all__ = [
     "DENY_CODES",
+    "KNOWN_CONDITIONS",
+    "PREDICATES",
     "Decision",
     "DriftFact",
+    "Explanation",
     "FaceDecision",
     "MonitoringRules",
     "Policy",
     "PolicyProblem",
     "PolicySource",
+    "PromptSubject",
     "Reason",
     "ReasonCode",
     "RequestFacts",
+    "Rule",
+    "RuleExplanation",
+    "RuleOutcome",
     "Stage",
     "Verdict",
     "decide",
     "deny_unavailable",
+    "explain_entry",
     "load_policy",
     "policy_problems",
+    "rule_lines",
 ]

@@ -41,6 +41,7 @@ class ReasonCode(StrEnum):
     UNKNOWN_FACE_ALLOWED = "unknown_face_allowed"
     NO_FACES = "no_faces"
     IDENTITY_PRESERVED = "identity_preserved"
+    ALLOWED_BY_POLICY = "allowed_by_policy"
     # information: on its own it denies nothing (an unknown or blocked face still does)
     NEW_FACE_IN_OUTPUT = "new_face_in_output"
 
@@ -89,6 +90,17 @@ class FaceDecision:
 
 
 @dataclass(frozen=True)
+class RuleOutcome:
+    """What one policy rule said about the request (``face_index`` None) or one face: ids and
+    codes only, so that it can go into the audit log (``guard policy explain`` reads it)."""
+
+    rule: str
+    face_index: int | None
+    passed: bool
+    reason_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Decision:
     """The answer to one request at one stage (``input`` gate or ``output`` scan)."""
 
@@ -99,6 +111,8 @@ class Decision:
     stage: str
     faces: tuple[FaceDecision, ...] = ()
     conditions: tuple[str, ...] = ()
+    # Every rule that applied, in policy order.
+    rules: tuple[RuleOutcome, ...] = ()
     decision_id: str = field(default_factory=lambda: f"dec_{uuid.uuid4().hex}")
     decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 

@@ -1,8 +1,8 @@
 """The policy document: a versioned YAML file validated by pydantic.
 
-    >>> policy = load_policy(Path("guard/policy/default.yaml"))  # doctest: +SKIP
-    >>> policy.id, policy.version                                 # doctest: +SKIP
-    ('default', '2026-11-23.1')
+    >>> policy = load_policy(Path("guard/policies/default.yaml"))  # doctest: +SKIP
+    >>> policy.id, [rule.id for rule in policy.rules][:2]           # doctest: +SKIP
+    ('default', ['permitted-operations', 'public-figures-need-their-own-consent'])
 
 A policy that cannot be read or validated raises :class:`~guard.errors.Unavailable`; the pipeline
 turns that into a ``deny`` with reason ``unavailable`` (fail closed).
@@ -13,35 +13,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from guard.errors import Unavailable
+from guard.policy.rules import KNOWN_CONDITIONS, Rule
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PublicFigureRules(_Strict):
-    # A public figure who enrolled as a subject (linked by public_figure_id) and granted this
-    # requester the operation may be edited; every other match is denied.
-    allow_with_own_consent: bool = True
-
-
-class OutputRules(_Strict):
-    deny_identity_drift: bool = True
-    deny_public_figures: bool = True
-    deny_unconsented_faces: bool = True
-
-
-class NsfwRules(_Strict):
-    # Sexual content showing any real person's face is denied, consented or not: no consent
-    # scope covers it unless a policy sets this to false.
-    deny_real_person: bool = True
-    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
 
 
 class MonitoringRules(_Strict):
@@ -62,19 +44,32 @@ class MonitoringRules(_Strict):
 
 
 class Policy(_Strict):
+    """A named, versioned list of rules (see :mod:`guard.policy.rules`)."""
+
     id: str = Field(min_length=1)
     version: str = Field(min_length=1)
     description: str = ""
-    operations: tuple[str, ...] = Field(
-        min_length=1, description="Operations this policy permits at all."
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    conditions: tuple[str, ...] = Field(
+        default=("watermark_required",), description="Carried by every allowed decision."
     )
-    unknown_faces: Literal["deny", "allow"] = "deny"
-    public_figures: PublicFigureRules = PublicFigureRules()
-    prompt_public_figures: Literal["deny", "allow"] = "deny"
-    output: OutputRules = OutputRules()
-    nsfw: NsfwRules = NsfwRules()
-    conditions: tuple[str, ...] = ("watermark_required",)
     monitoring: MonitoringRules = MonitoringRules()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        ids = [rule.id for rule in self.rules]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"rule ids must be unique; repeated: {', '.join(repeated)}")
+        unknown = set(self.conditions) - KNOWN_CONDITIONS
+        if unknown:
+            raise ValueError(
+                f"unknown condition(s) {sorted(unknown)}; known: {sorted(KNOWN_CONDITIONS)}"
+            )
+        return self
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.id == rule_id), None)
 
 
 @dataclass(frozen=True)
@@ -92,6 +87,22 @@ class PolicyProblem:
             if self.location
             else f"{where}: {self.message}"
         )
+
+
+def _location(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """pydantic's error location without the tag of a tagged union (``require.all_of.all_of.0``
+    names the key twice: once as the predicate's tag, once as its field)."""
+    return tuple(part for i, part in enumerate(loc) if i == 0 or part != loc[i - 1])
+
+
+def _follows_from_others(
+    loc: tuple[str | int, ...], kind: str, errors: list[tuple[tuple[str | int, ...], Any]]
+) -> bool:
+    """pydantic also reports a list as too short when an item inside it was invalid; that
+    follows from the item's own problem, which is the one worth reading."""
+    return kind == "too_short" and any(
+        other[: len(loc)] == loc and len(other) > len(loc) for other, _ in errors
+    )
 
 
 def _line_of(node: yaml.Node | None, location: tuple[str | int, ...]) -> int:
@@ -126,14 +137,32 @@ def policy_problems(text: str) -> tuple[Policy | None, list[PolicyProblem]]:
     try:
         return Policy.model_validate(raw), []
     except ValidationError as exc:
+        errors = [(_location(tuple(error["loc"])), error) for error in exc.errors()]
         return None, [
-            PolicyProblem(
-                _line_of(tree, tuple(error["loc"])),
-                ".".join(str(part) for part in error["loc"]),
-                error["msg"],
-            )
-            for error in exc.errors()
+            PolicyProblem(_line_of(tree, loc), ".".join(str(part) for part in loc), error["msg"])
+            for loc, error in errors
+            if not _follows_from_others(loc, error["type"], errors)
         ]
+
+
+def rule_lines(text: str) -> dict[str, int]:
+    """The 1-based line where each rule (by id) starts in a policy document."""
+    try:
+        tree = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    rules = (
+        next((v for k, v in tree.value if k.value == "rules"), None)
+        if isinstance(tree, yaml.MappingNode)
+        else None
+    )
+    lines = {}
+    for item in rules.value if isinstance(rules, yaml.SequenceNode) else []:
+        if isinstance(item, yaml.MappingNode):
+            for key, value in item.value:
+                if key.value == "id" and isinstance(value, yaml.ScalarNode):
+                    lines[str(value.value)] = item.start_mark.line + 1
+    return lines
 
 
 def load_policy(path: Path) -> Policy:

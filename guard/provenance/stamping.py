@@ -25,6 +25,7 @@ from guard.keys import KeyedHasher
 from guard.media import DecodedImage, OutputFormat, RGBImage, content_hash, encode_image
 from guard.policy import Decision
 from guard.provenance.fingerprint import fingerprint
+from guard.provenance.label import add_visible_label
 from guard.provenance.manifest import (
     MIME_TYPES,
     Ingredient,
@@ -96,6 +97,8 @@ class Provenance:
     ) -> StampedImage:
         credentials = self.credentials()
         record_id = self.store.new_record_id()
+        if "visible_label" in context.decision.conditions:
+            rgb = add_visible_label(rgb)
         marked = self.watermarker.embed(rgb, record_id)
         mime_type = _MIME[output_format]
         facts = ManifestFacts(

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from guard.safety.nsfw import NsfwClassifier, NsfwScore, NudeNetClassifier
 from guard.safety.output_scan import appeared_faces, drift_facts, pair_faces
-from guard.safety.prompt import PromptMatch, PromptScreen, figures_named_in, normalise_text
+from guard.safety.prompt import (
+    Named,
+    NamedIdentity,
+    PromptMatch,
+    PromptScreen,
+    figures_named_in,
+    normalise_text,
+)
 from guard.safety.usage import UsageAlert, UsageCounters, UsageMonitor
 
 __all__ = [
+    "Named",
+    "NamedIdentity",
     "NsfwClassifier",
     "NsfwScore",
     "NudeNetClassifier",

@@ -1,4 +1,5 @@
-"""Prompt screening: which blocklisted public figures a prompt names, however it disguises them.
+"""Prompt screening: which public figures (or enrolled subjects) a prompt names, however it
+disguises them.
 
 A prompt is compared with every name and alias at successive levels of normalisation; the
 first level at which a name appears is the **rule** that fired, reported with the span of the
@@ -30,14 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Protocol
 
 import ahocorasick
 import numpy as np
 from anyascii import anyascii
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
-
-from guard.identity import PublicFigure
 
 RULES = ("exact", "invisible", "confusable", "transliteration", "leetspeak", "separator")
 FUZZY = "fuzzy"
@@ -191,10 +191,11 @@ def _words(text: str) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class PromptMatch:
-    """A figure named in a prompt: by which name or alias, how it was disguised (``rule``) and
-    where (``span``: start and end offsets in the original prompt; ``text`` is that slice)."""
+    """A figure (or subject) named in a prompt: by which name or alias, how it was disguised
+    (``rule``) and where (``span``: start and end offsets in the original prompt; ``text`` is
+    that slice)."""
 
-    figure_id: str
+    identity_id: str
     label: str
     rule: str
     span: tuple[int, int]
@@ -204,15 +205,34 @@ class PromptMatch:
 Owners = list[tuple[str, str]]
 
 
+class Named(Protocol):
+    """Anything with an id and names to screen for: a :class:`~guard.identity.PublicFigure`,
+    or a :class:`NamedIdentity`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def aliases(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class NamedIdentity:
+    """An id with a name and aliases (e.g. an enrolled subject and its display name)."""
+
+    id: str
+    name: str
+    aliases: tuple[str, ...] = ()
+
+
 class PromptScreen:
     """The names and aliases of a set of figures, compiled for screening prompts.
 
     Build one per blocklist generation and reuse it (compiling 10,000 names takes a while;
     screening a prompt does not)."""
 
-    def __init__(
-        self, figures: Iterable[PublicFigure], *, rules: Sequence[str] = (*RULES, FUZZY)
-    ) -> None:
+    def __init__(self, figures: Iterable[Named], *, rules: Sequence[str] = (*RULES, FUZZY)) -> None:
         unknown = set(rules) - {*RULES, FUZZY}
         if unknown:
             raise ValueError(f"unknown screening rules {sorted(unknown)}; choose from {RULES}")
@@ -278,7 +298,7 @@ class PromptScreen:
                 self._found(found, owners, rule, folded, prompt, start, end + 1)
         if FUZZY in self.rules:
             self._fuzzy_matches(found, _fold(prompt, self._all_steps), prompt)
-        return sorted(found.values(), key=lambda match: match.figure_id)
+        return sorted(found.values(), key=lambda match: match.identity_id)
 
     @staticmethod
     def _found(
@@ -291,10 +311,10 @@ class PromptScreen:
         end: int,
     ) -> None:
         first, last = folded.origins[start], folded.origins[end - 1] + 1
-        for figure_id, label in owners:
-            if figure_id not in found:
-                found[figure_id] = PromptMatch(
-                    figure_id, label, rule, (first, last), prompt[first:last]
+        for identity_id, label in owners:
+            if identity_id not in found:
+                found[identity_id] = PromptMatch(
+                    identity_id, label, rule, (first, last), prompt[first:last]
                 )
 
     def _fuzzy_matches(self, found: dict[str, PromptMatch], folded: _Folded, prompt: str) -> None:
@@ -329,7 +349,7 @@ def normalise_text(text: str) -> str:
     return _fold(text, frozenset()).text
 
 
-def figures_named_in(prompt: str, figures: Iterable[PublicFigure]) -> tuple[str, ...]:
+def figures_named_in(prompt: str, figures: Iterable[Named]) -> tuple[str, ...]:
     """Ids of the figures whose name or an alias appears in ``prompt``, in figure-id order
     (compiles the names each call: for repeated use keep a :class:`PromptScreen`)."""
-    return tuple(match.figure_id for match in PromptScreen(figures).screen(prompt))
+    return tuple(match.identity_id for match in PromptScreen(figures).screen(prompt))

@@ -56,6 +56,33 @@ def run_json(*args: str) -> object:
     return json.loads(result.stdout)  # progress bars and warnings go to stderr
 
 
+def assert_explained(decision_id: str) -> None:
+    """`guard policy explain` on the group photo's deny: five unknown faces, one consented."""
+    explained = run_json("policy", "explain", decision_id)
+    outcomes = {r["rule_id"]: r["outcome"] for r in explained["rules"]}  # type: ignore[index]
+    assert outcomes == {
+        "permitted-operations": "passed",
+        "public-figures-need-their-own-consent": "not applied",
+        "subjects-need-consent": "passed",
+        "no-unknown-faces": "failed",
+        "prompt-names-no-public-figure": "passed",
+        "prompt-named-subjects-need-consent": "passed",
+        "no-sexual-content-of-real-people": "passed",
+        "identity-held": "not applied",
+    }
+    unknown = next(r for r in explained["rules"] if r["rule_id"] == "no-unknown-faces")  # type: ignore[index]
+    assert [r["passed"] for r in unknown["results"]].count(False) == 5 and unknown["line"] > 1
+    assert (
+        unknown["text"]
+        == "applies_to: each_face\nforbid:\n  face_kind: [unknown]\nreason: no_consent"
+    )
+    code, output = run("policy", "explain", decision_id)
+    assert code == 0 and "no-unknown-faces: FAILED  (default.yaml line" in output
+    assert "failed -> no_consent" in output and "request: passed" in output
+    code, output = run("policy", "explain", "dec_nonexistent")
+    assert code != 0 and "no audit entry for decision dec_nonexistent" in output
+
+
 def test_full_cli_flow(workdir: Path) -> None:
     code, output = run("init")
     assert code == 0 and "schema 0004" in output and "template.key" in output
@@ -97,6 +124,7 @@ def test_full_cli_flow(workdir: Path) -> None:
     decision = run_json("check", "photos/group.jpg", "--as", "acme/app", "--op", "background_blur")
     assert decision["verdict"] == "deny" and len(decision["faces"]) == 6  # type: ignore[index]
     assert "embedding" not in json.dumps(decision)
+    assert_explained(decision["decision_id"])  # type: ignore[index]
 
     relight = ("edit", "photos/portrait.jpg", "--op", "relight", "--as", "acme/app")
     code, output = run(*relight, "--param", "direction=right", "--out", "out/relit.jpg")
@@ -313,8 +341,11 @@ def test_policy_check(workdir: Path) -> None:
     code, output = run("policy", "check", str(DEFAULT_POLICY_FILE))
     assert code == 0 and "valid: policy default" in output
     bad = workdir / "bad.yaml"
-    bad.write_text('id: x\nversion: "1"\noperations: []\n')
+    bad.write_text('id: x\nversion: "1"\nrules:\n  - id: a\n    forbid: {has_faces: true}\n')
     code, output = run("policy", "check", str(bad))
-    assert code == 2 and "line 3: operations" in output
+    assert code == 2 and "line 4: rules.0: " in output and "reason" in output
     report = runner.invoke(app, ["policy", "check", str(bad), "--json"])
-    assert json.loads(report.stdout)["problems"][0]["line"] == 3
+    assert json.loads(report.stdout)["problems"][0]["line"] == 4
+    for shipped in ("strict", "newsroom"):
+        code, output = run("policy", "check", str(DEFAULT_POLICY_FILE.parent / f"{shipped}.yaml"))
+        assert code == 0 and f"valid: policy {shipped}" in output

@@ -181,6 +181,7 @@ def test_prompt_naming_a_public_figure_is_denied(guard: Guard) -> None:
         "rule": "leetspeak",
         "span": "25:30",
         "matched": "h@nk$",
+        "policy_rule": "prompt-names-no-public-figure",
     }
     assert "leetspeak match: 'h@nk$'" in reason.message
 

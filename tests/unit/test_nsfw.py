@@ -10,7 +10,9 @@ from guard.errors import Unavailable
 from guard.policy import decide
 from guard.safety import NudeNetClassifier
 from guard.samples import natural_photos, sample_rgb
-from tests.unit.test_policy import POLICY, face, facts, grant
+from tests.unit.policy_facts import DEFAULT, STRICT, face, facts, failed_rules, grant
+
+POLICY = DEFAULT
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def test_explicit_free_photos_are_not_flagged(nudenet: NudeNetClassifier) -> Non
     photos = {"t1": sample_rgb("t1"), "tom_hanks": sample_rgb("tom_hanks"), **natural_photos()}
     for name, rgb in photos.items():
         scored = nudenet.score(rgb)
-        assert scored.score < POLICY.nsfw.threshold, (name, scored)
+        assert scored.score < 0.3, (name, scored)  # under every shipped policy's threshold
         assert scored.labels == () and scored.classifier == "nudenet-3.4.2-320n"
 
 
@@ -39,8 +41,13 @@ def test_sexual_content_with_any_real_face_is_denied_even_with_consent() -> None
     assert decision.reason_codes == ("consent_granted", "nsfw_real_person")
     assert not decision.allowed
     [reason] = [r for r in decision.reasons if r.code == "nsfw_real_person"]
-    assert reason.evidence == {"nsfw_score": 0.91, "threshold": 0.5}
+    assert reason.evidence == {
+        "nsfw_score": 0.91,
+        "threshold": 0.5,
+        "policy_rule": "no-sexual-content-of-real-people",
+    }
     assert "FEMALE_BREAST_EXPOSED" in reason.message
+    assert failed_rules(POLICY, flagged) == ["no-sexual-content-of-real-people"]
 
 
 def test_no_face_low_score_or_a_policy_that_allows_it_is_not_this_denial() -> None:
@@ -48,7 +55,5 @@ def test_no_face_low_score_or_a_policy_that_allows_it_is_not_this_denial() -> No
     assert "nsfw_real_person" not in decide(POLICY, facts(nsfw_score=0.99)).reason_codes
     assert decide(POLICY, facts(consented, nsfw_score=0.49)).allowed
     assert decide(POLICY, facts(consented, nsfw_score=None)).allowed  # screening off
-    lenient = POLICY.model_copy(
-        update={"nsfw": POLICY.nsfw.model_copy(update={"deny_real_person": False})}
-    )
-    assert decide(lenient, facts(consented, nsfw_score=0.99)).allowed
+    # The strict policy denies sexual content with or without a face, from a lower score.
+    assert "nsfw_real_person" in decide(STRICT, facts(nsfw_score=0.35)).reason_codes

@@ -1,8 +1,9 @@
-"""One test per policy rule (see guard/policy/decide.py for the rules as stated)."""
+"""One test per rule of the default policy (guard/policies/default.yaml), and the policy file's
+validation."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,56 +12,11 @@ from hypothesis import strategies as st
 
 from guard.config import DEFAULT_POLICY_FILE
 from guard.errors import Unavailable
-from guard.identity import ConsentGrant, FaceFacts, Match, MatchKind
-from guard.policy import DriftFact, Policy, ReasonCode, RequestFacts, Verdict, decide, load_policy
+from guard.identity import ConsentGrant
+from guard.policy import DriftFact, PromptSubject, ReasonCode, Verdict, decide, load_policy
+from tests.unit.policy_facts import DEFAULT, NOW, codes, face, facts, failed_rules, grant
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-POLICY = load_policy(DEFAULT_POLICY_FILE)
-
-
-def grant(
-    *,
-    scopes: tuple[str, ...] = ("relight",),
-    not_before: datetime = NOW - timedelta(days=1),
-    expires_at: datetime | None = NOW + timedelta(days=1),
-    revoked_at: datetime | None = None,
-) -> ConsentGrant:
-    return ConsentGrant(
-        "grt_1", "sub_1", "app", scopes, not_before, expires_at, revoked_at, "0" * 64, NOW
-    )
-
-
-def face(
-    *,
-    subject: bool = False,
-    figure: bool = False,
-    grants: tuple[ConsentGrant, ...] = (),
-    linked_figure: str | None = None,
-    index: int = 0,
-) -> FaceFacts:
-    return FaceFacts(
-        face_index=index,
-        bbox=(0, 0, 10, 10),
-        subject=Match(index, MatchKind.CONSENTED_SUBJECT, "sub_1", 0.99, 0.93) if subject else None,
-        figure=Match(index, MatchKind.PUBLIC_FIGURE, "fig", 0.97, 0.93) if figure else None,
-        grants=grants,
-        linked_figure_id=linked_figure,
-    )
-
-
-def facts(*faces: FaceFacts, operation: str = "relight", **kwargs: object) -> RequestFacts:
-    return RequestFacts(
-        stage=kwargs.pop("stage", "input"),
-        requester="app",
-        operation=operation,  # type: ignore[arg-type]
-        faces=faces,
-        at=NOW,
-        **kwargs,
-    )  # type: ignore[arg-type]
-
-
-def codes(policy: Policy, request: RequestFacts) -> tuple[str, ...]:
-    return decide(policy, request).reason_codes
+POLICY = DEFAULT
 
 
 def test_default_policy_loads_with_version() -> None:
@@ -115,10 +71,11 @@ def test_subject_without_grant_is_no_consent() -> None:
     assert codes(POLICY, facts(face(subject=True))) == ("no_consent",)
 
 
-def test_unknown_face_denied_unless_policy_allows() -> None:
-    assert codes(POLICY, facts(face())) == ("no_consent",)
-    lenient = POLICY.model_copy(update={"unknown_faces": "allow"})
-    assert decide(lenient, facts(face())).allowed
+def test_no_unknown_faces() -> None:
+    decision = decide(POLICY, facts(face()))
+    assert decision.reason_codes == ("no_consent",)
+    assert failed_rules(POLICY, facts(face())) == ["no-unknown-faces"]
+    assert decision.reasons[0].evidence == {"face_index": 0, "policy_rule": "no-unknown-faces"}
 
 
 def test_public_figure_denied_even_with_a_grant_when_not_linked() -> None:
@@ -129,14 +86,6 @@ def test_public_figure_denied_even_with_a_grant_when_not_linked() -> None:
 def test_public_figure_linked_subject_with_grant_is_allowed() -> None:
     the_face = face(subject=True, figure=True, grants=(grant(),), linked_figure="fig")
     assert codes(POLICY, facts(the_face)) == ("public_figure_own_consent",)
-    strict = POLICY.model_copy(
-        update={
-            "public_figures": POLICY.public_figures.model_copy(
-                update={"allow_with_own_consent": False}
-            )
-        }
-    )
-    assert codes(strict, facts(the_face)) == ("public_figure",)
 
 
 def test_public_figure_linked_but_grant_expired_is_denied() -> None:
@@ -151,14 +100,42 @@ def test_any_denied_face_denies_the_request_and_each_face_is_explained() -> None
     assert [f.face_index for f in decision.faces] == [0, 1]
 
 
-def test_operation_not_in_policy_is_denied() -> None:
+def test_permitted_operations() -> None:
     assert "operation_not_permitted" in codes(POLICY, facts(operation="face_swap"))
+    assert failed_rules(POLICY, facts(operation="face_swap")) == ["permitted-operations"]
+    assert decide(POLICY, facts(operation="sketch")).allowed
 
 
-def test_prompt_naming_a_figure_is_denied_unless_allowed() -> None:
-    assert "prompt_names_public_figure" in codes(POLICY, facts(prompt_figures=("fig",)))
-    lenient = POLICY.model_copy(update={"prompt_public_figures": "allow"})
-    assert decide(lenient, facts(prompt_figures=("fig",))).allowed
+def test_prompt_names_no_public_figure() -> None:
+    mention = {"rule": "leetspeak", "span": "3:12", "matched": "t0m h4nks"}
+    decision = decide(POLICY, facts(prompt_figures=("fig",), prompt_mentions={"fig": mention}))
+    assert decision.reason_codes == ("prompt_names_public_figure", "no_faces")
+    assert decision.reasons[0].evidence == {
+        "figure_id": "fig",
+        **mention,
+        "policy_rule": "prompt-names-no-public-figure",
+    }
+    assert "leetspeak match: 't0m h4nks'" in decision.reasons[0].message
+    assert failed_rules(POLICY, facts(prompt_figures=("fig",))) == ["prompt-names-no-public-figure"]
+
+
+def test_prompt_named_subjects_need_consent() -> None:
+    mention = {"rule": "exact", "span": "0:8", "matched": "Jane Doe"}
+    unconsented = facts(prompt_subjects=(PromptSubject("sub_9", (), mention),))
+    decision = decide(POLICY, unconsented)
+    assert decision.reason_codes == ("no_consent", "no_faces")
+    assert decision.reasons[0].message.startswith("named in the prompt (exact match: 'Jane Doe')")
+    assert decision.reasons[0].evidence["subject_id"] == "sub_9"
+    assert failed_rules(POLICY, unconsented) == ["prompt-named-subjects-need-consent"]
+    consented = facts(
+        prompt_subjects=(PromptSubject("sub_9", (grant(subject_id="sub_9"),), mention),)
+    )
+    assert decide(POLICY, consented).reason_codes == ("consent_granted", "no_faces")
+    revoked = grant(subject_id="sub_9", revoked_at=NOW - timedelta(minutes=1))
+    assert (
+        codes(POLICY, facts(prompt_subjects=(PromptSubject("sub_9", (revoked,), mention),)))[0]
+        == "consent_revoked"
+    )
 
 
 def test_output_stage_uses_output_codes_and_drift() -> None:
@@ -167,6 +144,15 @@ def test_output_stage_uses_output_codes_and_drift() -> None:
         face(subject=True, grants=(grant(),)), stage="output", drift=(DriftFact(0, 0, 0.5, 0.93),)
     )
     assert decide(POLICY, drifted).reason_codes == ("consent_granted", "identity_drift")
+    assert failed_rules(POLICY, drifted) == ["identity-held"]
+    # A sketch redraws the face: it is not identity-preserving, so drift is not asked of it.
+    sketched = facts(
+        face(subject=True, grants=(grant(scopes=("sketch",)),)),
+        operation="sketch",
+        stage="output",
+        drift=(DriftFact(0, 0, 0.2, 0.93),),
+    )
+    assert decide(POLICY, sketched).allowed
     kept = facts(
         face(subject=True, grants=(grant(),)), stage="output", drift=(DriftFact(0, 0, 0.99, 0.93),)
     )
@@ -186,7 +172,7 @@ def test_every_deny_names_a_stable_code() -> None:
         "",
         "- just\n- a list\n",
         "id: x\nversion: '1'\n",
-        "id: x\nversion: '1'\noperations: [a]\nextra: 1\n",
+        "id: x\nversion: '1'\nrules: [{id: a, require: {has_faces: true}}]\nextra: 1\n",
         ":\n\t- bad",
     ],
 )
@@ -239,7 +225,7 @@ def test_verdict_is_deny_exactly_when_some_reason_denies(
     assert (decision.verdict is Verdict.DENY) == any(r.denies for r in decision.reasons)
     if decision.allowed:
         assert all(f.verdict is Verdict.ALLOW for f in decision.faces)
-        assert operation in POLICY.operations and not names_figure
+        assert operation == "relight" and not names_figure
     for face_decision, (subject, figure, grants, linked) in zip(decision.faces, faces, strict=True):
         if face_decision.verdict is Verdict.ALLOW:
             # Allowed faces are never unknown and always rest on an active grant in scope.
@@ -252,29 +238,35 @@ def test_policy_problems_point_at_their_yaml_lines() -> None:
     from guard.policy import policy_problems
 
     text = (
-        'id: strict\nversion: "1"\noperations: [relight]\nunknown_faces: maybe\n'
-        "nsfw:\n  threshold: 2\n  extra: 1\nmonitoring:\n  window_seconds: 5\n"
+        'id: broken\nversion: "1"\nrules:\n'
+        "  - id: a\n    require: {operation_in: []}\n"
+        "  - id: b\n    applies_to: each_face\n    require:\n      all_of:\n"
+        "        - {face_kind: [robot]}\n        - {consent_granted: true}\n"
+        "  - id: c\n    forbid: {face_kind: [unknown]}\n"
+        "  - id: d\n    require: {opration_in: [relight]}\n"
+        "monitoring:\n  window_seconds: 5\n"
     )
     policy, problems = policy_problems(text)
     assert policy is None
     assert [(p.line, p.location) for p in problems] == [
-        (4, "unknown_faces"),
-        (6, "nsfw.threshold"),
-        (7, "nsfw.extra"),
-        (9, "monitoring.window_seconds"),
+        (5, "rules.0.require.operation_in"),
+        (10, "rules.1.require.all_of.0.face_kind.0"),
+        (12, "rules.2"),
+        (15, "rules.3.require"),
+        (17, "monitoring.window_seconds"),
     ]
-    assert str(problems[0]).startswith("line 4: unknown_faces: ")
+    assert "looks at a face" in problems[2].message
+    assert "one of: all_of, any_of, not" in problems[3].message
+    assert str(problems[0]).startswith("line 5: rules.0.require.operation_in: ")
     assert policy_problems("id: [\n")[1][0].message.startswith("not valid YAML")
     assert policy_problems("- a list\n")[1][0].message.startswith("a policy is a YAML mapping")
     missing, problems = policy_problems('id: x\nversion: "1"\n')
-    assert missing is None and [(p.line, p.location) for p in problems] == [(1, "operations")]
+    assert missing is None and [(p.line, p.location) for p in problems] == [(1, "rules")]
     assert policy_problems(DEFAULT_POLICY_FILE.read_text())[0] == POLICY
 
 
 def test_an_invalid_policy_file_is_unavailable_with_its_lines(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    path.write_text(
-        'id: x\nversion: "1"\noperations: [relight]\nprompt_public_figures: sometimes\n'
-    )
-    with pytest.raises(Unavailable, match=r"line 4: prompt_public_figures"):
+    path.write_text('id: x\nversion: "1"\nrules:\n  - id: a\n    require: {stage: sideways}\n')
+    with pytest.raises(Unavailable, match=r"line 5: rules.0.require.stage"):
         load_policy(path)

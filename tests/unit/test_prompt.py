@@ -64,7 +64,7 @@ def test_each_family_needs_its_own_step() -> None:
 def test_the_match_names_the_span_of_the_original_prompt() -> None:
     prompt = "Please draw t0m h4nk5 at the beach"
     [match] = PromptScreen(FIGURES).screen(prompt)
-    assert (match.figure_id, match.label, match.rule) == ("tom-hanks", "Tom Hanks", "leetspeak")
+    assert (match.identity_id, match.label, match.rule) == ("tom-hanks", "Tom Hanks", "leetspeak")
     assert prompt[match.span[0] : match.span[1]] == match.text == "t0m h4nk5"
 
 
@@ -104,7 +104,7 @@ def test_any_text_screens_without_error_and_spans_stay_inside(prompt: str) -> No
 def test_format_characters_anywhere_in_a_name_are_undone(marks: list[str], where: int) -> None:
     name = "tom hanks"
     disguised = name[:where] + "".join(marks) + name[where:]
-    assert [m.figure_id for m in PromptScreen(FIGURES).screen(disguised)] == ["tom-hanks"]
+    assert [m.identity_id for m in PromptScreen(FIGURES).screen(disguised)] == ["tom-hanks"]
 
 
 def test_long_and_odd_prompts_do_not_break() -> None:
@@ -112,8 +112,8 @@ def test_long_and_odd_prompts_do_not_break() -> None:
     combining = "e\u0301" * 2000 + " tom hanks"
     emoji = "👩🏽\u200d🚀 " * 500 + "Tom Hanks"
     rtl = "\u202eskn\u0430H moT\u202c"  # reversed text: not a disguise this screen undoes
-    assert [m.figure_id for m in screen.screen(combining)] == ["tom-hanks"]
-    assert [m.figure_id for m in screen.screen(emoji)] == ["tom-hanks"]
+    assert [m.identity_id for m in screen.screen(combining)] == ["tom-hanks"]
+    assert [m.identity_id for m in screen.screen(emoji)] == ["tom-hanks"]
     assert screen.screen(rtl) == []
     assert screen.screen("x " * 10_000) == []
-    assert screen.screen("word " * 2_000 + "Tom Hanks")[0].figure_id == "tom-hanks"
+    assert screen.screen("word " * 2_000 + "Tom Hanks")[0].identity_id == "tom-hanks"
