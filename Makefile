@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "import cv2, dlib, faiss, insightface; print('environment ready: opencv', cv2.__version__, 'dlib', dlib.__version__, 'faiss', faiss.__version__)"
 	touch $(STAMP)
 
-# The invisible-watermark baselines (torch, CPU build) for tests and benchmarks only: the demo and
-# the library do not need them.
+# The invisible-watermark baselines and the diffusers editor (torch, CPU build) for tests and
+# benchmarks only: the demo and the core library do not need them.
 $(BASELINES): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,nsfw,baselines]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,nsfw,baselines,diffusers]'
 	$(BIN)/python -m pip install --quiet --no-deps $(INVISIBLE_WATERMARK)
 	touch $(BASELINES)
 
@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check guard tests bench examples
 	$(BIN)/ruff format --check guard tests bench examples
 
-typecheck: $(STAMP)
+typecheck: $(BASELINES)
 	$(BIN)/mypy guard
 
 # `npm install` (not `npm ci`) with the lock file: cbor-extract's optional per-platform binaries
@@ -57,6 +57,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/c2pa_signing.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/service.py
+	$(BIN)/python bench/diffusion.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache

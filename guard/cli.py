@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from guard.config import Settings
-from guard.errors import ConfigurationError, GuardError, InvalidInput, Unavailable
+from guard.errors import ConfigurationError, EditTimedOut, GuardError, InvalidInput, Unavailable
 from guard.identity import PublicFigure
 from guard.policy import Decision, Verdict
 
@@ -51,10 +51,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of te
 EXIT_DENIED, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 2, 3
 
 
-def _guard() -> Any:
+def _guard(**overrides: Any) -> Any:
     from guard.pipeline import Guard
 
-    return Guard(Settings())
+    return Guard(Settings(**overrides))
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,7 +85,7 @@ def _errors() -> Iterator[None]:
     except InvalidInput as exc:
         err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
         raise typer.Exit(EXIT_INVALID) from exc
-    except (Unavailable, ConfigurationError) as exc:
+    except (Unavailable, ConfigurationError, EditTimedOut) as exc:
         err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
         raise typer.Exit(EXIT_UNAVAILABLE) from exc
     except GuardError as exc:
@@ -604,11 +604,17 @@ def _parse_params(pairs: list[str]) -> dict[str, str | float]:
 @app.command()
 def edit(
     image: Path,
-    operation: OpOption,
     output: Annotated[Path, typer.Option("--out", help="Where to write the edited image.")],
+    operation: Annotated[
+        str | None,
+        typer.Option("--op", help="The operation asked for (diffusers: prompt_edit, the default)."),
+    ] = None,
     prompt: Annotated[str, typer.Option(help="The edit prompt, screened for named figures.")] = "",
     requester: AsOption = "cli",
     param: Annotated[list[str] | None, typer.Option(help="Editor parameter KEY=VALUE.")] = None,
+    editor: Annotated[
+        str | None, typer.Option(help="classic or diffusers (default: GUARD_EDITOR).")
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Gate, edit, re-scan and write OUT when allowed; exit 1 when denied."""
@@ -616,6 +622,15 @@ def edit(
     from guard.pipeline import EditRequest
 
     with _errors():
+        if editor not in (None, "classic", "diffusers"):
+            raise InvalidInput(f"--editor must be classic or diffusers, not {editor!r}")
+        guard = _guard(**({"editor": editor} if editor else {}))
+        if operation is None:
+            if guard.editor.operations != {"prompt_edit"}:
+                raise InvalidInput(
+                    f"choose an operation with --op: {', '.join(sorted(guard.editor.operations))}"
+                )
+            operation = "prompt_edit"
         request = EditRequest(
             image=_read(image),
             operation=operation,
@@ -624,7 +639,11 @@ def edit(
             params=_parse_params(param or []),
             output_format=output_format_for(output.suffix),
         )
-        result = _guard().edit(request)
+        with _progress() as bar:
+            task = bar.add_task(f"editing ({guard.editor.name})", total=None)
+            result = guard.edit(
+                request, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
     _write_and_print(result, output, json_output)
 
 
@@ -643,6 +662,8 @@ def _write_and_print(result: Any, output: Path, json_output: bool) -> None:
                 "output_sha256": result.output_sha256,
                 "watermark_record_id": f"{stamped.record_id:012x}" if stamped else None,
                 "manifest_label": stamped.manifest_label if stamped else None,
+                "editor": result.editor,
+                "editor_record": dict(result.editor_record),
             }
         )
     else:

@@ -136,6 +136,37 @@ class Settings(BaseSettings):
         description="Largest request body; 0 means twice GUARD_MAX_IMAGE_BYTES plus 1 MiB.",
     )
 
+    # The editor that makes the pixels (`guard edit --editor` overrides it per command).
+    editor: Literal["classic", "diffusers"] = "classic"
+    diffusers_model_dir: Path | None = Field(
+        default=None,
+        description="A diffusers pipeline saved on disk (model_index.json and its component "
+        "folders): QwenImageEditPipeline, FluxKontextPipeline or "
+        "StableDiffusionInstructPix2PixPipeline. Never downloaded.",
+    )
+    diffusers_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="auto: bfloat16 on CUDA, float32 on the CPU."
+    )
+    diffusers_cpu_offload: bool = Field(
+        default=False, description="Keep idle components in CPU memory (CUDA only)."
+    )
+    diffusers_attention_slicing: bool = False
+    diffusers_steps: int = Field(default=28, ge=1, le=500)
+    diffusers_guidance: float | None = Field(
+        default=None, ge=0.0, le=50.0, description="None: the pipeline class's own default."
+    )
+    diffusers_resolution: int = Field(
+        default=1024,
+        ge=64,
+        le=4096,
+        description="Long side the model works at; the output is resized back to the input's.",
+    )
+    diffusers_timeout_s: float = Field(default=900.0, gt=0.0)
+    diffusers_protect_faces: bool = Field(
+        default=True,
+        description="Keep every allowed face region's pixels as they were (feathered edge).",
+    )
+
     nsfw_classifier: Literal["nudenet", "none"] = Field(
         default="nudenet",
         description="NSFW screening of inputs and outputs; `none` switches it off explicitly.",

@@ -29,6 +29,22 @@ def onnx_providers(device: DeviceSetting) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def torch_device(device: DeviceSetting) -> str:
+    """The torch device for ``device``: CUDA when asked for or when ``auto`` finds it, else the
+    CPU."""
+    import torch
+
+    has_cuda = bool(torch.cuda.is_available())
+    if device == "cuda" and not has_cuda:
+        from guard.errors import ConfigurationError
+
+        raise ConfigurationError(
+            "GUARD_DEVICE=cuda but torch sees no CUDA device; install a CUDA build of torch "
+            "or set GUARD_DEVICE=cpu"
+        )
+    return "cuda" if device in ("auto", "cuda") and has_cuda else "cpu"
+
+
 def configure_faiss_threads(threads: int) -> None:
     """Set FAISS's OpenMP thread count (process-wide).
 

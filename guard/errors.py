@@ -101,6 +101,13 @@ class Conflict(GuardError):
     http_status = 409
 
 
+class EditTimedOut(GuardError):
+    """The editor ran past its time limit and was stopped; nothing was produced."""
+
+    code = "edit_timed_out"
+    http_status = 504
+
+
 class ConfigurationError(GuardError):
     """A setting is missing or wrong; the message names the setting to fix."""
 

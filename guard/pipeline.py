@@ -36,7 +36,7 @@ from guard.audit.log import AuditLog, Receipt, open_audit_log
 from guard.config import Settings
 from guard.db import Database
 from guard.devices import configure_faiss_threads
-from guard.editors import ClassicEditor, Editor
+from guard.editors import Editor, ProgressCallback, create_editor
 from guard.errors import InvalidInput, Unavailable
 from guard.faces import Face, FaceEngine, create_face_engine
 from guard.identity import (
@@ -142,6 +142,9 @@ class Result:
     provenance: StampedImage | None = None
     receipts: tuple[Receipt, ...] = ()
     """Audit receipts, in order: input decision, output decision, release (those that exist)."""
+    editor_record: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    """What reproduces the edit (model and weights hashes, seed, steps, guidance, prompt hash),
+    as the editor describes it; also in the C2PA manifest."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,8 @@ class Guard:
         configure_faiss_threads(self.settings.faiss_threads)
         self.db = Database(self.settings.database_url)
         self.face_engine = face_engine or create_face_engine(self.settings)
-        self.editor: Editor = editor or ClassicEditor()
+        self._editor = editor
+        self._editor_lock = threading.Lock()
         self.blocklists = BlocklistStore(self.settings.blocklist_path)
         self._policies = PolicySource(self.settings.policy_file)
         self._sinks = list(sinks)
@@ -293,6 +297,15 @@ class Guard:
             self._keyed_hasher = keyed_hasher(self.settings)
         return self._keyed_hasher
 
+    @property
+    def editor(self) -> Editor:
+        """The editor (``GUARD_EDITOR``), made on first use: a diffusers editor hashes its
+        weights, which commands that never edit should not wait for."""
+        with self._editor_lock:
+            if self._editor is None:
+                self._editor = create_editor(self.settings)
+            return self._editor
+
     def policy(self) -> Policy:
         return self._policies.current()
 
@@ -376,13 +389,16 @@ class Guard:
         """The audit receipt of a decision (its entry, proved against the latest checkpoint)."""
         return self.audit.receipt_for_decision(decision_id)
 
-    def edit(self, request: EditRequest) -> Result:
-        """Gate the input, run the editor, scan the output, stamp and return it if allowed."""
+    def edit(self, request: EditRequest, *, progress: ProgressCallback | None = None) -> Result:
+        """Gate the input, run the editor, scan the output, stamp and return it if allowed.
+
+        ``progress(done, total)`` is told the editor's steps as it runs."""
         if request.operation not in self.editor.operations:
             raise InvalidInput(
                 f"editor '{self.editor.name}' has no operation '{request.operation}'; "
                 f"choose one of {sorted(self.editor.operations)}"
             )
+        record = self.editor.describe(request.operation, request.params, request.prompt)
         decoded = self.decode(request.image)
         gate = self._gate(
             decoded, requester=request.requester, operation=request.operation, prompt=request.prompt
@@ -400,9 +416,17 @@ class Guard:
                 None,
                 self.editor.name,
                 receipts=(input_receipt,),
+                editor_record=record,
             )
         with self._timed("edit"):
-            edited = self.editor.edit(decoded.rgb, gate.faces, request.operation, request.params)
+            edited = self.editor.edit(
+                decoded.rgb,
+                gate.faces,
+                request.operation,
+                request.params,
+                prompt=request.prompt,
+                progress=progress,
+            )
         with self._timed("output_scan"):
             scanned = self._scan_output(gate, edited, request)
         context = StampContext(
@@ -410,6 +434,7 @@ class Guard:
             operation=request.operation,
             software_agent=SoftwareAgent(self.editor.name, self.editor.version),
             parent=parent_ingredient(decoded, request.image),
+            editor_record=record,
         )
         output_decision, stamped, receipts = self._audited_release(
             edited, request.output_format, context, request.requester, decoded.sha256, gate.decision
@@ -424,6 +449,7 @@ class Guard:
             self.editor.name,
             stamped,
             (input_receipt, *receipts),
+            record,
         )
 
     def stamp(self, request: StampRequest) -> Result:

@@ -24,6 +24,10 @@ from guard.faces import FaceEngine
 from guard.faces.dlib_engine import DlibEngine
 from guard.pipeline import Guard
 
+# No test may reach a model hub: the diffusers editor's tests load tiny pipelines from disk.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 POSTGRES_ADMIN_URL = normalise_url(
     os.environ.get("GUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )

@@ -17,6 +17,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -71,6 +72,12 @@ class ServiceMetrics:
         self.usage_flags = Counter(
             "guard_usage_flags", "Usage-monitoring flags raised.", ["rule"], registry=self.registry
         )
+        self.edit_progress = Gauge(
+            "guard_edit_progress",
+            "Fraction of its steps the edit running in this worker has done (0: none running).",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
 
     # DecisionSink
     def record(self, event: DecisionEvent) -> None:
@@ -78,6 +85,9 @@ class ServiceMetrics:
         self.decisions.labels(decision.stage, decision.verdict.value).inc()
         for code in decision.reason_codes:
             self.reasons.labels(code).inc()
+
+    def report_edit_progress(self, done: int, total: int) -> None:
+        self.edit_progress.set(done / total if total else 0.0)
 
     # StageObserver
     def observe_stage(self, stage: str, seconds: float) -> None:

@@ -84,6 +84,15 @@ class CheckOut(_Out):
     receipt: ReceiptOut
 
 
+class EditorOut(_Out):
+    name: str = Field(description="The editor or generator that made the pixels.")
+    record: dict[str, str | int | float | bool] = Field(
+        default={},
+        description="What reproduces the edit (diffusers: pipeline class, model_index and "
+        "weights SHA-256, seed, steps, guidance, prompt SHA-256); also in the C2PA manifest.",
+    )
+
+
 class ReleaseOut(_Out):
     """An allowed edit or stamp: the image travels inline (base64) in this one response."""
 
@@ -94,6 +103,7 @@ class ReleaseOut(_Out):
     )
     image: ImageOut
     provenance: ProvenanceOut
+    editor: EditorOut
     undetected_subject_ids: list[str] = Field(
         default=[], description="Declared subjects whose face was not found in the input."
     )

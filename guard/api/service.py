@@ -17,7 +17,7 @@ from guard.audit.entries import usage_flag_entry
 from guard.config import Settings
 from guard.errors import RateLimited, Unavailable
 from guard.keys import keyed_hasher
-from guard.pipeline import Guard
+from guard.pipeline import EditRequest, Guard, Result
 from guard.policy import Decision, MonitoringRules
 from guard.safety import UsageMonitor
 
@@ -47,6 +47,13 @@ class Service:
             keys=ApiKeyStore(guard.db),
             flags=FlagStore(guard.db),
         )
+
+    def edit(self, request: EditRequest) -> Result:
+        """``Guard.edit``, reporting its steps as ``guard_edit_progress`` in /metrics."""
+        try:
+            return self.guard.edit(request, progress=self.metrics.report_edit_progress)
+        finally:
+            self.metrics.report_edit_progress(0, 0)
 
     def monitoring_rules(self) -> MonitoringRules:
         try:

@@ -116,7 +116,29 @@ class ClassicEditor:
     version = "1.1.0"
     operations = frozenset({"background_blur", "relight", "color_grade", "sketch"})
 
+    def describe(
+        self, operation: str, params: Params, prompt: str
+    ) -> dict[str, str | int | float | bool]:
+        """Nothing beyond the editor's name, version and the parameters: it is deterministic."""
+        return {}
+
     def edit(
+        self,
+        rgb: RGBImage,
+        faces: Sequence[Face],
+        operation: str,
+        params: Params,
+        *,
+        prompt: str = "",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RGBImage:
+        """One operation on ``rgb`` (the prompt is not used: each operation is fixed)."""
+        edited = self._edit(rgb, faces, operation, params)
+        if progress is not None:
+            progress(1, 1)
+        return edited
+
+    def _edit(
         self, rgb: RGBImage, faces: Sequence[Face], operation: str, params: Params
     ) -> RGBImage:
         if operation == "background_blur":

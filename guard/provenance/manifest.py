@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,7 @@ class ManifestFacts:
     consent_grant_refs: tuple[str, ...] = ()
     parent: Ingredient | None = None
     audit_leaf_hash: str | None = None
+    editor_record: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
     def guard_assertion(self) -> dict[str, Any]:
         decision = self.decision
@@ -103,6 +105,8 @@ class ManifestFacts:
         }
         if self.audit_leaf_hash is not None:
             data["audit_leaf_hash"] = self.audit_leaf_hash
+        if self.editor_record:
+            data["editor"] = dict(self.editor_record)
         return data
 
     def definition(self) -> dict[str, Any]:

@@ -13,8 +13,8 @@ the output (the pipeline turns it into a ``deny`` with reason ``unavailable``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import c2pa
 
@@ -52,6 +52,8 @@ class StampContext:
     parent: Ingredient | None = None
     title: str = "Likeness Guard output"
     audit_leaf_hash: str | None = None
+    # What reproduces the edit (model hashes, seed, ...), from the editor.
+    editor_record: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Provenance:
             consent_grant_refs=context.consent_grant_refs,
             parent=context.parent,
             audit_leaf_hash=context.audit_leaf_hash,
+            editor_record=context.editor_record,
         )
         try:
             signed = sign_image(

@@ -47,7 +47,8 @@ def test_enroll_grant_edit_verify_revoke_deny_audit(live: LiveFactory) -> None:
         body = allowed.json()
         assert body["decision"]["verdict"] == "allow_with_conditions"
         assert body["undetected_subject_ids"] == []
-        assert len(body["receipts"]) == 3  # input decision, output decision, release
+        # Receipts: input decision, output decision, release.
+        assert len(body["receipts"]) == 3 and body["editor"] == {"name": "classic", "record": {}}
         stamped = base64.b64decode(body["image"]["data_base64"])
         assert stamped[:8] == b"\x89PNG\r\n\x1a\n"
 

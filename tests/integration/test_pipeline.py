@@ -313,7 +313,10 @@ class FacePaster:
     def __init__(self, replacement: RGBImage) -> None:
         self.replacement = replacement
 
-    def edit(self, rgb, faces: list[Face], operation, params):  # type: ignore[no-untyped-def]
+    def describe(self, operation, params, prompt):  # type: ignore[no-untyped-def]
+        return {}
+
+    def edit(self, rgb, faces: list[Face], operation, params, **_):  # type: ignore[no-untyped-def]
         import cv2
 
         out = rgb.copy()

@@ -75,6 +75,7 @@ def _release(
         "receipts": receipts,
         "image": image_body(result.provenance),
         "provenance": provenance_body(result.provenance),
+        "editor": {"name": result.editor, "record": dict(result.editor_record)},
         **extra,
     }
 
@@ -135,7 +136,7 @@ async def create_edit(
     for subject_id in parsed.subject_ids:
         await run_in_threadpool(own_subject, service.guard.registry, subject_id, key.tenant)
     result = await run_in_threadpool(
-        service.guard.edit,
+        service.edit,
         EditRequest(
             image=data,
             operation=parsed.operation,
