@@ -9,8 +9,9 @@
    prompt flagged). Baseline in the same run: the exact folding alone (``rules=("exact",)``).
 2. **Face gate**: the blocklisted photos (Tom Hanks from insightface, Eileen Collins from
    scikit-image) transformed as an attacker would, each checked against a blocklist built from
-   the untransformed photos at the configured threshold. Reported per transform: true-positive
-   rate. The references are the same photos the attacks start from (the only offline photos of
+   the untransformed photos at the configured threshold. Reported per transform: how often the
+   figure is identified (true-positive rate), and how often the gate denies it at all (also
+   as an unreadable face: a face NudeNet sees that dlib cannot read). The references are the same photos the attacks start from (the only offline photos of
    these people), so this measures robustness to the transform, not to a new photo.
 
 Usage: ``python bench/redteam.py [--sections prompts faces]``
@@ -32,7 +33,7 @@ from guard.config import Settings
 from guard.faces.dlib_engine import DlibEngine
 from guard.identity import Blocklist, PublicFigure, reference_face
 from guard.media import RGBImage
-from guard.safety import PromptScreen
+from guard.safety import NudeNetClassifier, PromptScreen, unreadable_faces
 from guard.samples import flip, jpeg, sample_rgb
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "redteam" / "prompts.jsonl"
@@ -138,13 +139,17 @@ def faces() -> None:
         blocklist.add_figure(
             figure_id, figure_id, [reference_face(engine.detect_and_embed(rgb)).embedding]
         )
-    print(f"\nface gate: dlib, blocklist threshold {threshold} (cosine)\n")
-    print("| transform | " + " | ".join(photos) + " | true-positive rate |")
-    print("|---|" + "---|" * (len(photos) + 1))
+    nudenet = NudeNetClassifier("cpu")
+    print(f"\nface gate: dlib, blocklist threshold {threshold} (cosine), and NudeNet's face net\n")
+    print(
+        "| transform | " + " | ".join(photos) + " | identified as the figure | denied by the gate |"
+    )
+    print("|---|" + "---|" * (len(photos) + 2))
     for name, transform in face_transforms(engine).items():
-        cells, hits = [], 0
+        cells, hits, denied = [], 0, 0
         for figure_id, rgb in photos.items():
-            found = engine.detect_and_embed(transform(rgb))
+            image = transform(rgb)
+            found = engine.detect_and_embed(image)
             matches = blocklist.match([f.embedding for f in found])
             best = max(
                 (
@@ -156,9 +161,21 @@ def faces() -> None:
                 default=0.0,
             )
             hit = best >= threshold
+            # A face NudeNet sees that dlib cannot read is an unknown face: denied.
+            unreadable = unreadable_faces(nudenet.score(image).face_boxes, found)
             hits += hit
-            cells.append(f"{'caught' if hit else 'MISSED'} ({best:.3f}, {len(found)} faces)")
-        print(f"| {name} | " + " | ".join(cells) + f" | {hits / len(photos):.0%} |")
+            denied += hit or bool(unreadable)
+            if hit:
+                cells.append(f"caught ({best:.3f})")
+            elif unreadable:
+                cells.append("not identified; denied as an unreadable face")
+            else:
+                cells.append(f"MISSED ({best:.3f}, {len(found)} faces)")
+        print(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {hits / len(photos):.0%} | {denied / len(photos):.0%} |"
+        )
 
 
 def main() -> None:

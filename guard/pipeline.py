@@ -79,6 +79,7 @@ from guard.safety import (
     PromptScreen,
     appeared_faces,
     drift_facts,
+    unreadable_faces,
 )
 
 ParamValue = str | float | int | bool
@@ -309,10 +310,11 @@ class Guard:
     def policy(self) -> Policy:
         return self._policies.current()
 
-    def _nsfw_score(self, rgb: RGBImage | None, faces: Sequence[Face]) -> NsfwScore | None:
-        """The NSFW score of an image showing faces (``None``: no faces, or screening off).
-        The classifier loads on first use; if it cannot, the decision is ``unavailable``."""
-        if rgb is None or not faces or self.settings.nsfw_classifier == "none":
+    def _nsfw_score(self, rgb: RGBImage | None) -> NsfwScore | None:
+        """The NSFW score of an image and the faces its detector saw (``None``: no image, or
+        screening off). The classifier loads on first use; if it cannot, the decision is
+        ``unavailable``."""
+        if rgb is None or self.settings.nsfw_classifier == "none":
             return None
         if self._nsfw is None:
             self._nsfw = NudeNetClassifier(self.settings.device)
@@ -530,12 +532,12 @@ class Guard:
                 facts = matcher.facts_for(faces, requester=requester)
                 mentions = self._prompt_screen(blocklist).screen(prompt)
                 prompt_subjects = self._prompt_subjects(prompt, requester)
-            nsfw = self._nsfw_score(decoded.rgb if decoded else None, faces)
+            nsfw = self._nsfw_score(decoded.rgb if decoded else None)
             request_facts = RequestFacts(
                 stage=stage,
                 requester=requester,
                 operation=operation,
-                faces=tuple(facts),
+                faces=_with_unreadable(facts, faces, nsfw),
                 prompt_figures=tuple(m.identity_id for m in mentions),
                 prompt_mentions={m.identity_id: _mention(m) for m in mentions},
                 prompt_subjects=prompt_subjects,
@@ -560,14 +562,14 @@ class Guard:
             threshold = self.settings.drift_threshold(self.face_engine.name)
             drift = drift_facts(gate.faces, checked, output_faces, threshold=threshold)
             appeared = appeared_faces(gate.faces, output_faces, threshold=threshold)
-            nsfw = self._nsfw_score(edited, output_faces)
+            nsfw = self._nsfw_score(edited)
             return decide(
                 gate.policy,
                 RequestFacts(
                     stage="output",
                     requester=request.requester,
                     operation=request.operation,
-                    faces=tuple(facts),
+                    faces=_with_unreadable(facts, output_faces, nsfw),
                     drift=drift,
                     appeared=appeared,
                     nsfw_score=nsfw.score if nsfw else None,
@@ -685,6 +687,19 @@ class Guard:
 
 
 _WEB_FORMATS: dict[str, OutputFormat] = {"JPEG": "jpeg", "WEBP": "webp"}
+
+
+def _with_unreadable(
+    facts: Sequence[FaceFacts], faces: Sequence[Face], nsfw: NsfwScore | None
+) -> tuple[FaceFacts, ...]:
+    """The identified faces' facts, then one unknown, unreadable face for each face the NSFW
+    detector saw that the identity engine did not read (covered or turned away)."""
+    seen = nsfw.face_boxes if nsfw else ()
+    extra = [
+        FaceFacts(len(facts) + offset, box, None, None, (), None, readable=False)
+        for offset, box in enumerate(unreadable_faces(seen, faces))
+    ]
+    return (*facts, *extra)
 
 
 def _mention(match: PromptMatch) -> dict[str, str]:

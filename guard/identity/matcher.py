@@ -49,6 +49,9 @@ class FaceFacts:
     # A public figure the face came close to without matching (within the near-miss margin
     # under the threshold): a signal for usage monitoring, never a reason to deny.
     near_miss_figure_id: str | None = None
+    # False for a face another detector saw that the identity engine could not read (covered,
+    # turned away): no identity can be checked, so it is an unknown face.
+    readable: bool = True
 
     @property
     def kind(self) -> MatchKind:

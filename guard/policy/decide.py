@@ -7,8 +7,9 @@ rule failed; otherwise ``allow_with_conditions`` when the policy or an applied r
 conditions (``watermark_required``, ``visible_label``), else ``allow``; the output decision
 keeps the conditions the input gate set. A face no rule gave a reason for is explained as
 ``unknown_face_allowed`` (unknown faces) or ``allowed_by_policy``, naming the rules it passed.
-Faces in the output that are nobody from the input are reported (``new_face_in_output``); on
-their own they deny nothing.
+Faces in the output that are nobody from the input are reported (``new_face_in_output``), and
+so are faces the identity engine could not read (``unreadable_face``: they count as unknown
+faces); on their own these deny nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def _face_decisions(
                     f"allowed by rules {passed} of policy {policy.id}"
                     if passed
                     else f"no rule of policy {policy.id} restricts this face",
+                    {"face_index": face.face_index},
+                )
+            )
+        if not face.readable:
+            reasons.append(
+                Reason(
+                    ReasonCode.UNREADABLE_FACE,
+                    f"face {face.face_index} is covered or turned away: it was seen but cannot "
+                    "be identified, so it counts as an unknown face",
                     {"face_index": face.face_index},
                 )
             )

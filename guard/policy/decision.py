@@ -44,6 +44,7 @@ class ReasonCode(StrEnum):
     ALLOWED_BY_POLICY = "allowed_by_policy"
     # information: on its own it denies nothing (an unknown or blocked face still does)
     NEW_FACE_IN_OUTPUT = "new_face_in_output"
+    UNREADABLE_FACE = "unreadable_face"
 
 
 DENY_CODES = frozenset(

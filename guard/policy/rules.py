@@ -343,6 +343,17 @@ class FaceKindIs(_Predicate):
         return Outcome(_KIND_OF[context.the_face.kind] in self.face_kind)
 
 
+class FaceReadable(_Predicate):
+    """*(face)* The identity engine could read the face (``false``: another detector saw a
+    face there, covered or turned away, that cannot be identified; its kind is ``unknown``)."""
+
+    about_face: ClassVar[bool] = True
+    face_readable: bool
+
+    def evaluate(self, context: Context) -> Outcome:
+        return Outcome(context.the_face.readable == self.face_readable)
+
+
 class ConsentGranted(_Predicate):
     """The face's enrolled subject granted this requester this operation, and the grant is in
     force now; fails with the most specific reason (``scope_not_granted`` > ``consent_revoked``
@@ -453,6 +464,7 @@ PREDICATES: dict[str, type[_Predicate]] = {
     "nsfw_score_at_least": NsfwScoreAtLeast,
     "identity_held": IdentityHeld,
     "face_kind": FaceKindIs,
+    "face_readable": FaceReadable,
     "consent_granted": ConsentGranted,
     "own_consent": OwnConsent,
     "grant_scopes_include": GrantScopesInclude,
@@ -483,6 +495,7 @@ Expression = Annotated[
     | Annotated[NsfwScoreAtLeast, Tag("nsfw_score_at_least")]
     | Annotated[IdentityHeld, Tag("identity_held")]
     | Annotated[FaceKindIs, Tag("face_kind")]
+    | Annotated[FaceReadable, Tag("face_readable")]
     | Annotated[ConsentGranted, Tag("consent_granted")]
     | Annotated[OwnConsent, Tag("own_consent")]
     | Annotated[GrantScopesInclude, Tag("grant_scopes_include")],

@@ -13,6 +13,7 @@ from guard.safety.prompt import (
     figures_named_in,
     normalise_text,
 )
+from guard.safety.unreadable import unreadable_faces
 from guard.safety.usage import UsageAlert, UsageCounters, UsageMonitor
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "figures_named_in",
     "normalise_text",
     "pair_faces",
+    "unreadable_faces",
 ]

@@ -1,8 +1,12 @@
-"""NSFW screening of inputs and outputs with NudeNet's bundled ONNX detector (offline).
+"""NSFW screening of inputs and outputs with NudeNet's bundled ONNX detector (offline), and the
+faces that detector sees.
 
 The score of an image is the highest confidence of a *sexual* exposure class (exposed genitalia,
 female breast, buttocks or anus); covered body parts, bellies, feet, armpits and faces do not
-count. The policy decides what a score means (the default denies sexual content showing any real
+count. The detector also finds faces (``FACE_FEMALE``, ``FACE_MALE``), covered or turned away
+ones included, which the identity engine misses: they are reported as ``face_boxes`` so that a
+face nobody can identify is an unknown face, not "no face" (:mod:`guard.safety.unreadable`).
+The policy decides what a score means (the default denies sexual content showing any real
 person's face, ``nsfw_real_person``).
 
 NudeNet (``nudenet``, with its ``320n.onnx`` weights) is licensed **AGPL-3.0**: a deployment that
@@ -20,6 +24,7 @@ import numpy as np
 
 from guard.devices import DeviceSetting, onnx_providers
 from guard.errors import Unavailable
+from guard.faces.types import BBox
 from guard.media import RGBImage
 
 SEXUAL_CLASSES = frozenset(
@@ -33,12 +38,20 @@ SEXUAL_CLASSES = frozenset(
 )
 
 
+FACE_CLASSES = frozenset({"FACE_FEMALE", "FACE_MALE"})
+# NudeNet's face confidences here: real faces 0.38–0.75 (t1.jpg, covered faces 0.26–0.67), no
+# face found at all on 18 photos without people (docs/benchmarks.md, red-team section).
+FACE_MIN_SCORE = 0.25
+
+
 @dataclass(frozen=True)
 class NsfwScore:
     score: float
     """Highest confidence of a sexual exposure class in the image, 0 when there is none."""
     labels: tuple[str, ...] = ()
     classifier: str = ""
+    face_boxes: tuple[BBox, ...] = ()
+    """Faces the detector saw (x0, y0, x1, y1), whether or not they can be identified."""
 
 
 class NsfwClassifier(Protocol):
@@ -78,4 +91,15 @@ class NudeNetClassifier:
         sexual = [d for d in detections if d["class"] in SEXUAL_CLASSES]
         top = max((float(d["score"]) for d in sexual), default=0.0)
         labels = tuple(sorted({str(d["class"]) for d in sexual}))
-        return NsfwScore(round(top, 4), labels, self.name)
+        faces = tuple(
+            _box(d["box"], rgb.shape[:2])
+            for d in detections
+            if d["class"] in FACE_CLASSES and float(d["score"]) >= FACE_MIN_SCORE
+        )
+        return NsfwScore(round(top, 4), labels, self.name, faces)
+
+
+def _box(xywh: list[int], shape: tuple[int, ...]) -> BBox:
+    x, y, w, h = (int(v) for v in xywh)
+    height, width = shape[:2]
+    return (max(0, x), max(0, y), min(width, x + w), min(height, y + h))

@@ -193,3 +193,23 @@ def test_a_rule_outside_its_stage_or_when_does_not_apply() -> None:
     decision = decide(DEFAULT, facts(face(subject=True, grants=(grant(),))))
     applied = [r.rule for r in decision.rules]
     assert "identity-held" not in applied and "no-unknown-faces" in applied
+
+
+def test_face_readable_picks_out_faces_nobody_can_identify() -> None:
+    from guard.identity import FaceFacts
+
+    rule = Rule.model_validate(
+        {
+            "id": "no-covered-faces",
+            "applies_to": "each_face",
+            "forbid": {"face_readable": False},
+            "reason": "no_consent",
+            "message": "take the mask off",
+        }
+    )
+    covered = FaceFacts(0, (0, 0, 10, 10), None, None, (), None, readable=False)
+    failed = rule.result(Context(facts(covered), covered))
+    assert failed is not None and not failed.passed
+    assert failed.reasons[0].message == "take the mask off"
+    seen = face()
+    assert rule.result(Context(facts(seen), seen)).passed  # type: ignore[union-attr]
