@@ -11,8 +11,9 @@
    scikit-image) transformed as an attacker would, each checked against a blocklist built from
    the untransformed photos at the configured threshold. Reported per transform: how often the
    figure is identified (true-positive rate), and how often the gate denies it at all (also
-   as an unreadable face: a face NudeNet sees that dlib cannot read). The references are the same photos the attacks start from (the only offline photos of
-   these people), so this measures robustness to the transform, not to a new photo.
+   as an unreadable face: a face NudeNet sees that dlib cannot read). The references are the
+   same photos the attacks start from (the only offline photos of these people), so this
+   measures robustness to the transform, not to a new photo.
 
 Usage: ``python bench/redteam.py [--sections prompts faces]``
 """
