@@ -20,7 +20,7 @@ An expression is a mapping with one key, the predicate's name (see :data:`PREDIC
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -157,7 +157,7 @@ class Not(_Predicate):
         return Outcome(not self.not_.evaluate(context).holds)
 
 
-def _joined(outcomes: Any) -> tuple[Reason, ...]:
+def _joined(outcomes: Iterable[Outcome]) -> tuple[Reason, ...]:
     return tuple(reason for outcome in outcomes for reason in outcome.because)
 
 
