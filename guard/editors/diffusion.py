@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +32,13 @@ import numpy as np
 
 from guard.config import Settings
 from guard.devices import torch_device
+from guard.editors import ProgressCallback
 from guard.editors.face_protection import keep_faces
 from guard.editors.model_identity import ModelIdentity, identify_model, read_model_index
 from guard.errors import ConfigurationError, EditTimedOut, InvalidInput, Unavailable
 from guard.faces import Face
 from guard.media import RGBImage
 
-ProgressCallback = Callable[[int, int], None]
 PROMPT_EDIT = "prompt_edit"
 
 
