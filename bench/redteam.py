@@ -93,7 +93,7 @@ def occlude(rgb: RGBImage, box: tuple[int, int, int, int], rows: tuple[float, fl
 
 def face_transforms(engine: DlibEngine) -> dict[str, Callable[[RGBImage], RGBImage]]:
     def box(rgb: RGBImage) -> tuple[int, int, int, int]:
-        return reference_face(engine.detect_and_embed(rgb)).bbox
+        return reference_face(engine.detect_and_embed(rgb), "the photo").bbox
 
     def crop_face(rgb: RGBImage) -> RGBImage:
         x0, y0, x1, y1 = box(rgb)
@@ -138,7 +138,9 @@ def faces() -> None:
     blocklist = Blocklist.empty(engine.name, engine.dimension)
     for figure_id, rgb in photos.items():
         blocklist.add_figure(
-            figure_id, figure_id, [reference_face(engine.detect_and_embed(rgb)).embedding]
+            figure_id,
+            figure_id,
+            [reference_face(engine.detect_and_embed(rgb), figure_id).embedding],
         )
     nudenet = NudeNetClassifier("cpu")
     print(f"\nface gate: dlib, blocklist threshold {threshold} (cosine), and NudeNet's face net\n")

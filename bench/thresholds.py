@@ -45,7 +45,7 @@ def identities(
         rgb = sample_rgb(name)  # type: ignore[arg-type]
         faces = engine.detect_and_embed(transform(rgb) if transform else rgb)
         if faces:
-            found[name] = reference_face(faces).embedding
+            found[name] = reference_face(faces, name).embedding
         else:
             missed += 1
     t1 = sample_rgb("t1")

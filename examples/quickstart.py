@@ -26,10 +26,10 @@ def main(data_dir: Path) -> None:
     initialise(settings, guard.face_engine)  # the same as `guard init`
 
     # Block a public figure: one reference photo is enough to start.
-    blocklist = guard.blocklists.current()
     [hanks] = guard.faces_in(sample_bytes("tom_hanks"))
-    blocklist.add_figure("tom-hanks", "Tom Hanks", [hanks.embedding])
-    guard.blocklists.save(blocklist)
+    guard.blocklists.update(
+        lambda blocklist: blocklist.add_figure("tom-hanks", "Tom Hanks", [hanks.embedding])
+    )
 
     # Enroll a person (the woman on the left of the group photo) and record her consent.
     t1 = sample_rgb("t1")

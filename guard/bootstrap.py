@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard.audit.checkpoint import AUDIT_KEY_NAME, PRIVATE_KEY_FILE, create_checkpoint_key
+from guard.audit import AUDIT_KEY_NAME, PRIVATE_KEY_FILE, create_checkpoint_key
 from guard.config import Settings
 from guard.db import current_revision, upgrade_to_head
 from guard.faces import FaceEngine
 from guard.identity import Blocklist, BlocklistStore
-from guard.keys import create_dev_keys
 from guard.provenance import DevSigningFiles, create_dev_signing_identity
+from guard.secrets import create_dev_keys
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def initialise(settings: Settings, engine: FaceEngine) -> InitReport:
     store = BlocklistStore(settings.blocklist_path)
     created = not store.exists()
     if created:
-        store.save(Blocklist.empty(engine.name, engine.dimension))
+        store.replace(Blocklist.empty(engine.name, engine.dimension))
     from guard.db import create_db_engine
 
     safe_url = create_db_engine(settings.database_url).url.render_as_string(hide_password=True)

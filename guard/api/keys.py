@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from guard.db import Base, Database, UTCDateTime
 from guard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from guard.identity import in_tenant
 
 TOKEN_PREFIX = "lg_"
 TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -69,7 +70,7 @@ class ApiKey:
 
     def owns(self, requester: str) -> bool:
         """Whether ``requester`` (a grantee id) lies in this key's tenant."""
-        return requester == self.tenant or requester.startswith(self.tenant + "/")
+        return in_tenant(requester, self.tenant)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class ApiKeyStore:
         except ValueError as exc:
             raise InvalidInput(f"role must be one of {[r.value for r in Role]}") from exc
         requester = requester or tenant
-        if not (requester == tenant or requester.startswith(tenant + "/")):
+        if not in_tenant(requester, tenant):
             raise InvalidInput(f"requester must be '{tenant}' or start with '{tenant}/'")
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)

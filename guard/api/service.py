@@ -5,21 +5,21 @@ usage monitoring after each decision)."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from guard.api.flags import FlagStore
 from guard.api.keys import ApiKey, ApiKeyStore
 from guard.api.limits import Limits, open_limits
 from guard.api.metrics import ServiceMetrics
-from guard.audit.entries import usage_flag_entry
+from guard.audit import usage_flag_entry
 from guard.config import Settings
 from guard.errors import RateLimited, Unavailable
-from guard.keys import keyed_hasher
-from guard.pipeline import EditRequest, Guard, Result
+from guard.pipeline import Guard
 from guard.policy import Decision, MonitoringRules
+from guard.requests import EditRequest, Result
 from guard.safety import UsageMonitor
+from guard.secrets import keyed_hasher
 
 log = logging.getLogger("guard.api")
 
@@ -32,7 +32,6 @@ class Service:
     limits: Limits
     keys: ApiKeyStore
     flags: FlagStore
-    blocklist_lock: threading.Lock = field(default_factory=threading.Lock)
     _monitor: UsageMonitor | None = None
 
     @classmethod
@@ -57,7 +56,7 @@ class Service:
 
     def monitoring_rules(self) -> MonitoringRules:
         try:
-            return self.guard.policy().monitoring
+            return self.guard.policies.current().monitoring
         except Unavailable:
             return MonitoringRules()
 

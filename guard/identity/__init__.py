@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from guard.identity.blocklist import (
-    PHOTO_SUFFIXES,
-    Blocklist,
-    BlocklistStore,
+from guard.identity.blocklist import Blocklist, BlocklistStore, FigureCandidate, PublicFigure
+from guard.identity.building import (
     BuildProblem,
-    FigureCandidate,
-    PublicFigure,
     build_from_embeddings,
     build_from_folder,
     reference_face,
 )
-from guard.identity.matcher import FaceFacts, Match, Matcher, MatchKind
-from guard.identity.registry import (
+from guard.identity.matcher import FaceFacts, Match, Matcher, MatchKind, PromptSubject
+from guard.identity.records import (
     ConsentGrant,
-    ConsentRegistry,
     Erasure,
     GrantStatus,
     RegistryChange,
     Subject,
     SubjectCandidate,
-    tenant_of,
 )
+from guard.identity.registry import ConsentRegistry
+from guard.identity.tenancy import in_tenant, tenant_of
 
 __all__ = [
-    "PHOTO_SUFFIXES",
     "Blocklist",
     "BlocklistStore",
     "BuildProblem",
@@ -39,12 +34,14 @@ __all__ = [
     "Match",
     "MatchKind",
     "Matcher",
+    "PromptSubject",
     "PublicFigure",
     "RegistryChange",
     "Subject",
     "SubjectCandidate",
     "build_from_embeddings",
     "build_from_folder",
+    "in_tenant",
     "reference_face",
     "tenant_of",
 ]

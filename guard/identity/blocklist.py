@@ -11,35 +11,38 @@ rename), so a reader sees either the old or the new blocklist, never a mix. Ever
 both checksums; a missing or corrupt blocklist raises :class:`~guard.errors.Unavailable`, which
 makes every check deny with reason ``unavailable``.
 
-    >>> store = BlocklistStore(Path("var/blocklist"))                      # doctest: +SKIP
-    >>> blocklist = store.load()                                          # doctest: +SKIP
-    >>> blocklist.add_figure("tom-hanks", "Tom Hanks", [face.embedding])  # doctest: +SKIP
-    >>> store.save(blocklist)                                             # doctest: +SKIP
+Every change goes through :meth:`BlocklistStore.update` (writers take turns, across processes
+too, so no change is lost) or :meth:`BlocklistStore.replace` (a rebuild).
+
+    >>> store = BlocklistStore(Path("var/blocklist"))               # doctest: +SKIP
+    >>> store.update(lambda b: b.add_figure("tom-hanks", "Tom Hanks", [vector]))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
-from guard.faces import Face, FaceEngine, l2_normalise
+from guard.faces import l2_normalise
 from guard.identity.vector_index import VectorIndex, best_per_owner
-from guard.media import decode_image
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+WRITE_LOCK = ".write.lock"
+T = TypeVar("T")
 FIGURE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 SEARCH_DEPTH = 16
 
@@ -161,6 +164,7 @@ class BlocklistStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._cached: Blocklist | None = None
         self._cached_stamp: tuple[tuple[str, int, int, int], ...] | None = None
 
@@ -243,10 +247,42 @@ class BlocklistStore:
             generation=int(manifest["generation"]),
         )
 
-    def save(self, blocklist: Blocklist) -> Path:
-        """Write a new generation and switch the manifest to it atomically."""
+    def update(self, change: Callable[[Blocklist], T]) -> T:
+        """Apply ``change`` to a fresh copy of the current generation and save the result as
+        the next one; returns what ``change`` returned. Writers take turns (a lock file in the
+        blocklist folder, so processes too), each starting from what the last one saved: no
+        change is lost. A generation that moved on under the lock (a writer that does not take
+        it, a copied folder) is a :class:`Conflict`, and nothing is written."""
+        with self._writing():
+            blocklist = self.load()
+            result = change(blocklist)
+            self._write(blocklist, expected=blocklist.generation)
+            return result
+
+    def replace(self, blocklist: Blocklist) -> int:
+        """Save a whole new blocklist (a rebuild) as the next generation; returns it."""
+        with self._writing():
+            return self._write(blocklist, expected=self._disk_generation())
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        generation = max(blocklist.generation, self._disk_generation()) + 1
+        with self._write_lock, (self.directory / WRITE_LOCK).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write(self, blocklist: Blocklist, *, expected: int) -> int:
+        """Write generation ``expected + 1`` and switch the manifest to it atomically."""
+        on_disk = self._disk_generation()
+        if on_disk != expected:
+            raise Conflict(
+                f"the blocklist changed while this change was made (generation {expected} "
+                f"became {on_disk}); nothing was saved: apply the change again"
+            )
+        generation = expected + 1
         index_bytes = blocklist.index.to_bytes()
         sidecar: dict[str, Any] = {
             "next_vector_id": blocklist.next_vector_id,
@@ -280,7 +316,7 @@ class BlocklistStore:
         _write_atomic(self.manifest_path, json.dumps(manifest, indent=1).encode())
         blocklist.generation = generation
         self._remove_old_generations(keep={index_file, figures_file})
-        return self.manifest_path
+        return generation
 
     def _disk_generation(self) -> int:
         try:
@@ -292,97 +328,3 @@ class BlocklistStore:
         for path in self.directory.glob("*-*.*"):
             if path.name not in keep and path.name.startswith(("index-", "figures-")):
                 path.unlink(missing_ok=True)
-
-
-def reference_face(faces: Sequence[Face]) -> Face:
-    """The face a reference photo is of: the most confident detection (not the largest: a
-    weak false detection found in a turned view can have the larger box)."""
-    return max(faces, key=lambda face: face.score)
-
-
-@dataclass(frozen=True)
-class BuildProblem:
-    """A photo or figure the build skipped or resolved, and why."""
-
-    figure_id: str
-    photo: str
-    message: str
-
-
-def _figure_metadata(folder: Path) -> tuple[str, list[str]]:
-    meta_path = folder / "figure.json"
-    if not meta_path.is_file():
-        return folder.name.replace("-", " ").replace("_", " ").title(), []
-    try:
-        meta = json.loads(meta_path.read_text())
-        return str(meta.get("name") or folder.name), [str(a) for a in meta.get("aliases", [])]
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{meta_path} is not valid JSON: {exc}") from exc
-
-
-def build_from_folder(
-    root: Path,
-    engine: FaceEngine,
-    *,
-    on_photo: Callable[[str, Path], None] | None = None,
-) -> tuple[Blocklist, list[BuildProblem]]:
-    """Build a blocklist from ``<root>/<figure-id>/*.jpg`` (plus an optional ``figure.json``
-    with ``name`` and ``aliases``). Each photo contributes its most confident face; photos without a
-    face are reported, not fatal. ``on_photo`` is called once per photo (progress)."""
-    if not root.is_dir():
-        raise InvalidInput(f"{root} is not a folder of <figure-id>/<photo> files")
-    blocklist = Blocklist.empty(engine.name, engine.dimension)
-    problems: list[BuildProblem] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        name, aliases = _figure_metadata(folder)
-        embeddings = []
-        for photo in sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
-            if on_photo is not None:
-                on_photo(folder.name, photo)
-            try:
-                faces = engine.detect_and_embed(decode_image(photo.read_bytes()).rgb)
-            except InvalidInput as exc:
-                problems.append(BuildProblem(folder.name, photo.name, exc.message))
-                continue
-            if not faces:
-                problems.append(BuildProblem(folder.name, photo.name, "no face found; skipped"))
-                continue
-            if len(faces) > 1:
-                problems.append(
-                    BuildProblem(
-                        folder.name, photo.name, f"{len(faces)} faces; used the most confident"
-                    )
-                )
-            embeddings.append(reference_face(faces).embedding)
-        if not embeddings:
-            problems.append(BuildProblem(folder.name, "", "no usable photo; figure not added"))
-            continue
-        blocklist.add_figure(folder.name, name, embeddings, aliases=aliases)
-    return blocklist, problems
-
-
-def build_from_embeddings(path: Path, *, engine_name: str) -> Blocklist:
-    """Build from an ``.npz`` with ``figure_ids`` (n,), ``embeddings`` (n, d), optional ``names``
-    (n,) and ``engine`` (which must match the running engine: vectors of two engines do not mix)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            figure_ids = [str(x) for x in data["figure_ids"]]
-            embeddings = np.asarray(data["embeddings"], dtype=np.float32)
-            names = [str(x) for x in data["names"]] if "names" in data else figure_ids
-            file_engine = str(data["engine"]) if "engine" in data else engine_name
-    except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInput(f"{path} is not a blocklist embeddings file: {exc}") from exc
-    if file_engine != engine_name:
-        raise Conflict(
-            f"{path} holds {file_engine} embeddings; the running engine is {engine_name}"
-        )
-    if embeddings.ndim != 2 or len(embeddings) != len(figure_ids) or len(names) != len(figure_ids):
-        raise InvalidInput(f"{path}: figure_ids, names and embeddings must have the same length")
-    blocklist = Blocklist.empty(engine_name, int(embeddings.shape[1]))
-    grouped: dict[str, list[np.ndarray]] = {}
-    for figure_id, vector in zip(figure_ids, embeddings, strict=True):
-        grouped.setdefault(figure_id, []).append(vector)
-    first_name = dict(zip(figure_ids, names, strict=True))
-    for figure_id, vectors in grouped.items():
-        blocklist.add_figure(figure_id, first_name[figure_id], vectors)
-    return blocklist

@@ -7,15 +7,15 @@ Thresholds are cosine similarities per engine and per list (``GUARD_DLIB_REGISTR
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from guard.errors import Unavailable
-from guard.faces import Face, FaceEngine
-from guard.faces.types import BBox
+from guard.faces import BBox, Face, FaceEngine
 from guard.identity.blocklist import Blocklist
-from guard.identity.registry import ConsentGrant, ConsentRegistry
+from guard.identity.records import ConsentGrant
+from guard.identity.registry import ConsentRegistry
 
 
 class MatchKind(StrEnum):
@@ -60,6 +60,17 @@ class FaceFacts:
         if self.subject is not None:
             return MatchKind.CONSENTED_SUBJECT
         return MatchKind.UNKNOWN
+
+
+@dataclass(frozen=True)
+class PromptSubject:
+    """An enrolled subject of the requester's tenant named in the prompt, with the subject's
+    grants to this requester and how the prompt named them (``mention``: screening rule, span,
+    matched text)."""
+
+    subject_id: str
+    grants: tuple[ConsentGrant, ...]
+    mention: Mapping[str, str]
 
 
 class Matcher:
@@ -123,6 +134,20 @@ class Matcher:
                 )
             )
         return facts
+
+    def prompt_subjects(
+        self, named: Iterable[tuple[str, Mapping[str, str]]], *, requester: str
+    ) -> tuple[PromptSubject, ...]:
+        """The subjects a prompt names (``(subject_id, mention)``), with their grants to
+        ``requester``."""
+        return tuple(
+            PromptSubject(
+                subject_id,
+                tuple(self._registry.list_grants(subject_id=subject_id, grantee=requester)),
+                mention,
+            )
+            for subject_id, mention in named
+        )
 
 
 def _best(

@@ -14,14 +14,11 @@ in sync with one database.
 from __future__ import annotations
 
 import secrets
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from guard.db import Database
@@ -31,79 +28,23 @@ from guard.identity.models import (
     ConsentGrantRow,
     ErasureRow,
     FaceTemplateRow,
-    RegistryStateRow,
     SubjectRow,
 )
-from guard.identity.vector_index import VectorIndex, best_per_owner
-from guard.keys import KeyedHasher, TemplateCipher
-
-SEARCH_DEPTH = 16
-
-
-def tenant_of(requester: str) -> str:
-    """The tenant part of a requester id (``tenant/app``); the whole id when it has none."""
-    return requester.split("/", 1)[0]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from guard.identity.records import (
+    ChangeHook,
+    ConsentGrant,
+    Erasure,
+    RegistryChange,
+    Subject,
+    SubjectCandidate,
+    utc_now,
+)
+from guard.identity.template_index import TemplateIndex
+from guard.secrets import KeyedHasher, TemplateCipher
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
-
-
-class GrantStatus(StrEnum):
-    ACTIVE = "active"
-    NOT_YET_VALID = "not_yet_valid"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-
-
-@dataclass(frozen=True)
-class Subject:
-    id: str
-    tenant: str
-    display_name: str | None
-    public_figure_id: str | None
-    created_at: datetime
-    template_count: int
-
-
-@dataclass(frozen=True)
-class ConsentGrant:
-    id: str
-    subject_id: str
-    grantee: str
-    scopes: tuple[str, ...]
-    not_before: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    evidence_sha256: str
-    created_at: datetime
-
-    def status_at(self, now: datetime) -> GrantStatus:
-        """Revocation wins over everything; then the validity window."""
-        if self.revoked_at is not None and self.revoked_at <= now:
-            return GrantStatus.REVOKED
-        if now < self.not_before:
-            return GrantStatus.NOT_YET_VALID
-        if self.expires_at is not None and now >= self.expires_at:
-            return GrantStatus.EXPIRED
-        return GrantStatus.ACTIVE
-
-
-@dataclass(frozen=True)
-class SubjectCandidate:
-    subject_id: str
-    similarity: float
-
-
-@dataclass(frozen=True)
-class Erasure:
-    subject_ref: str
-    templates_removed: int
-    grants_removed: int
 
 
 def _grant(row: ConsentGrantRow) -> ConsentGrant:
@@ -127,27 +68,6 @@ def _validate_sha256(value: str) -> str:
     return lowered
 
 
-@dataclass(frozen=True)
-class RegistryChange:
-    """What changed, for the audit trail (raw ids: the hook turns them into keyed hashes).
-
-    ``kind``: subject_created, templates_enrolled, consent_granted, consent_revoked or
-    subject_erased."""
-
-    kind: str
-    tenant: str
-    subject_id: str
-    grant_id: str | None = None
-    grantee: str | None = None
-    scopes: tuple[str, ...] = ()
-    evidence_sha256: str | None = None
-    count: int | None = None
-
-
-ChangeHook = Callable[[Session, RegistryChange], None]
-"""Called inside the transaction that makes a change: if it raises, the change is rolled back."""
-
-
 class ConsentRegistry:
     """Subjects, templates and grants in the database; matching through a synced FAISS index."""
 
@@ -167,10 +87,7 @@ class ConsentRegistry:
         self._hasher = hasher
         self.engine_name = engine_name
         self.dimension = dimension
-        self._index = VectorIndex(dimension)
-        self._template_subject: dict[int, str] = {}
-        self._index_version: int | None = None
-        self._lock = threading.Lock()
+        self._templates = TemplateIndex(db, cipher, engine_name=engine_name, dimension=dimension)
 
     # subjects ------------------------------------------------------------------------------
 
@@ -200,6 +117,11 @@ class ConsentRegistry:
     def _changed(self, session: Session, change: RegistryChange) -> None:
         if self._on_change is not None:
             self._on_change(session, change)
+
+    def subject_ref(self, subject_id: str) -> str:
+        """The keyed reference the audit log knows ``subject_id`` by: a subject access request
+        looks its entries up with it (``guard audit subject``)."""
+        return self._hasher.ref("subject", subject_id)
 
     def get_subject(self, subject_id: str) -> Subject:
         with self._db.transaction() as session:
@@ -264,38 +186,29 @@ class ConsentRegistry:
                     f"{self.engine_name!r} templates"
                 )
         now = utc_now()
-        with self._lock:
-            with self._db.transaction() as session:
-                subject = session.get(SubjectRow, subject_id)
-                if subject is None:
-                    raise NotFound(f"no subject {subject_id}")
-                rows = [
-                    FaceTemplateRow(
-                        subject_id=subject_id,
-                        engine=self.engine_name,
-                        dimension=self.dimension,
-                        embedding_ciphertext=self._cipher.encrypt(face.embedding.tobytes()),
-                        created_at=now,
-                    )
-                    for face in faces
-                ]
-                session.add_all(rows)
-                session.flush()
-                ids = [row.id for row in rows]
-                old, new = self._bump_version(session)
-                self._changed(
-                    session,
-                    RegistryChange(
-                        "templates_enrolled", subject.tenant, subject_id, count=len(ids)
-                    ),
+        with self._templates.change() as change, self._db.transaction() as session:
+            subject = session.get(SubjectRow, subject_id)
+            if subject is None:
+                raise NotFound(f"no subject {subject_id}")
+            rows = [
+                FaceTemplateRow(
+                    subject_id=subject_id,
+                    engine=self.engine_name,
+                    dimension=self.dimension,
+                    embedding_ciphertext=self._cipher.encrypt(face.embedding.tobytes()),
+                    created_at=now,
                 )
-            # Committed: apply the same change to this process's index if it was current.
-            if self._index_version == old:
-                self._index.add(
-                    np.array(ids, dtype=np.int64), np.stack([f.embedding for f in faces])
-                )
-                self._template_subject.update(dict.fromkeys(ids, subject_id))
-                self._index_version = new
+                for face in faces
+            ]
+            session.add_all(rows)
+            session.flush()
+            ids = [row.id for row in rows]
+            change.bump(session)
+            change.add(ids, [face.embedding for face in faces], subject_id)
+            self._changed(
+                session,
+                RegistryChange("templates_enrolled", subject.tenant, subject_id, count=len(ids)),
+            )
         return ids
 
     def template_ids(self, subject_id: str) -> list[int]:
@@ -309,64 +222,12 @@ class ConsentRegistry:
             )
 
     def indexed_template_ids(self) -> set[int]:
-        """Template ids in this process's FAISS index (after syncing with the database)."""
-        with self._lock:
-            self._sync_index()
-            return {int(i) for i in self._index.ids()}
+        """Template ids in this process's index (after syncing with the database)."""
+        return self._templates.ids()
 
     def match(self, embeddings: Iterable[np.ndarray]) -> list[list[SubjectCandidate]]:
         """For each embedding, the enrolled subjects most similar to it, best first."""
-        queries = [np.asarray(e, dtype=np.float32) for e in embeddings]
-        with self._lock:
-            self._sync_index()
-            if not queries:
-                return []
-            results = self._index.search(np.stack(queries), SEARCH_DEPTH)
-            mapping = dict(self._template_subject)
-        return [
-            [SubjectCandidate(s, sim) for s, sim in best_per_owner(hits, mapping)]
-            for hits in results
-        ]
-
-    def _bump_version(self, session: Session) -> tuple[int, int]:
-        row = session.execute(
-            select(RegistryStateRow).where(RegistryStateRow.id == 1).with_for_update()
-        ).scalar_one()
-        old = int(row.version)
-        session.execute(
-            update(RegistryStateRow).where(RegistryStateRow.id == 1).values(version=old + 1)
-        )
-        return old, old + 1
-
-    def _sync_index(self) -> None:
-        """Rebuild the in-memory index when another change (any process) moved the version."""
-        with self._db.transaction() as session:
-            version = int(
-                session.execute(
-                    select(RegistryStateRow.version).where(RegistryStateRow.id == 1)
-                ).scalar_one()
-            )
-            if version == self._index_version:
-                return
-            rows = session.execute(
-                select(
-                    FaceTemplateRow.id,
-                    FaceTemplateRow.subject_id,
-                    FaceTemplateRow.embedding_ciphertext,
-                ).where(FaceTemplateRow.engine == self.engine_name)
-            ).all()
-        index = VectorIndex(self.dimension)
-        if rows:
-            vectors = np.stack(
-                [
-                    np.frombuffer(self._cipher.decrypt(r.embedding_ciphertext), np.float32)
-                    for r in rows
-                ]
-            )
-            index.add(np.array([r.id for r in rows], dtype=np.int64), vectors)
-        self._index = index
-        self._template_subject = {int(r.id): r.subject_id for r in rows}
-        self._index_version = version
+        return self._templates.match([np.asarray(e, dtype=np.float32) for e in embeddings])
 
     # grants --------------------------------------------------------------------------------
 
@@ -459,37 +320,30 @@ class ConsentRegistry:
     def erase(self, subject_id: str) -> Erasure:
         """Delete the subject, their templates (DB and index) and grants; keep a keyed-hash
         record of the erasure for the audit trail."""
-        with self._lock:
-            with self._db.transaction() as session:
-                subject = session.get(SubjectRow, subject_id)
-                if subject is None:
-                    raise NotFound(f"no subject {subject_id}")
-                template_ids = list(
-                    session.scalars(
-                        select(FaceTemplateRow.id).where(FaceTemplateRow.subject_id == subject_id)
-                    )
+        with self._templates.change() as change, self._db.transaction() as session:
+            subject = session.get(SubjectRow, subject_id)
+            if subject is None:
+                raise NotFound(f"no subject {subject_id}")
+            template_ids = list(
+                session.scalars(
+                    select(FaceTemplateRow.id).where(FaceTemplateRow.subject_id == subject_id)
                 )
-                session.execute(
-                    delete(FaceTemplateRow).where(FaceTemplateRow.subject_id == subject_id)
-                )
-                grants = session.execute(
-                    delete(ConsentGrantRow).where(ConsentGrantRow.subject_id == subject_id)
-                )
-                subject_ref = self._hasher.ref("subject", subject_id)
-                session.add(
-                    ErasureRow(subject_ref=subject_ref, tenant=subject.tenant, erased_at=utc_now())
-                )
-                session.delete(subject)
-                old, new = self._bump_version(session)
-                change = RegistryChange(
-                    "subject_erased", subject.tenant, subject_id, count=len(template_ids)
-                )
-                self._changed(session, change)
-            if self._index_version == old:
-                self._index.remove(np.array(template_ids, dtype=np.int64))
-                for template_id in template_ids:
-                    self._template_subject.pop(template_id, None)
-                self._index_version = new
+            )
+            session.execute(delete(FaceTemplateRow).where(FaceTemplateRow.subject_id == subject_id))
+            grants = session.execute(
+                delete(ConsentGrantRow).where(ConsentGrantRow.subject_id == subject_id)
+            )
+            subject_ref = self.subject_ref(subject_id)
+            session.add(
+                ErasureRow(subject_ref=subject_ref, tenant=subject.tenant, erased_at=utc_now())
+            )
+            session.delete(subject)
+            change.bump(session)
+            change.remove(template_ids)
+            change_record = RegistryChange(
+                "subject_erased", subject.tenant, subject_id, count=len(template_ids)
+            )
+            self._changed(session, change_record)
         return Erasure(
             subject_ref=subject_ref,
             templates_removed=len(template_ids),

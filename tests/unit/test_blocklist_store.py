@@ -31,7 +31,7 @@ def sample_blocklist() -> tuple[Blocklist, np.ndarray]:
 def test_round_trip_and_match(tmp_path: Path) -> None:
     blocklist, vectors = sample_blocklist()
     store = BlocklistStore(tmp_path)
-    store.save(blocklist)
+    store.replace(blocklist)
     loaded = store.load()
     assert [f.id for f in loaded.list_figures()] == ["alpha", "beta"]
     assert loaded.figures["alpha"].aliases == ("A1",)
@@ -69,19 +69,19 @@ def test_wrong_dimension_rejected() -> None:
 def test_save_switches_generations_and_cleans_old_files(tmp_path: Path) -> None:
     blocklist, _ = sample_blocklist()
     store = BlocklistStore(tmp_path)
-    store.save(blocklist)
-    store.save(blocklist)
+    store.replace(blocklist)
+    store.replace(blocklist)
     manifest = json.loads(store.manifest_path.read_text())
     assert manifest["generation"] == 2
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["figures-2.json", "index-2.faiss", "manifest.json"]
+    assert names == [".write.lock", "figures-2.json", "index-2.faiss", "manifest.json"]
 
 
 @pytest.mark.parametrize("target", ["index_file", "figures_file"])
 def test_flipped_byte_fails_closed(tmp_path: Path, target: str) -> None:
     blocklist, _ = sample_blocklist()
     store = BlocklistStore(tmp_path)
-    store.save(blocklist)
+    store.replace(blocklist)
     assert len(store.current()) == 2
     path = tmp_path / json.loads(store.manifest_path.read_text())[target]
     data = bytearray(path.read_bytes())
@@ -97,7 +97,7 @@ def test_flipped_byte_fails_closed(tmp_path: Path, target: str) -> None:
 def test_damaged_store_is_unavailable(tmp_path: Path, damage: str) -> None:
     blocklist, _ = sample_blocklist()
     store = BlocklistStore(tmp_path)
-    store.save(blocklist)
+    store.replace(blocklist)
     manifest = json.loads(store.manifest_path.read_text())
     if damage == "delete_index":
         (tmp_path / manifest["index_file"]).unlink()
@@ -116,7 +116,7 @@ def test_consistent_checksums_over_garbage_index_still_fail_closed(tmp_path: Pat
 
     blocklist, _ = sample_blocklist()
     store = BlocklistStore(tmp_path)
-    store.save(blocklist)
+    store.replace(blocklist)
     manifest = json.loads(store.manifest_path.read_text())
     garbage = b"not a faiss index"
     (tmp_path / manifest["index_file"]).write_bytes(garbage)
@@ -129,10 +129,10 @@ def test_consistent_checksums_over_garbage_index_still_fail_closed(tmp_path: Pat
 def test_reload_when_another_writer_saves(tmp_path: Path) -> None:
     blocklist, _ = sample_blocklist()
     reader, writer = BlocklistStore(tmp_path), BlocklistStore(tmp_path)
-    writer.save(blocklist)
+    writer.replace(blocklist)
     assert len(reader.current()) == 2
     blocklist.remove_figure("beta")
-    writer.save(blocklist)
+    writer.replace(blocklist)
     assert len(reader.current()) == 1
 
 
@@ -167,3 +167,57 @@ def test_vector_index_ids_and_removal() -> None:
     assert index.search(unit(1), 5)[0][0].id in (10, 30)
     with pytest.raises(ValueError):
         VectorIndex.from_bytes(index.to_bytes(), 64)
+
+
+def test_update_changes_a_fresh_copy_and_saves_the_next_generation(tmp_path: Path) -> None:
+    blocklist, _ = sample_blocklist()
+    store = BlocklistStore(tmp_path)
+    store.replace(blocklist)
+    shared = store.current()
+    added = store.update(lambda b: b.add_figure("gamma", "Gamma Three", list(unit(1))))
+    assert added.id == "gamma"
+    assert len(shared) == 2, "readers' cached copy is never changed in place"
+    assert [f.id for f in store.current().list_figures()] == ["alpha", "beta", "gamma"]
+    assert json.loads(store.manifest_path.read_text())["generation"] == 2
+
+
+def test_concurrent_updates_lose_no_change(tmp_path: Path) -> None:
+    """Two stores (as two workers would hold) adding figures at once: every one lands."""
+    import threading
+
+    BlocklistStore(tmp_path).replace(Blocklist.empty("dlib", 128))
+    stores = [BlocklistStore(tmp_path), BlocklistStore(tmp_path)]
+    vectors = unit(8)
+
+    def add(worker: int) -> None:
+        for i in range(4):
+            figure_id = f"w{worker}-{i}"
+            stores[worker].update(
+                lambda b, f=figure_id, v=vectors[worker * 4 + i]: b.add_figure(f, f, [v])
+            )
+
+    threads = [threading.Thread(target=add, args=(w,)) for w in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(BlocklistStore(tmp_path).current()) == 8
+    assert json.loads((tmp_path / "manifest.json").read_text())["generation"] == 9
+
+
+def test_update_over_a_generation_that_moved_on_is_a_conflict(tmp_path: Path) -> None:
+    """A writer that does not take the lock (a copied folder, an old guard) saves while an
+    update is being made: the update fails and writes nothing."""
+    blocklist, _ = sample_blocklist()
+    store = BlocklistStore(tmp_path)
+    store.replace(blocklist)
+
+    def change_behind_its_back(b: Blocklist) -> None:
+        manifest = json.loads(store.manifest_path.read_text())
+        store.manifest_path.write_text(json.dumps({**manifest, "generation": 7}))
+        b.remove_figure("alpha")
+
+    with pytest.raises(Conflict, match="generation 1 became 7"):
+        store.update(change_behind_its_back)
+    assert json.loads(store.manifest_path.read_text())["generation"] == 7
+    assert "alpha" in store.load().figures

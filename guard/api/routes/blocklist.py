@@ -23,7 +23,7 @@ from guard.api.schemas import BlocklistOut, FigureOut, RebuildOut
 from guard.api.service import Service
 from guard.api.uploads import image_bytes
 from guard.api.views import figure_body
-from guard.errors import Conflict, InvalidInput
+from guard.errors import Conflict
 from guard.identity import build_from_folder, reference_face
 
 router = APIRouter(prefix="/v1/blocklist", tags=["blocklist"])
@@ -49,18 +49,15 @@ def get_blocklist(request: Request, _key: Annotated[ApiKey, Depends(require(*REA
 
 def _add(service: Service, figure: FigureIn, photos: list[bytes]) -> Any:
     guard = service.guard
-    embeddings = []
-    for index, data in enumerate(photos):
-        faces = guard.faces_in(data)
-        if not faces:
-            raise InvalidInput(f"photo {index} shows no face")
-        embeddings.append(reference_face(faces).embedding)
-    with service.blocklist_lock:
-        blocklist = guard.blocklists.load()
-        added = blocklist.add_figure(
+    embeddings = [
+        reference_face(guard.faces_in(data), f"photo {index}").embedding
+        for index, data in enumerate(photos)
+    ]
+    added = guard.blocklists.update(
+        lambda blocklist: blocklist.add_figure(
             figure.figure_id, figure.name, embeddings, aliases=figure.aliases
         )
-        guard.blocklists.save(blocklist)
+    )
     return figure_body(added)
 
 
@@ -83,10 +80,7 @@ async def add_figure(
 
 
 def _remove(service: Service, figure_id: str) -> Any:
-    with service.blocklist_lock:
-        blocklist = service.guard.blocklists.load()
-        removed = blocklist.remove_figure(figure_id)
-        service.guard.blocklists.save(blocklist)
+    removed = service.guard.blocklists.update(lambda blocklist: blocklist.remove_figure(figure_id))
     return figure_body(removed)
 
 
@@ -111,8 +105,7 @@ def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_admin)]) -> Any:
             "this deployment has no GUARD_BLOCKLIST_SOURCE_DIR to rebuild the blocklist from"
         )
     blocklist, problems = build_from_folder(source, service.guard.face_engine)
-    with service.blocklist_lock:
-        service.guard.blocklists.save(blocklist)
+    service.guard.blocklists.replace(blocklist)
     return {
         "generation": blocklist.generation,
         "figures": len(blocklist),
