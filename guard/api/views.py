@@ -1,9 +1,8 @@
 """Library objects → response bodies, with each tenant's view of shared facts.
 
-A face matched to a subject enrolled by *another* tenant is shown as an unknown face with no
-consent on record: the decision (deny) is the same, but neither the subject's id nor its
-similarity leaves the tenant that owns it. Near-miss hints are never shown (they would tell a
-prober how close a disguise came to a public figure).
+Decisions are serialised by :meth:`~guard.policy.Decision.to_dict` (one JSON form for every
+interface); here is which subjects a tenant may see in them: a face matched to a subject
+enrolled by *another* tenant is shown as an unknown face with no consent on record.
 """
 
 from __future__ import annotations
@@ -15,10 +14,7 @@ from typing import Any
 from guard.audit import Receipt
 from guard.errors import NotFound
 from guard.identity import ConsentGrant, ConsentRegistry, PublicFigure, Subject
-from guard.policy import Decision, Reason
 from guard.provenance import StampedImage
-
-_HIDDEN_MESSAGE = "no consent on record for this requester"
 
 
 def own_subject(registry: ConsentRegistry, subject_id: str, tenant: str) -> Subject:
@@ -33,62 +29,21 @@ def own_subject(registry: ConsentRegistry, subject_id: str, tenant: str) -> Subj
     raise NotFound(f"no subject {subject_id} in tenant {tenant}")
 
 
-def tenant_visibility(registry: ConsentRegistry, tenant: str) -> Callable[[str], bool]:
-    """``visible(subject_id)``: whether the subject belongs to ``tenant`` (memoised)."""
+def hidden_from(registry: ConsentRegistry, tenant: str) -> Callable[[str], bool]:
+    """``hidden(subject_id)``: whether the subject is not ``tenant``'s (memoised per call).
+    :meth:`Decision.to_dict` shows such a subject as nobody."""
     seen: dict[str, bool] = {}
 
-    def visible(subject_id: str) -> bool:
+    def hidden(subject_id: str) -> bool:
         if subject_id not in seen:
             try:
                 own_subject(registry, subject_id, tenant)
-                seen[subject_id] = True
-            except NotFound:
                 seen[subject_id] = False
+            except NotFound:
+                seen[subject_id] = True
         return seen[subject_id]
 
-    return visible
-
-
-def _hidden(reason: Reason, visible: Callable[[str], bool]) -> bool:
-    subject_id = reason.evidence.get("subject_id")
-    return subject_id is not None and not visible(str(subject_id))
-
-
-def _reason(reason: Reason, visible: Callable[[str], bool]) -> dict[str, Any]:
-    if _hidden(reason, visible):
-        face_index = reason.evidence.get("face_index")
-        return {
-            "code": reason.code.value,
-            "message": _HIDDEN_MESSAGE,
-            "evidence": {} if face_index is None else {"face_index": face_index},
-        }
-    return {"code": reason.code.value, "message": reason.message, "evidence": reason.evidence}
-
-
-def decision_body(decision: Decision, visible: Callable[[str], bool]) -> dict[str, Any]:
-    faces = []
-    for face in decision.faces:
-        hidden = any(_hidden(r, visible) for r in face.reasons)
-        faces.append(
-            {
-                "face_index": face.face_index,
-                "bbox": list(face.bbox),
-                "kind": "unknown" if hidden else face.kind,
-                "verdict": face.verdict.value,
-                "reasons": [_reason(r, visible) for r in face.reasons],
-            }
-        )
-    return {
-        "decision_id": decision.decision_id,
-        "verdict": decision.verdict.value,
-        "stage": decision.stage,
-        "reason_codes": list(decision.reason_codes),
-        "reasons": [_reason(r, visible) for r in decision.reasons],
-        "faces": faces,
-        "policy": {"id": decision.policy_id, "version": decision.policy_version},
-        "conditions": list(decision.conditions),
-        "decided_at": decision.decided_at.isoformat(),
-    }
+    return hidden
 
 
 def receipt_body(receipt: Receipt) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from guard.identity import PromptSubject
 from guard.policy.decide import decide, deny_unavailable
 from guard.policy.decision import (
     DENY_CODES,
@@ -14,6 +15,8 @@ from guard.policy.decision import (
     Verdict,
 )
 from guard.policy.explain import Explanation, RuleExplanation, explain_entry
+from guard.policy.expressions import PREDICATES
+from guard.policy.facts import DriftFact, RequestFacts, Stage
 from guard.policy.model import (
     MonitoringRules,
     Policy,
@@ -23,15 +26,7 @@ from guard.policy.model import (
     policy_problems,
     rule_lines,
 )
-from guard.policy.rules import (
-    KNOWN_CONDITIONS,
-    PREDICATES,
-    DriftFact,
-    PromptSubject,
-    RequestFacts,
-    Rule,
-    Stage,
-)
+from guard.policy.rules import KNOWN_CONDITIONS, Rule
 
 __all__ = [
     "DENY_CODES",

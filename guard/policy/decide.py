@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from guard.identity import MatchKind
 from guard.policy.decision import Decision, FaceDecision, Reason, ReasonCode, Verdict
+from guard.policy.facts import Context, RequestFacts, Stage
 from guard.policy.model import Policy
-from guard.policy.rules import Context, RequestFacts, RuleResult, Stage
+from guard.policy.rules import RuleResult
 
 
 def _evaluate(policy: Policy, facts: RequestFacts) -> list[RuleResult]:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from guard.faces.types import BBox
+from guard.faces import BBox
 
 EvidenceValue = str | int | float | bool | None
+
+
+def _nobody_hidden(_subject_id: str) -> bool:
+    return False
 
 
 class Verdict(StrEnum):
@@ -125,20 +130,53 @@ class Decision:
     def reason_codes(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.code.value for r in self.reasons))
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (enums as strings, datetimes ISO 8601)."""
-        data = asdict(self)
-        data["decided_at"] = self.decided_at.isoformat()
-        data["reason_codes"] = list(self.reason_codes)
-        plain: dict[str, Any] = _plain(data)
-        return plain
+    def to_dict(self, *, hidden: Callable[[str], bool] = _nobody_hidden) -> dict[str, Any]:
+        """The JSON form every interface prints (HTTP bodies, ``--json``, reports).
+
+        ``hidden(subject_id)`` says which subjects the reader may not see (another tenant's):
+        a face matched to one reads as an unknown face with no consent on record, with neither
+        the subject's id nor its similarity. The rules that applied and near-miss hints are
+        left out: they would tell a caller that a face matched someone (the audit log keeps
+        the rules; ``guard policy explain`` shows them)."""
+        faces = []
+        for face in self.faces:
+            masked = any(_names_hidden(r, hidden) for r in face.reasons)
+            faces.append(
+                {
+                    "face_index": face.face_index,
+                    "bbox": list(face.bbox),
+                    "kind": "unknown" if masked else face.kind,
+                    "verdict": face.verdict.value,
+                    "reasons": [_reason(r, hidden) for r in face.reasons],
+                }
+            )
+        return {
+            "decision_id": self.decision_id,
+            "verdict": self.verdict.value,
+            "stage": self.stage,
+            "reason_codes": list(self.reason_codes),
+            "reasons": [_reason(r, hidden) for r in self.reasons],
+            "faces": faces,
+            "policy": {"id": self.policy_id, "version": self.policy_version},
+            "conditions": list(self.conditions),
+            "decided_at": self.decided_at.isoformat(),
+        }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
+_HIDDEN_MESSAGE = "no consent on record for this requester"
+
+
+def _names_hidden(reason: Reason, hidden: Callable[[str], bool]) -> bool:
+    subject_id = reason.evidence.get("subject_id")
+    return subject_id is not None and hidden(str(subject_id))
+
+
+def _reason(reason: Reason, hidden: Callable[[str], bool]) -> dict[str, Any]:
+    if _names_hidden(reason, hidden):
+        face_index = reason.evidence.get("face_index")
+        return {
+            "code": reason.code.value,
+            "message": _HIDDEN_MESSAGE,
+            "evidence": {} if face_index is None else {"face_index": face_index},
+        }
+    return {"code": reason.code.value, "message": reason.message, "evidence": dict(reason.evidence)}

@@ -24,9 +24,9 @@ from guard.api.gateway.extract import extract_request
 from guard.api.keys import ApiKey
 from guard.api.routes.common import COMMON_ERRORS, DENIED, NOT_FOUND, UPLOAD_ERRORS, denial
 from guard.api.schemas import GatewayAllowOut
-from guard.api.views import tenant_visibility
+from guard.api.views import hidden_from
 from guard.errors import PayloadTooLarge
-from guard.pipeline import CheckRequest
+from guard.requests import CheckRequest
 
 router = APIRouter(tags=["gateway"])
 PATH_PREFIX = "/v1/ext_authz"
@@ -68,8 +68,8 @@ async def ext_authz(
     )
     await run_in_threadpool(service.observe, key, decision)
     if not decision.allowed:
-        visible = tenant_visibility(service.guard.registry, key.tenant)
-        return await run_in_threadpool(denial, decision, visible, receipt=receipt.to_dict())
+        hidden = hidden_from(service.guard.registry, key.tenant)
+        return await run_in_threadpool(denial, decision, hidden, receipt=receipt.to_dict())
     # Envoy reads the headers (and ignores the body) of an allowing answer.
     return JSONResponse(
         {

@@ -27,19 +27,9 @@ from guard.api.gateway.extract import extract_request
 from guard.api.problems import guard_error_response, problem
 from guard.api.routes.common import denial
 from guard.errors import GuardError, PayloadTooLarge
-from guard.media import OutputFormat
-from guard.pipeline import CheckRequest, Guard, StampRequest
-
-_FORMATS: dict[str, OutputFormat] = {
-    "image/png": "png",
-    "image/jpeg": "jpeg",
-    "image/webp": "webp",
-}
-
-
-def _everyone(_subject_id: str) -> bool:
-    # In-process, the platform itself is the caller: it may see its own registry's ids.
-    return True
+from guard.media import output_format_of_media_type
+from guard.pipeline import Guard
+from guard.requests import CheckRequest, StampRequest
 
 
 class GuardMiddleware:
@@ -106,7 +96,7 @@ class GuardMiddleware:
             ),
         )
         if not decision.allowed:
-            return denial(decision, _everyone)
+            return denial(decision)  # the platform itself: it sees its own registry
         status, response_headers, content = await self._call_app(scope, receive, body)
         if not 200 <= status < 300:
             return Response(content, status_code=status, headers=dict(response_headers))
@@ -128,11 +118,11 @@ class GuardMiddleware:
                 operation=operation,
                 prompt=asked.prompt,
                 source_image=asked.image,
-                output_format=_FORMATS.get(media_type),
+                output_format=output_format_of_media_type(media_type),
             ),
         )
         if result.image is None or result.provenance is None:
-            return denial(result.decision, _everyone, input_decision_id=decision.decision_id)
+            return denial(result.decision, input_decision_id=decision.decision_id)
         stamped = Response(result.image, status_code=status, media_type=result.provenance.mime_type)
         replaced = {b"content-length", b"content-type", b"etag", b"content-md5"}
         stamped.raw_headers += [

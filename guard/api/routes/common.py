@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse
 
 from guard.api.problems import PROBLEM_MEDIA_TYPE, denial_code, denial_status, problem
 from guard.api.schemas import Problem
-from guard.api.views import decision_body
 from guard.errors import InvalidInput
 from guard.policy import Decision
 
@@ -61,10 +60,12 @@ def parse_json_part(raw: str, model: type[Model], field: str) -> Model:
         raise InvalidInput(f"the '{field}' part is not valid: {problems}") from exc
 
 
-def denial(decision: Decision, visible: Callable[[str], bool], **extensions: Any) -> JSONResponse:
+def denial(
+    decision: Decision, hidden: Callable[[str], bool] | None = None, **extensions: Any
+) -> JSONResponse:
     """A denied decision as a problem (403, or 503 when the guard could not decide), with the
-    tenant's view of the decision in ``decision``."""
-    body = decision_body(decision, visible)
+    caller's view of the decision in ``decision`` (``hidden``: subjects it may not see)."""
+    body = decision.to_dict(hidden=hidden) if hidden else decision.to_dict()
     code = denial_code(decision)
     detail = next((r["message"] for r in body["reasons"] if r["code"] == code), "denied")
     return problem(

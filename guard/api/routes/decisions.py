@@ -37,16 +37,15 @@ from guard.api.schemas import (
 from guard.api.service import Service
 from guard.api.uploads import image_bytes
 from guard.api.views import (
-    decision_body,
+    hidden_from,
     image_body,
     own_subject,
     provenance_body,
     receipt_body,
-    tenant_visibility,
 )
 from guard.audit import Receipt
-from guard.pipeline import CheckRequest, EditRequest, Result, StampRequest
 from guard.policy import Decision
+from guard.requests import CheckRequest, EditRequest, Result, StampRequest
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 _ERRORS: Responses = {**COMMON_ERRORS, **UPLOAD_ERRORS, **DENIED}
@@ -60,18 +59,18 @@ def _release(
 ) -> dict[str, Any] | JSONResponse:
     """The response to an edit or stamp. Runs in the threadpool: the tenant's view of the
     decisions reads the registry."""
-    visible = tenant_visibility(service.guard.registry, key.tenant)
+    hidden = hidden_from(service.guard.registry, key.tenant)
     receipts = [receipt_body(r) for r in result.receipts]
     if result.image is None or result.provenance is None:
         return denial(
             result.decision,
-            visible,
-            input_decision=decision_body(result.input_decision, visible),
+            hidden,
+            input_decision=result.input_decision.to_dict(hidden=hidden),
             receipts=receipts,
         )
     return {
-        "decision": decision_body(result.decision, visible),
-        "input_decision": decision_body(result.input_decision, visible),
+        "decision": result.decision.to_dict(hidden=hidden),
+        "input_decision": result.input_decision.to_dict(hidden=hidden),
         "receipts": receipts,
         "image": image_body(result.provenance),
         "provenance": provenance_body(result.provenance),
@@ -110,10 +109,10 @@ async def create_check(
 def _checked(
     decision: Decision, receipt: Receipt, service: Service, key: ApiKey
 ) -> dict[str, Any] | JSONResponse:
-    visible = tenant_visibility(service.guard.registry, key.tenant)
+    hidden = hidden_from(service.guard.registry, key.tenant)
     if not decision.allowed:
-        return denial(decision, visible, receipt=receipt_body(receipt))
-    return {"decision": decision_body(decision, visible), "receipt": receipt_body(receipt)}
+        return denial(decision, hidden, receipt=receipt_body(receipt))
+    return {"decision": decision.to_dict(hidden=hidden), "receipt": receipt_body(receipt)}
 
 
 @router.post(
