@@ -24,10 +24,39 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from guard.errors import InvalidInput, PayloadTooLarge, UndecodableImage, UnsupportedMedia
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 OutputFormat = Literal["png", "jpeg", "webp"]
 
 RGBImage = NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """One image format the guard reads: the one table every module asks about formats."""
+
+    name: str
+    """Pillow's name (``DecodedImage.source_format``)."""
+    mime_type: str
+    suffixes: tuple[str, ...]
+    output: OutputFormat | None
+    """The format the guard writes it as, where it writes it at all."""
+    carries_manifest: bool
+    """Whether a C2PA manifest can be embedded in it (an edit's parent ingredient)."""
+
+
+FORMATS = (
+    ImageFormat("JPEG", "image/jpeg", (".jpg", ".jpeg"), "jpeg", carries_manifest=True),
+    ImageFormat("PNG", "image/png", (".png",), "png", carries_manifest=True),
+    ImageFormat("WEBP", "image/webp", (".webp",), "webp", carries_manifest=True),
+    ImageFormat("GIF", "image/gif", (".gif",), None, carries_manifest=True),
+    ImageFormat("BMP", "image/bmp", (".bmp",), None, carries_manifest=False),
+    ImageFormat("TIFF", "image/tiff", (".tif", ".tiff"), None, carries_manifest=True),
+)
+_BY_NAME = {f.name: f for f in FORMATS}
+_BY_MIME = {f.mime_type: f for f in FORMATS}
+ACCEPTED_FORMATS = frozenset(_BY_NAME)
+ACCEPTED_MIME_TYPES = frozenset(_BY_MIME)
+# Photo files the guard reads from folders (blocklist builds): the formats it also writes.
+PHOTO_SUFFIXES = frozenset(s for f in FORMATS if f.output for s in f.suffixes)
 
 
 @dataclass(frozen=True)
@@ -148,8 +177,44 @@ def encode_image(rgb: RGBImage, fmt: OutputFormat = "png", *, quality: int = 92)
 
 def output_format_for(path_suffix: str) -> OutputFormat:
     """Map a file suffix (``.jpg``) to an output format, or raise :class:`InvalidInput`."""
-    suffix = path_suffix.lower().lstrip(".")
-    formats: dict[str, OutputFormat] = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
-    if suffix not in formats:
-        raise InvalidInput(f"output format '.{suffix}' is not supported; use .png, .jpg or .webp")
-    return formats[suffix]
+    suffix = "." + path_suffix.lower().lstrip(".")
+    for image_format in FORMATS:
+        if image_format.output is not None and suffix in image_format.suffixes:
+            return image_format.output
+    raise InvalidInput(f"output format '{suffix}' is not supported; use .png, .jpg or .webp")
+
+
+def output_format_of_media_type(mime_type: str) -> OutputFormat | None:
+    """The output format of a MIME type (``image/png`` -> ``png``); None if the guard does not
+    write it."""
+    image_format = _BY_MIME.get(mime_type)
+    return image_format.output if image_format else None
+
+
+def mime_type_of(output_format: OutputFormat) -> str:
+    return next(f.mime_type for f in FORMATS if f.output == output_format)
+
+
+def web_format(source_format: str) -> OutputFormat:
+    """What to write an image received as ``source_format`` as: the same where the guard
+    writes that format, PNG otherwise."""
+    image_format = _BY_NAME.get(source_format)
+    return image_format.output if image_format and image_format.output else "png"
+
+
+def manifest_mime_type(source_format: str) -> str | None:
+    """The MIME type to read or embed a C2PA manifest in ``source_format`` with; None where
+    C2PA cannot carry one."""
+    image_format = _BY_NAME.get(source_format)
+    return image_format.mime_type if image_format and image_format.carries_manifest else None
+
+
+def sniff_mime_type(data: bytes) -> str | None:
+    """The MIME type of a JPEG, PNG or WebP file by its magic bytes (no decoding)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None

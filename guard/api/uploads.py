@@ -16,10 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.api.problems import problem
 from guard.errors import InvalidInput, UnsupportedMedia
-
-IMAGE_MEDIA_TYPES = frozenset(
-    {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"}
-)
+from guard.media import ACCEPTED_MIME_TYPES
 
 
 class _TooLarge(HTTPException):
@@ -81,10 +78,10 @@ class BodySizeLimit:
 async def image_bytes(upload: UploadFile, field: str) -> bytes:
     """The bytes of an image part, or a typed error naming the field."""
     media_type = (upload.content_type or "").split(";")[0].strip().lower()
-    if media_type not in IMAGE_MEDIA_TYPES:
+    if media_type not in ACCEPTED_MIME_TYPES:
         raise UnsupportedMedia(
             f"the '{field}' part is {media_type or 'untyped'}; send one of "
-            f"{', '.join(sorted(IMAGE_MEDIA_TYPES))}"
+            f"{', '.join(sorted(ACCEPTED_MIME_TYPES))}"
         )
     data = await upload.read()
     if not data:

@@ -26,6 +26,7 @@ from typing import Any
 
 import c2pa
 
+from guard._version import __version__
 from guard.policy import Decision
 from guard.provenance.signing import SigningCredentials
 
@@ -36,24 +37,6 @@ EDITED_SOURCE_TYPE = _IPTC + "compositeWithTrainedAlgorithmicMedia"
 GENERATED_SOURCE_TYPE = _IPTC + "trainedAlgorithmicMedia"
 
 
-def sniff_mime_type(data: bytes) -> str | None:
-    """The MIME type of a JPEG, PNG or WebP file by its magic bytes (no decoding)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-MIME_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "TIFF": "image/tiff",
-}
 # Present on every manifest signed by a CA that the reader was not told to trust: not tampering.
 UNTRUSTED_CODE = "signingCredential.untrusted"
 
@@ -110,8 +93,6 @@ class ManifestFacts:
         return data
 
     def definition(self) -> dict[str, Any]:
-        from guard import __version__
-
         agent = {"name": self.software_agent.name, "version": self.software_agent.version}
         if self.parent is not None:
             actions = [

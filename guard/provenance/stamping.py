@@ -4,7 +4,7 @@
     >>> stamped = provenance.stamp(rgb, "jpeg", StampContext(decision, "relight",
     ...                            SoftwareAgent("classic", "0.1.0")))         # doctest: +SKIP
     >>> provenance.verify(stamped.data).outcome                                # doctest: +SKIP
-    <Outcome.VALID: 'valid'>
+    <VerificationOutcome.VALID: 'valid'>
 
 Any failure to sign or store is :class:`~guard.errors.Unavailable`: the caller must then withhold
 the output (the pipeline turns it into a ``deny`` with reason ``unavailable``).
@@ -21,24 +21,24 @@ import c2pa
 from guard.config import Settings
 from guard.db import Database
 from guard.errors import Unavailable
-from guard.keys import KeyedHasher
-from guard.media import DecodedImage, OutputFormat, RGBImage, content_hash, encode_image
+from guard.media import (
+    DecodedImage,
+    OutputFormat,
+    RGBImage,
+    content_hash,
+    encode_image,
+    manifest_mime_type,
+    mime_type_of,
+)
 from guard.policy import Decision
 from guard.provenance.fingerprint import fingerprint
 from guard.provenance.label import add_visible_label
-from guard.provenance.manifest import (
-    MIME_TYPES,
-    Ingredient,
-    ManifestFacts,
-    SoftwareAgent,
-    sign_image,
-)
+from guard.provenance.manifest import Ingredient, ManifestFacts, SoftwareAgent, sign_image
 from guard.provenance.signing import SigningCredentials, signing_credentials
 from guard.provenance.store import ManifestStore, StoredManifest
 from guard.provenance.verify import VerificationReport, verify_image
 from guard.provenance.watermark import TiledWatermarker, Watermarker
-
-_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+from guard.secrets import KeyedHasher
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Provenance:
         if "visible_label" in context.decision.conditions:
             rgb = add_visible_label(rgb)
         marked = self.watermarker.embed(rgb, record_id)
-        mime_type = _MIME[output_format]
+        mime_type = mime_type_of(output_format)
         facts = ManifestFacts(
             title=context.title,
             software_agent=context.software_agent,
@@ -171,7 +171,7 @@ def consent_grant_refs(decision: Decision, hasher: KeyedHasher) -> tuple[str, ..
 
 def parent_ingredient(decoded: DecodedImage, data: bytes) -> Ingredient:
     """The input as a C2PA parent; formats C2PA cannot embed in are carried as PNG."""
-    mime_type = MIME_TYPES.get(decoded.source_format)
+    mime_type = manifest_mime_type(decoded.source_format)
     if mime_type is None:
         return Ingredient(encode_image(decoded.rgb, "png"), "image/png", "input (converted to PNG)")
     return Ingredient(data, mime_type)

@@ -24,20 +24,14 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from guard.errors import InvalidInput
-from guard.media import DecodedImage
+from guard.media import DecodedImage, manifest_mime_type, sniff_mime_type
 from guard.provenance.fingerprint import fingerprint
-from guard.provenance.manifest import (
-    GUARD_ASSERTION,
-    MIME_TYPES,
-    ManifestReading,
-    read_manifest,
-    sniff_mime_type,
-)
+from guard.provenance.manifest import GUARD_ASSERTION, ManifestReading, read_manifest
 from guard.provenance.store import ManifestStore, StoredManifest
 from guard.provenance.watermark import Detection, Watermarker
 
 
-class Outcome(StrEnum):
+class VerificationOutcome(StrEnum):
     VALID = "valid"
     RECOVERED = "recovered"
     TAMPERED = "tampered"
@@ -82,7 +76,7 @@ class RecoveredManifest:
 class VerificationReport:
     """The whole answer; ``to_dict()`` is what ``guard verify --json`` prints."""
 
-    outcome: Outcome
+    outcome: VerificationOutcome
     summary: str
     manifest: ManifestFinding
     watermark: WatermarkFinding | None
@@ -119,40 +113,42 @@ def verify_image(
         manifest = _manifest_finding(reading)
         if manifest.found and manifest.problems:
             return VerificationReport(
-                Outcome.TAMPERED, _tampered(manifest), manifest, None, None, None
+                VerificationOutcome.TAMPERED, _tampered(manifest), manifest, None, None, None
             )
         return VerificationReport(
-            Outcome.ERROR,
+            VerificationOutcome.ERROR,
             f"the file is not a readable image: {exc.message}",
             manifest,
             None,
             None,
             None,
         )
-    mime_type = sniff_mime_type(data) or MIME_TYPES.get(decoded.source_format)
+    mime_type = sniff_mime_type(data) or manifest_mime_type(decoded.source_format)
     reading = _read(data, mime_type, trust_anchors)
     manifest = _manifest_finding(reading)
     detection = watermarker.detect(decoded.rgb)
     watermark = _watermark_finding(detection)
     recovered_row, recovered = _recover(decoded, detection, store, max_fingerprint_distance)
     if manifest.found and manifest.problems and manifest.state == "Invalid":
-        outcome, summary = Outcome.TAMPERED, _tampered(manifest)
+        outcome, summary = VerificationOutcome.TAMPERED, _tampered(manifest)
     elif manifest.from_this_guard:
         trust = "trusted" if manifest.trusted else "valid signature, signer not on your trust list"
-        outcome, summary = Outcome.VALID, f"signed by this guard ({trust})"
+        outcome, summary = VerificationOutcome.VALID, f"signed by this guard ({trust})"
     elif recovered is not None:
         outcome, summary = (
-            Outcome.RECOVERED,
+            VerificationOutcome.RECOVERED,
             f"no usable embedded manifest; the {recovered.via} led to stored manifest "
             f"{recovered.manifest_label}",
         )
     else:
         outcome, summary = (
-            Outcome.NOT_FROM_THIS_GUARD,
+            VerificationOutcome.NOT_FROM_THIS_GUARD,
             "no manifest, watermark or fingerprint of this guard was found",
         )
     decision = (
-        reading.guard_assertion if outcome is Outcome.VALID else _stored_assertion(recovered_row)
+        reading.guard_assertion
+        if outcome is VerificationOutcome.VALID
+        else _stored_assertion(recovered_row)
     )
     return VerificationReport(outcome, summary, manifest, watermark, recovered, decision)
 
