@@ -165,7 +165,7 @@ def load_checkpoint_signer(path: Path, name: str) -> CheckpointSigner:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
         raise Unavailable(
-            f"the audit checkpoint key {path} cannot be read: run `guard keys init`"
+            f"the audit checkpoint key {path} cannot be read: run `guard secrets init`"
         ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise Unavailable(f"the audit checkpoint key {path} is not an Ed25519 key")

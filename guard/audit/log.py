@@ -168,7 +168,7 @@ class AuditLog:
             if self.signer is None and self._key_path is not None and self._key_path.exists():
                 self.signer = load_checkpoint_signer(self._key_path, AUDIT_KEY_NAME)
             if self.signer is None:
-                raise Unavailable("the audit log has no checkpoint key: run `guard keys init`")
+                raise Unavailable("the audit log has no checkpoint key: run `guard secrets init`")
             return self.signer
 
     def append(self, entry: dict[str, Any]) -> Receipt:
@@ -325,4 +325,4 @@ def audit_verifier(settings: Settings) -> CheckpointVerifier:
     try:
         return CheckpointVerifier.from_key_string(path.read_text())
     except OSError as exc:
-        raise Unavailable(f"no audit public key at {path}: run `guard keys init`") from exc
+        raise Unavailable(f"no audit public key at {path}: run `guard secrets init`") from exc

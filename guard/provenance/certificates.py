@@ -1,4 +1,4 @@
-"""``guard keys init``: a local development CA and an ES256 C2PA signing certificate.
+"""``guard secrets init``: a local development CA and an ES256 C2PA signing certificate.
 
 The certificates carry exactly the extensions C2PA validators require of a claim signer
 (``../shared/notes/c2pa.md``): the end-entity certificate is issued by a CA (never self-signed),

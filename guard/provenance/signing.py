@@ -62,7 +62,7 @@ class SigningCredentials:
 
 
 def signing_credentials(settings: Settings) -> SigningCredentials:
-    """The credentials the settings name (default: the dev identity from ``guard keys init``)."""
+    """The credentials the settings name (default: the dev identity from ``guard secrets init``)."""
     chain_path = settings.c2pa_cert_chain or settings.c2pa_keys_dir / CHAIN_FILE
     key_path = settings.c2pa_private_key or settings.c2pa_keys_dir / KEY_FILE
     chain, key = (
@@ -80,6 +80,6 @@ def _read(path: Path, setting: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise Unavailable(
-            f"no C2PA signing credentials at {path}: run `guard keys init` for development "
+            f"no C2PA signing credentials at {path}: run `guard secrets init` for development "
             f"credentials or set {setting}"
         ) from exc

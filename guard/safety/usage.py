@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from guard.keys import KeyedHasher
 from guard.policy import Decision, MonitoringRules
+from guard.secrets import KeyedHasher
 
 
 class UsageCounters(Protocol):

@@ -186,10 +186,10 @@ def test_stamp_and_verify(workdir: Path) -> None:
     assert code == 2 and "cannot read" in output
 
 
-def test_keys_init_creates_the_signing_identity_once(workdir: Path) -> None:
-    code, output = run("keys", "init")
+def test_secrets_init_creates_the_signing_identity_once(workdir: Path) -> None:
+    code, output = run("secrets", "init")
     assert code == 0 and "development C2PA CA" in output and "on no public" in output
-    created = run_json("keys", "init")
+    created = run_json("secrets", "init")
     assert created["keys_created"] == [] and created["signing"]["created"] is False  # type: ignore[index]
     assert (workdir / "var" / "keys" / "c2pa" / "signing-key.pem").stat().st_mode & 0o077 == 0
 
@@ -243,7 +243,7 @@ def test_quickstart_example_runs() -> None:
 
 
 def test_audit_commands(workdir: Path) -> None:
-    from guard.audit.log import open_audit_log
+    from guard.audit import open_audit_log
     from guard.config import Settings
 
     assert run("init")[0] == 0

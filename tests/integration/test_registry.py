@@ -14,7 +14,7 @@ from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
 from guard.faces import Face, l2_normalise
 from guard.identity import ConsentRegistry, GrantStatus
 from guard.identity.models import FaceTemplateRow
-from guard.keys import KeyedHasher, TemplateCipher
+from guard.secrets import KeyedHasher, TemplateCipher
 from tests.conftest import GuardFactory
 
 EVIDENCE = "cd" * 32

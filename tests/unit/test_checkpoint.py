@@ -79,5 +79,5 @@ def test_keys_are_created_once_and_loaded(tmp_path: Path) -> None:
     assert (tmp_path / "checkpoint-key.pem").stat().st_mode & 0o077 == 0
     signer = load_checkpoint_signer(tmp_path / "checkpoint-key.pem", "guard.test")
     assert signer.verifier_key == (tmp_path / PUBLIC_KEY_FILE).read_text().strip()
-    with pytest.raises(Unavailable, match="guard keys init"):
+    with pytest.raises(Unavailable, match="guard secrets init"):
         load_checkpoint_signer(tmp_path / "missing.pem", "guard.test")

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guard.api.limits import LocalLimits
-from guard.keys import KeyedHasher
 from guard.policy import Decision, FaceDecision, MonitoringRules, Reason, ReasonCode, Verdict
 from guard.safety import UsageMonitor
+from guard.secrets import KeyedHasher
 
 
 class FakeClock:

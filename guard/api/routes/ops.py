@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 from guard.api.auth import service_of
 from guard.api.schemas import ReadinessOut
 from guard.api.service import Service
-from guard.audit.checkpoint import AUDIT_KEY_NAME, PRIVATE_KEY_FILE, load_checkpoint_signer
+from guard.audit import AUDIT_KEY_NAME, PRIVATE_KEY_FILE, load_checkpoint_signer
 from guard.errors import GuardError
-from guard.keys import keyed_hasher, template_cipher
+from guard.secrets import keyed_hasher, template_cipher
 
 router = APIRouter(tags=["operations"])
 
@@ -28,7 +28,7 @@ def _checks(service: Service) -> dict[str, Callable[[], object]]:
     guard, settings = service.guard, service.settings
     return {
         "database": guard.db.require_schema,
-        "policy": guard.policy,
+        "policy": guard.policies.current,
         "blocklist": guard.blocklists.current,
         "keys": lambda: (keyed_hasher(settings), template_cipher(settings)),
         "signing_key": guard.provenance.credentials,

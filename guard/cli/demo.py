@@ -15,15 +15,19 @@ import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 
 from guard.bootstrap import initialise
-from guard.cli import print_decision, print_verification
+from guard.cli.common import errors, out
+from guard.cli.render import print_decision, print_verification
 from guard.config import Settings
 from guard.identity import build_from_folder
 from guard.media import decode_image, encode_image
-from guard.pipeline import CheckRequest, EditRequest, Guard
+from guard.pipeline import Guard
+from guard.requests import CheckRequest, EditRequest
 from guard.samples import flip, half, sample_bytes, sample_rgb
 
 REQUESTER = "demo-tenant/photo-app"
@@ -83,7 +87,7 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
 
     photos = _prepare_photos(out_dir)
     blocklist, problems = build_from_folder(photos["figures"], guard.face_engine)
-    guard.blocklists.save(blocklist)
+    guard.blocklists.replace(blocklist)
     console.print(
         f"blocklist: {', '.join(f.name for f in blocklist.list_figures())} "
         f"({len(blocklist.index)} reference faces)"
@@ -159,3 +163,13 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
         f"--role integrator`, then `GUARD_DATA_DIR={data_dir} guard serve` (docs/service.md)"
     )
     guard.close()
+
+
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo writes its files.")] = Path(
+        "demo-out"
+    ),
+) -> None:
+    """Run the end-to-end demo on the photos shipped with insightface and scikit-image."""
+    with errors():
+        run_demo(out_dir, out)
