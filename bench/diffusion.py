@@ -31,12 +31,12 @@ import numpy as np
 # The tiny pipelines are built by the test suite's helper; bench scripts run from bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from guard import EditRequest, Guard
 from guard.bootstrap import initialise
 from guard.config import Settings
 from guard.editors.diffusion import DiffusersEditor
 from guard.faces.dlib_engine import DlibEngine
 from guard.media import encode_image
-from guard.pipeline import EditRequest, Guard
 from guard.samples import sample_rgb
 from tests.diffusion.tiny_pipelines import has_torchvision, save_tiny_pipeline
 

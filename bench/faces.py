@@ -29,9 +29,8 @@ import numpy as np
 from guard.bootstrap import initialise
 from guard.config import Settings
 from guard.devices import configure_faiss_threads
-from guard.faces import l2_normalise
+from guard.faces import Face, l2_normalise
 from guard.faces.dlib_engine import DlibEngine
-from guard.faces.types import Face
 from guard.identity import Blocklist
 from guard.media import decode_image, encode_image
 from guard.pipeline import Guard

@@ -37,13 +37,13 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from guard import CheckRequest, Guard
 from guard.api import ApiKeyStore, Role
 from guard.bootstrap import initialise
 from guard.config import Settings
 from guard.db import Database
 from guard.faces.dlib_engine import DlibEngine
 from guard.media import decode_image, encode_image
-from guard.pipeline import CheckRequest, Guard
 from guard.samples import sample_bytes
 
 GOAL_CHECKS_PER_WORKER = 20.0

@@ -73,13 +73,6 @@ class RateLimited(GuardError):
         self.retry_after = retry_after
 
 
-class PolicyDenied(GuardError):
-    """A decision denied the request (raised only where a caller asked for an exception)."""
-
-    code = "policy_denied"
-    http_status = 403
-
-
 class Unavailable(GuardError):
     """A component the decision depends on cannot be read. Decisions fail closed on this."""
 

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from guard import Guard
 from guard.bootstrap import initialise
 from guard.config import Settings
 from guard.db import normalise_url
 from guard.faces import FaceEngine
 from guard.faces.dlib_engine import DlibEngine
-from guard.pipeline import Guard
 
 # No test may reach a model hub: the diffusers editor's tests load tiny pipelines from disk.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from guard import __version__
+from guard._version import __version__
 from guard.api.gateway import envoy
 from guard.api.metrics import RequestMetricsMiddleware
 from guard.api.problems import install_handlers

@@ -1,8 +1,8 @@
 """Prometheus metrics: requests, decisions by verdict and reason, stage latencies.
 
 One :class:`ServiceMetrics` per app (its own registry, so tests and several apps in one process
-do not collide). It is the pipeline's :class:`~guard.pipeline.DecisionSink` and
-:class:`~guard.pipeline.StageObserver`, and an ASGI middleware for request counts. With several
+do not collide). It is the pipeline's :class:`~guard.requests.DecisionSink` and
+:class:`~guard.requests.StageObserver`, and an ASGI middleware for request counts. With several
 uvicorn workers each worker serves its own figures; set ``PROMETHEUS_MULTIPROC_DIR`` to a fresh
 folder before ``guard serve`` to have ``/metrics`` add up every worker's.
 """
@@ -24,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from guard.pipeline import DecisionEvent
+from guard.requests import DecisionEvent
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -5,11 +5,29 @@ C2SP checkpoint per append, receipts anyone can verify offline. See docs/audit.m
     >>> verifier = CheckpointVerifier.from_key_string(vkey)           # doctest: +SKIP
     >>> verify_receipt(result.receipts[-1], verifier)                 # doctest: +SKIP
     True
+
+The Merkle tree itself (:mod:`guard.audit.merkle`) is this package's own business.
 """
 
 from __future__ import annotations
 
-from guard.audit.checkpoint import Checkpoint, CheckpointSigner, CheckpointVerifier
+from guard.audit.checkpoint import (
+    AUDIT_KEY_NAME,
+    PRIVATE_KEY_FILE,
+    PUBLIC_KEY_FILE,
+    Checkpoint,
+    CheckpointSigner,
+    CheckpointVerifier,
+    create_checkpoint_key,
+    load_checkpoint_signer,
+)
+from guard.audit.entries import (
+    InForceRecorder,
+    decision_entry,
+    registry_entry,
+    release_entry,
+    usage_flag_entry,
+)
 from guard.audit.export import ExportVerification, export_log, verify_export
 from guard.audit.log import (
     AuditLog,
@@ -19,42 +37,28 @@ from guard.audit.log import (
     open_audit_log,
     verify_receipt,
 )
-from guard.audit.merkle import (
-    EMPTY_ROOT,
-    CompactRange,
-    MemoryTree,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    node_hash,
-    root_from_inclusion,
-    root_hash,
-    verify_consistency,
-    verify_inclusion,
-)
 
 __all__ = [
-    "EMPTY_ROOT",
+    "AUDIT_KEY_NAME",
+    "PRIVATE_KEY_FILE",
+    "PUBLIC_KEY_FILE",
     "AuditLog",
     "Checkpoint",
     "CheckpointSigner",
     "CheckpointVerifier",
-    "CompactRange",
     "ExportVerification",
-    "MemoryTree",
+    "InForceRecorder",
     "Receipt",
     "audit_verifier",
     "canonical_json",
-    "consistency_proof",
+    "create_checkpoint_key",
+    "decision_entry",
     "export_log",
-    "inclusion_proof",
-    "leaf_hash",
-    "node_hash",
+    "load_checkpoint_signer",
     "open_audit_log",
-    "root_from_inclusion",
-    "root_hash",
-    "verify_consistency",
+    "registry_entry",
+    "release_entry",
+    "usage_flag_entry",
     "verify_export",
-    "verify_inclusion",
     "verify_receipt",
 ]

@@ -10,12 +10,15 @@ appear as they are. Never embeddings, images, names or raw ids of private people
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from guard.identity import tenant_of
-from guard.keys import KeyedHasher
-from guard.policy import Decision
+from guard.audit.log import AuditLog
+from guard.identity import Blocklist, RegistryChange, tenant_of
+from guard.policy import Decision, Policy
+from guard.secrets import KeyedHasher
 
 ENTRY_VERSION = 1
 
@@ -92,31 +95,20 @@ def release_entry(
     }
 
 
-def registry_entry(
-    kind: str,
-    *,
-    tenant: str,
-    subject_id: str,
-    hasher: KeyedHasher,
-    grant_id: str | None = None,
-    grantee: str | None = None,
-    scopes: tuple[str, ...] = (),
-    evidence_sha256: str | None = None,
-    count: int | None = None,
-) -> dict[str, Any]:
+def registry_entry(change: RegistryChange, hasher: KeyedHasher) -> dict[str, Any]:
     """The entry for a consent-registry change (subject created or erased, templates enrolled,
     consent granted or revoked)."""
     return {
         "v": ENTRY_VERSION,
-        "kind": kind,
+        "kind": change.kind,
         "time": datetime.now(UTC).isoformat(),
-        "tenant": tenant,
-        "subject_refs": [hasher.ref("subject", subject_id)],
-        "grant_refs": [hasher.ref("grant", grant_id)] if grant_id else [],
-        "grantee": hasher.ref("requester", grantee) if grantee else None,
-        "scopes": list(scopes),
-        "evidence_sha256": evidence_sha256,
-        "count": count,
+        "tenant": change.tenant,
+        "subject_refs": [hasher.ref("subject", change.subject_id)],
+        "grant_refs": [hasher.ref("grant", change.grant_id)] if change.grant_id else [],
+        "grantee": hasher.ref("requester", change.grantee) if change.grantee else None,
+        "scopes": list(change.scopes),
+        "evidence_sha256": change.evidence_sha256,
+        "count": change.count,
     }
 
 
@@ -131,6 +123,44 @@ def in_force_entry(kind: str, digest: str, **facts: Any) -> dict[str, Any]:
         "sha256": digest,
         **facts,
     }
+
+
+class InForceRecorder:
+    """Appends the policy and the blocklist generation in force, once each per change: before
+    the first decision made under them, and never again while they stay the same (in this
+    process, or in the log already: another worker may have appended them first)."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+        self._recorded: dict[str, str] = {}
+
+    def record(self, policy: Policy, blocklist: Blocklist) -> None:
+        figures = sorted(blocklist.figures)
+        states: dict[str, tuple[str, dict[str, Any]]] = {
+            "policy_in_force": (
+                _digest(policy.model_dump(mode="json")),
+                {"policy": {"id": policy.id, "version": policy.version}},
+            ),
+            "blocklist_in_force": (
+                _digest({"generation": blocklist.generation, "figures": figures}),
+                {
+                    "generation": blocklist.generation,
+                    "engine": blocklist.engine_name,
+                    "figure_ids": figures,
+                },
+            ),
+        }
+        for kind, (digest, facts) in states.items():
+            if self._recorded.get(kind) == digest:
+                continue
+            logged = self._log.entries_mentioning(digest)
+            if not any(entry.get("kind") == kind for _, entry in logged):
+                self._log.append(in_force_entry(kind, digest, **facts))
+            self._recorded[kind] = digest
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def usage_flag_entry(*, tenant: str, key_id: str, rule: str, detail: str) -> dict[str, Any]:

@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from guard.faces import Face
-from guard.faces.types import BBox
+from guard.faces import BBox, Face
 from guard.media import RGBImage
 
 FloatImage = NDArray[np.float32]

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from guard.faces.types import Face, FaceEngine, l2_normalise
+from guard.faces.types import BBox, Face, FaceEngine, l2_normalise
 
 if TYPE_CHECKING:
     from guard.config import Settings
 
-__all__ = ["Face", "FaceEngine", "create_face_engine", "l2_normalise"]
+__all__ = ["BBox", "Face", "FaceEngine", "create_face_engine", "l2_normalise"]
 
 
 def create_face_engine(settings: Settings) -> FaceEngine:

@@ -29,7 +29,7 @@ from guard.provenance.stamping import (
     parent_ingredient,
 )
 from guard.provenance.store import ManifestStore, StoredManifest
-from guard.provenance.verify import Outcome, VerificationReport, verify_image
+from guard.provenance.verify import VerificationOutcome, VerificationReport, verify_image
 from guard.provenance.watermark import (
     FALSE_POSITIVE_BOUND,
     Detection,
@@ -48,7 +48,6 @@ __all__ = [
     "ManifestFacts",
     "ManifestReading",
     "ManifestStore",
-    "Outcome",
     "Provenance",
     "SignCallback",
     "SigningCredentials",
@@ -57,6 +56,7 @@ __all__ = [
     "StampedImage",
     "StoredManifest",
     "TiledWatermarker",
+    "VerificationOutcome",
     "VerificationReport",
     "Watermarker",
     "consent_grant_refs",

@@ -10,10 +10,11 @@ from guard.safety.prompt import (
     NamedIdentity,
     PromptMatch,
     PromptScreen,
+    PromptScreens,
     figures_named_in,
     normalise_text,
 )
-from guard.safety.unreadable import unreadable_faces
+from guard.safety.unreadable import unreadable_faces, with_unreadable
 from guard.safety.usage import UsageAlert, UsageCounters, UsageMonitor
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "NudeNetClassifier",
     "PromptMatch",
     "PromptScreen",
+    "PromptScreens",
     "UsageAlert",
     "UsageCounters",
     "UsageMonitor",
@@ -33,4 +35,5 @@ __all__ = [
     "normalise_text",
     "pair_faces",
     "unreadable_faces",
+    "with_unreadable",
 ]

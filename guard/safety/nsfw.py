@@ -24,7 +24,7 @@ import numpy as np
 
 from guard.devices import DeviceSetting, onnx_providers
 from guard.errors import Unavailable
-from guard.faces.types import BBox
+from guard.faces import BBox
 from guard.media import RGBImage
 
 SEXUAL_CLASSES = frozenset(

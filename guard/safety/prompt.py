@@ -26,8 +26,9 @@ rest.
 from __future__ import annotations
 
 import json
+import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -201,6 +202,14 @@ class PromptMatch:
     span: tuple[int, int]
     text: str
 
+    def evidence(self) -> dict[str, str]:
+        """How the prompt named someone, for a decision's evidence."""
+        return {
+            "rule": self.rule,
+            "span": f"{self.span[0]}:{self.span[1]}",
+            "matched": self.text[:200],
+        }
+
 
 Owners = list[tuple[str, str]]
 
@@ -353,3 +362,48 @@ def figures_named_in(prompt: str, figures: Iterable[Named]) -> tuple[str, ...]:
     """Ids of the figures whose name or an alias appears in ``prompt``, in figure-id order
     (compiles the names each call: for repeated use keep a :class:`PromptScreen`)."""
     return tuple(match.identity_id for match in PromptScreen(figures).screen(prompt))
+
+
+class PromptScreens:
+    """The compiled screens a gate keeps between requests: the blocklist's names (recompiled
+    when the blocklist changes) and, per tenant, its enrolled subjects' display names
+    (recompiled when they change; at most ``max_tenants`` kept, then all are dropped).
+
+    Only the requester's own tenant's names are screened: screening every tenant's would let a
+    prompt probe which names other tenants enrolled."""
+
+    def __init__(self, max_tenants: int = 256) -> None:
+        self._max_tenants = max_tenants
+        self._lock = threading.Lock()
+        self._figures: tuple[Hashable, PromptScreen] | None = None
+        self._subjects: dict[str, tuple[tuple[tuple[str, str], ...], PromptScreen]] = {}
+
+    def figures(
+        self, prompt: str, version: Hashable, figures: Iterable[Named]
+    ) -> list[PromptMatch]:
+        """The figures ``prompt`` names; ``version`` says when ``figures`` changed."""
+        with self._lock:
+            cached = self._figures
+            if cached is None or cached[0] != version:
+                cached = (version, PromptScreen(figures))
+                self._figures = cached
+        return cached[1].screen(prompt)
+
+    def subjects(
+        self, prompt: str, tenant: str, names: Callable[[str], Sequence[tuple[str, str]]]
+    ) -> list[PromptMatch]:
+        """The subjects of ``tenant`` that ``prompt`` names; ``names(tenant)`` lists their
+        ``(subject_id, display_name)`` (asked only when the prompt has words)."""
+        if not prompt.strip():
+            return []
+        current = tuple(names(tenant))
+        if not current:
+            return []
+        with self._lock:
+            cached = self._subjects.get(tenant)
+            if cached is None or cached[0] != current:
+                if len(self._subjects) >= self._max_tenants:
+                    self._subjects.clear()
+                cached = (current, PromptScreen(NamedIdentity(i, name) for i, name in current))
+                self._subjects[tenant] = cached
+        return cached[1].screen(prompt)

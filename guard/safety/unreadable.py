@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from guard.faces import Face
-from guard.faces.types import BBox
+from guard.faces import BBox, Face
+from guard.identity import FaceFacts
+from guard.safety.nsfw import NsfwScore
 
 
 def _centre(box: BBox) -> tuple[float, float]:
@@ -34,3 +35,16 @@ def unreadable_faces(seen: Sequence[BBox], read: Sequence[Face]) -> tuple[BBox, 
             for face in read
         )
     )
+
+
+def with_unreadable(
+    facts: Sequence[FaceFacts], faces: Sequence[Face], nsfw: NsfwScore | None
+) -> tuple[FaceFacts, ...]:
+    """The identified faces' facts, then one unknown, unreadable face for each face the NSFW
+    detector saw that the identity engine did not read (covered or turned away)."""
+    seen = nsfw.face_boxes if nsfw else ()
+    extra = [
+        FaceFacts(len(facts) + offset, box, None, None, (), None, readable=False)
+        for offset, box in enumerate(unreadable_faces(seen, faces))
+    ]
+    return (*facts, *extra)

@@ -17,8 +17,8 @@ import httpx
 import pytest
 import uvicorn
 
+from guard import Guard
 from guard.api import ApiKeyStore, Role, create_app
-from guard.pipeline import Guard
 from guard.samples import sample_bytes
 from tests.conftest import GuardFactory
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from guard.audit.log import audit_verifier, canonical_json, verify_receipt
-from guard.pipeline import EditRequest, Guard
+from guard import EditRequest, Guard
+from guard.audit import audit_verifier, canonical_json, verify_receipt
 from tests.conftest import GuardFactory
 from tests.integration.test_pipeline import PORTRAIT, REQUESTER, crop, enroll_model
 
@@ -22,7 +22,7 @@ def test_consent_changes_are_audited_and_the_subject_report_finds_them(
     kinds = [guard.audit.entry(i)["kind"] for i in range(guard.audit.size())]
     assert kinds[:3] == ["subject_created", "templates_enrolled", "consent_granted"]
     assert kinds[-1] == "consent_revoked"
-    report = guard.subject_report(subject_id)
+    report = guard.audit.entries_mentioning(guard.registry.subject_ref(subject_id))
     assert [entry["kind"] for _, entry in report] == [
         "subject_created",
         "templates_enrolled",
@@ -36,13 +36,16 @@ def test_consent_changes_are_audited_and_the_subject_report_finds_them(
     for index, entry in report:
         assert verify_receipt(guard.audit.receipt(index), verifier, canonical_json(entry))
     guard.registry.erase(subject_id)
-    assert guard.subject_report(subject_id)[-1][1]["kind"] == "subject_erased"
+    assert (
+        guard.audit.entries_mentioning(guard.registry.subject_ref(subject_id))[-1][1]["kind"]
+        == "subject_erased"
+    )
 
 
 def test_a_consent_change_that_cannot_be_audited_does_not_happen(
     make_guard: GuardFactory,
 ) -> None:
-    from guard.audit.checkpoint import PRIVATE_KEY_FILE
+    from guard.audit import PRIVATE_KEY_FILE
     from guard.errors import Unavailable
 
     guard = make_guard()
@@ -50,7 +53,7 @@ def test_a_consent_change_that_cannot_be_audited_does_not_happen(
     (guard.settings.audit_keys_dir / PRIVATE_KEY_FILE).unlink()
     keyless = Guard(guard.settings, face_engine=guard.face_engine)
     before = keyless.registry.grants_for(subject.id)
-    with pytest.raises(Unavailable, match="guard keys init"):
+    with pytest.raises(Unavailable, match="guard secrets init"):
         keyless.registry.grant(
             subject.id,
             grantee=REQUESTER,
@@ -66,8 +69,8 @@ def test_the_policy_and_blocklist_in_force_are_audited_once_per_change(
 ) -> None:
     from pathlib import Path
 
+    from guard import CheckRequest
     from guard.config import DEFAULT_POLICY_FILE
-    from guard.pipeline import CheckRequest
     from guard.samples import sample_bytes
     from tests.integration.test_pipeline import blocklist_public_figures
 

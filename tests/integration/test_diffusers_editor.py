@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 
 pytest.importorskip("diffusers", reason="the diffusers extra is not installed (make test has it)")
 
+from guard import EditRequest, Guard
 from guard.config import Settings
 from guard.editors import create_editor
 from guard.editors.diffusion import DiffusersEditor, working_size
 from guard.editors.face_protection import protected_box
 from guard.editors.model_identity import identify_model
 from guard.errors import ConfigurationError, EditTimedOut, InvalidInput, Unavailable
-from guard.pipeline import EditRequest, Guard
 from guard.provenance import read_manifest
 from guard.provenance.store import ManifestRow
 from guard.samples import sample_rgb

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from guard import CheckRequest, DecisionEvent, EditRequest, Guard, Result
 from guard import errors as guard_errors
 from guard.faces import Face, FaceEngine
+from guard.identity import Blocklist
 from guard.identity.models import ConsentGrantRow, FaceTemplateRow, SubjectRow
 from guard.media import RGBImage, encode_image
-from guard.pipeline import CheckRequest, DecisionEvent, EditRequest, Guard, Result
 from guard.policy import ReasonCode, Verdict
 from guard.safety import NsfwScore
 from guard.samples import TRANSFORMS, SampleName, sample_bytes, sample_rgb
@@ -31,14 +32,19 @@ def crop(name: SampleName, box: tuple[int, int, int, int]) -> bytes:
 
 
 def blocklist_public_figures(guard: Guard) -> None:
-    blocklist = guard.blocklists.current()
-    for figure_id, name, sample in (
-        ("tom-hanks", "Tom Hanks", "tom_hanks"),
-        ("eileen-collins", "Eileen Collins", "astronaut"),
-    ):
-        [face] = guard.faces_in(sample_bytes(sample))  # type: ignore[arg-type]
-        blocklist.add_figure(figure_id, name, [face.embedding], aliases=[name.split()[-1]])
-    guard.blocklists.save(blocklist)
+    figures = [
+        (figure_id, name, guard.faces_in(sample_bytes(sample))[0])  # type: ignore[arg-type]
+        for figure_id, name, sample in (
+            ("tom-hanks", "Tom Hanks", "tom_hanks"),
+            ("eileen-collins", "Eileen Collins", "astronaut"),
+        )
+    ]
+
+    def add(blocklist: Blocklist) -> None:
+        for figure_id, name, face in figures:
+            blocklist.add_figure(figure_id, name, [face.embedding], aliases=[name.split()[-1]])
+
+    guard.blocklists.update(add)
 
 
 def enroll_model(
@@ -253,9 +259,8 @@ def test_missing_blocklist_denies_unavailable(guard: Guard) -> None:
 
 
 def test_blocklist_of_another_engine_denies_unavailable(guard: Guard) -> None:
-    from guard.identity import Blocklist
 
-    guard.blocklists.save(Blocklist.empty("arcface", 512))
+    guard.blocklists.replace(Blocklist.empty("arcface", 512))
     _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
 
 
@@ -394,10 +399,14 @@ def test_nsfw_screening_can_be_switched_off_and_fails_closed_when_missing(
         face_engine=guard.face_engine,
         nsfw=FixedNsfw(0.99),
     )
-    assert switched_off.check(CheckRequest(REQUESTER, "relight", request.image)).allowed
+    assert switched_off.check(
+        CheckRequest(requester=REQUESTER, operation="relight", image=request.image)
+    ).allowed
     monkeypatch.setitem(__import__("sys").modules, "nudenet", None)
     missing = Guard(guard.settings, face_engine=guard.face_engine)
-    decision = missing.check(CheckRequest(REQUESTER, "relight", request.image))
+    decision = missing.check(
+        CheckRequest(requester=REQUESTER, operation="relight", image=request.image)
+    )
     assert decision.reason_codes == ("unavailable",)
     assert "GUARD_NSFW_CLASSIFIER" in decision.reasons[0].message
 

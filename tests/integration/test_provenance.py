@@ -17,14 +17,14 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from guard import CheckRequest, EditRequest, Guard, Result, StampRequest
 from guard.media import OutputFormat, decode_image, encode_image
-from guard.pipeline import CheckRequest, EditRequest, Guard, Result, StampRequest
 from guard.policy import Verdict
 from guard.provenance import (
     GUARD_ASSERTION,
-    Outcome,
     Provenance,
     SigningCredentials,
+    VerificationOutcome,
     fingerprint,
     read_manifest,
 )
@@ -125,7 +125,7 @@ def test_verify_reports_valid_output_with_its_decision(guard: Guard) -> None:
     result = edit(guard)
     assert result.image is not None
     report = guard.verify(result.image)
-    assert report.outcome is Outcome.VALID and report.exit_code == 0
+    assert report.outcome is VerificationOutcome.VALID and report.exit_code == 0
     assert report.manifest.found and not report.manifest.trusted
     assert report.watermark is not None and report.watermark.found
     assert report.decision is not None
@@ -140,7 +140,7 @@ def test_trust_anchors_make_the_signer_trusted(make_guard: GuardFactory, tmp_pat
     anchors = guard.settings.c2pa_keys_dir / CA_FILE
     trusting = make_guard(c2pa_trust_anchors=anchors)
     report = trusting.verify(result.image)
-    assert report.outcome is Outcome.VALID and report.manifest.trusted
+    assert report.outcome is VerificationOutcome.VALID and report.manifest.trusted
 
 
 @pytest.mark.parametrize("output_format", ["jpeg", "png", "webp"])
@@ -151,7 +151,7 @@ def test_one_flipped_pixel_byte_is_tampering(guard: Guard, output_format: Output
     position = data.rindex(PIXEL_MARKERS[output_format]) + 64
     data[position] ^= 0x01
     report = guard.verify(bytes(data))
-    assert report.outcome is Outcome.TAMPERED and report.exit_code == 1
+    assert report.outcome is VerificationOutcome.TAMPERED and report.exit_code == 1
     assert "assertion.dataHash.mismatch" in report.manifest.problems
 
 
@@ -162,7 +162,7 @@ def test_an_edited_guard_assertion_is_tampering(guard: Guard) -> None:
     forged = data.replace(b"consent_granted", b"consent_grantee", 1)
     assert forged != data
     report = guard.verify(forged)
-    assert report.outcome is Outcome.TAMPERED
+    assert report.outcome is VerificationOutcome.TAMPERED
     assert any("hashedURI" in problem for problem in report.manifest.problems)
 
 
@@ -172,7 +172,7 @@ def test_stripped_metadata_is_recovered_through_the_watermark(guard: Guard) -> N
     stripped = encode_image(decode_image(result.image).rgb, "png")
     assert not read_manifest(stripped, "image/png").found
     report = guard.verify(stripped)
-    assert report.outcome is Outcome.RECOVERED and report.exit_code == 0
+    assert report.outcome is VerificationOutcome.RECOVERED and report.exit_code == 0
     assert report.recovered is not None and report.recovered.via == "watermark"
     assert report.recovered.manifest_label == result.provenance.manifest_label
     assert report.decision is not None
@@ -184,7 +184,7 @@ def test_jpeg75_half_size_copy_is_recovered(guard: Guard) -> None:
     assert result.image is not None and result.provenance is not None
     reposted = encode_image(half(decode_image(result.image).rgb), "jpeg", quality=75)
     report = guard.verify(reposted)
-    assert report.outcome is Outcome.RECOVERED
+    assert report.outcome is VerificationOutcome.RECOVERED
     assert report.recovered is not None and report.recovered.via in ("watermark", "fingerprint")
     assert report.recovered.manifest_label == result.provenance.manifest_label
 
@@ -201,7 +201,7 @@ def test_fingerprint_recovers_when_there_is_no_watermark(guard: Guard) -> None:
     guard.provenance.store.save(unmarked)
     report = guard.verify(encode_image(half(photo), "jpeg", quality=70))
     assert report.watermark is not None and not report.watermark.found
-    assert report.outcome is Outcome.RECOVERED
+    assert report.outcome is VerificationOutcome.RECOVERED
     assert report.recovered is not None and report.recovered.via == "fingerprint"
     assert report.recovered.record_id == f"{unmarked.record_id:012x}"
     assert report.recovered.fingerprint_distance is not None
@@ -211,7 +211,7 @@ def test_fingerprint_recovers_when_there_is_no_watermark(guard: Guard) -> None:
 def test_unmarked_photo_is_not_from_this_guard(guard: Guard) -> None:
     edit(guard)
     report = guard.verify(encode_image(natural_photos()["rocket"], "jpeg"))
-    assert report.outcome is Outcome.NOT_FROM_THIS_GUARD and report.exit_code == 1
+    assert report.outcome is VerificationOutcome.NOT_FROM_THIS_GUARD and report.exit_code == 1
     assert report.recovered is None and report.decision is None
 
 
@@ -220,14 +220,14 @@ def test_unmarked_photo_is_not_from_this_guard(guard: Guard) -> None:
 )
 def test_unreadable_files_are_errors_not_tracebacks(guard: Guard, data: bytes) -> None:
     report = guard.verify(data)
-    assert report.outcome is Outcome.ERROR and report.exit_code == 2
+    assert report.outcome is VerificationOutcome.ERROR and report.exit_code == 2
 
 
 def test_a_truncated_signed_file_is_an_error_result(guard: Guard) -> None:
     result = edit(guard)
     assert result.image is not None
     report = guard.verify(result.image[: len(result.image) // 2])
-    assert report.outcome in (Outcome.ERROR, Outcome.TAMPERED)
+    assert report.outcome in (VerificationOutcome.ERROR, VerificationOutcome.TAMPERED)
     assert report.exit_code in (1, 2)
 
 
@@ -239,7 +239,7 @@ def test_missing_signing_key_withholds_the_output(guard: Guard) -> None:
     )
     assert result.decision.verdict is Verdict.DENY
     assert result.decision.reason_codes == ("unavailable",)
-    assert "guard keys init" in result.decision.reasons[0].message
+    assert "guard secrets init" in result.decision.reasons[0].message
     assert result.image is None and result.provenance is None
 
 
@@ -267,7 +267,7 @@ def test_a_callback_signer_signs_like_a_kms_would(guard: Guard) -> None:
     kms_guard = Guard(guard.settings, face_engine=guard.face_engine, provenance=provenance)
     result = edit(kms_guard)
     assert calls and result.image is not None
-    assert kms_guard.verify(result.image).outcome is Outcome.VALID
+    assert kms_guard.verify(result.image).outcome is VerificationOutcome.VALID
 
 
 def test_an_input_with_its_own_manifest_keeps_it_as_the_parent(guard: Guard) -> None:
@@ -299,7 +299,7 @@ def test_stamp_signs_an_image_made_elsewhere(guard: Guard) -> None:
     assert action["digitalSourceType"] == GENERATED_SOURCE_TYPE
     assert action["softwareAgent"] == {"name": "acme-gen", "version": "2"}
     assert assertion(manifest, GUARD_ASSERTION)["operation"] == "generate"
-    assert guard.verify(result.image).outcome is Outcome.VALID
+    assert guard.verify(result.image).outcome is VerificationOutcome.VALID
 
 
 def test_stamp_with_a_source_records_it_as_parent(guard: Guard) -> None:
@@ -365,7 +365,7 @@ def test_an_independent_reader_agrees(
     tampered.write_bytes(bytes(data))
     theirs = independent_reader(tampered)
     ours = guard.verify(bytes(data))
-    assert not theirs["valid"] and ours.outcome is Outcome.TAMPERED
+    assert not theirs["valid"] and ours.outcome is VerificationOutcome.TAMPERED
     assert "assertion.dataHash.mismatch" in theirs["codes"]
     assert "assertion.dataHash.mismatch" in ours.manifest.problems
 
@@ -373,7 +373,7 @@ def test_an_independent_reader_agrees(
 def test_every_decision_is_audited_and_its_receipts_verify_offline(
     enrolled: tuple[Guard, str, str],
 ) -> None:
-    from guard.audit.log import audit_verifier, canonical_json, verify_receipt
+    from guard.audit import audit_verifier, canonical_json, verify_receipt
 
     guard, subject_id, grant_id = enrolled
     result = edit(guard)
@@ -397,22 +397,22 @@ def test_every_decision_is_audited_and_its_receipts_verify_offline(
     reading = read_manifest(result.image, "image/png")
     assert reading.guard_assertion is not None
     assert reading.guard_assertion["audit_leaf_hash"] == output_receipt.leaf_hash
-    again = guard.receipt(result.decision.decision_id)
+    again = guard.audit.receipt_for_decision(result.decision.decision_id)
     assert again.leaf_index == output_receipt.leaf_index and verify_receipt(again, verifier)
 
 
 def test_denials_are_audited_too_and_no_answer_leaves_unaudited(guard: Guard) -> None:
-    from guard.audit.checkpoint import PRIVATE_KEY_FILE
+    from guard.audit import PRIVATE_KEY_FILE
     from guard.errors import Unavailable
 
     decision = guard.check(
         CheckRequest(requester=REQUESTER, operation="relight", image=sample_bytes("tom_hanks"))
     )
-    entry = guard.audit.entry(guard.receipt(decision.decision_id).leaf_index)
+    entry = guard.audit.entry(guard.audit.receipt_for_decision(decision.decision_id).leaf_index)
     assert entry["verdict"] == "deny" and entry["figure_ids"] == ["tom-hanks"]
     (guard.settings.audit_keys_dir / PRIVATE_KEY_FILE).unlink()
     keyless = Guard(guard.settings, face_engine=guard.face_engine)
-    with pytest.raises(Unavailable, match="guard keys init"):
+    with pytest.raises(Unavailable, match="guard secrets init"):
         keyless.check(
             CheckRequest(requester=REQUESTER, operation="relight", image=sample_bytes("tom_hanks"))
         )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from guard import CheckRequest, EditRequest, Guard
 from guard.config import POLICIES_DIR
-from guard.pipeline import CheckRequest, EditRequest, Guard
 from guard.provenance import read_manifest
 from guard.samples import sample_bytes, sample_rgb
 from tests.conftest import GuardFactory

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from guard import CheckRequest, Guard
 from guard.faces import Face
 from guard.media import RGBImage, encode_image
-from guard.pipeline import CheckRequest, Guard
 from guard.policy import decide
 from guard.safety import unreadable_faces
 from guard.samples import SampleName, sample_rgb

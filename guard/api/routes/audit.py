@@ -20,8 +20,7 @@ from guard.api.keys import ApiKey
 from guard.api.routes.common import COMMON_ERRORS, NOT_FOUND, Responses
 from guard.api.schemas import CheckpointOut, ConsistencyOut, EntriesOut, EntryOut, ReceiptOut
 from guard.api.views import receipt_body
-from guard.audit import AuditLog, audit_verifier
-from guard.audit.checkpoint import PUBLIC_KEY_FILE
+from guard.audit import PUBLIC_KEY_FILE, AuditLog, audit_verifier
 from guard.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

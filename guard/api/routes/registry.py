@@ -110,7 +110,10 @@ def subject_report(
     """Every audit entry that touched this subject (a data-subject access request)."""
     guard = service_of(request).guard
     own_subject(guard.registry, subject_id, key.tenant)
-    return [{"index": i, "entry": e} for i, e in guard.subject_report(subject_id)]
+    return [
+        {"index": i, "entry": e}
+        for i, e in guard.audit.entries_mentioning(guard.registry.subject_ref(subject_id))
+    ]
 
 
 @router.post("/consents", status_code=201, response_model=GrantOut, responses=_WRITE)
