@@ -12,7 +12,7 @@ INTEROP := tests/interop/node_modules/.package-lock.json
 INSIGHTFACE := insightface==2.1
 INVISIBLE_WATERMARK := invisible-watermark==0.2.0
 
-.PHONY: demo test lint typecheck bench venv clean
+.PHONY: demo test test-fast lint typecheck bench venv clean
 
 venv: $(STAMP)
 
@@ -35,11 +35,11 @@ demo: $(STAMP)
 	$(BIN)/guard demo --out demo-out
 
 lint: $(STAMP)
-	$(BIN)/ruff check guard tests bench examples
-	$(BIN)/ruff format --check guard tests bench examples
+	$(BIN)/ruff check guard migrations policies tests bench examples
+	$(BIN)/ruff format --check guard migrations policies tests bench examples
 
 typecheck: $(BASELINES)
-	$(BIN)/mypy guard
+	$(BIN)/mypy guard migrations
 
 # `npm install` (not `npm ci`) with the lock file: cbor-extract's optional per-platform binaries
 # are not in it (the registry mirror has none), which `npm ci` refuses; the pure-JS fallback works.
@@ -48,6 +48,11 @@ $(INTEROP): tests/interop/package.json tests/interop/package-lock.json
 
 test: lint typecheck $(BASELINES) $(INTEROP)
 	$(BIN)/python -m pytest
+
+# The edit-test loop: unit and integration tests on SQLite, without those marked slow (the
+# whole suite, e2e, PostgreSQL and the slow ones included, is `make test`).
+test-fast: $(BASELINES) $(INTEROP)
+	$(BIN)/python -m pytest -m "not slow and not postgres" tests/unit tests/integration
 
 bench: $(BASELINES)
 	$(BIN)/python bench/faces.py

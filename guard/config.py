@@ -11,6 +11,7 @@ below without the prefix (``data_dir = "/srv/guard"``). Environment variables wi
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
@@ -23,9 +24,20 @@ from pydantic_settings import (
 )
 
 from guard.devices import DeviceSetting
+from guard.errors import ConfigurationError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-POLICIES_DIR = PACKAGE_DIR / "policies"
+
+def shipped_folder(package: str) -> Path:
+    """The folder of a data package that ships inside the wheel: ``guard.policies`` (``policies/``
+    in the source tree) or ``guard.migrations`` (``migrations/``); pyproject.toml maps them."""
+    folder = files(package)
+    if not isinstance(folder, Path):  # a zipped install: Alembic and the policy reloader need files
+        raise ConfigurationError(f"{package} must be installed as files on disk, not {folder}")
+    return folder
+
+
+POLICIES_DIR = shipped_folder("guard.policies")
+SHIPPED_POLICIES = tuple(sorted(path.stem for path in POLICIES_DIR.glob("*.yaml")))
 DEFAULT_POLICY_FILE = POLICIES_DIR / "default.yaml"
 
 
@@ -90,6 +102,10 @@ class Settings(BaseSettings):
     hmac_key: SecretStr | None = Field(
         default=None,
         description="Key for pseudonymous references in logs; default <data_dir>/keys/hmac.key.",
+    )
+    policy: str | None = Field(
+        default=None,
+        description="A shipped policy by name (default, newsroom, strict); instead of policy_file.",
     )
     policy_file: Path = DEFAULT_POLICY_FILE
     blocklist_dir: Path | None = None
@@ -175,6 +191,23 @@ class Settings(BaseSettings):
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     allow_multiframe: bool = False
+
+    @model_validator(mode="after")
+    def _shipped_policy(self) -> Settings:
+        if self.policy is None:
+            return self
+        if "policy_file" in self.model_fields_set:
+            raise ConfigurationError(
+                f"GUARD_POLICY={self.policy} and GUARD_POLICY_FILE={self.policy_file} are both "
+                "set; keep one: GUARD_POLICY names a shipped policy, GUARD_POLICY_FILE any file"
+            )
+        if self.policy not in SHIPPED_POLICIES:
+            raise ConfigurationError(
+                f"GUARD_POLICY={self.policy!r} is not a shipped policy; choose one of "
+                f"{', '.join(SHIPPED_POLICIES)} or name a file with GUARD_POLICY_FILE"
+            )
+        self.policy_file = POLICIES_DIR / f"{self.policy}.yaml"
+        return self
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

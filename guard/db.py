@@ -17,9 +17,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from guard.config import shipped_folder
 from guard.errors import Unavailable
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = shipped_folder("guard.migrations")
 
 
 class Base(DeclarativeBase):

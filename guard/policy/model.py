@@ -1,6 +1,6 @@
 """The policy document: a versioned YAML file validated by pydantic.
 
-    >>> policy = load_policy(Path("guard/policies/default.yaml"))  # doctest: +SKIP
+    >>> policy = load_policy(Path("policies/default.yaml"))  # doctest: +SKIP
     >>> policy.id, [rule.id for rule in policy.rules][:2]           # doctest: +SKIP
     ('default', ['permitted-operations', 'public-figures-need-their-own-consent'])
 
