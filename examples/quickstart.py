@@ -60,7 +60,7 @@ def main(data_dir: Path) -> None:
     )
     print("edit:", result.decision.verdict.value, f"{len(result.image or b'')} bytes")
     assert result.image is not None and result.provenance is not None
-    print("  watermark record:", f"{result.provenance.record_id:012x}")
+    print("  watermark record:", result.provenance.record_id)
     print("  verify:", guard.verify(result.image).outcome.value)  # valid: signed by this guard
 
     # An image made by some other generator (here: scikit-image's coffee photo, no faces).

@@ -9,9 +9,9 @@ Build them with keywords; they are frozen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from guard.media import OutputFormat
 
@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from guard.provenance import StampedImage
 
 ParamValue = str | float | int | bool
+
+EditPhase = Literal["input_gate", "edit", "output_scan", "stamp"]
+"""What ``Guard.edit`` is doing, in this order. A request the input gate denies never reaches
+``edit``; an output the scan denies never reaches ``stamp``."""
+PhaseCallback = Callable[[EditPhase], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +98,7 @@ class DecisionEvent:
     operation: str
     input_sha256: str | None
     output_sha256: str | None = None
-    watermark_record_id: int | None = None
+    watermark_record_id: str | None = None
     manifest_label: str | None = None
     receipt: Receipt | None = None
 

@@ -3,6 +3,7 @@
 - ``t1``: insightface's group photo (six people, 1280x886).
 - ``tom_hanks``: insightface's aligned 112x112 crop of a well-known public figure.
 - ``astronaut``: scikit-image's portrait of astronaut Eileen Collins (512x512).
+- ``coffee``: scikit-image's cup of coffee (600x400), a photo without a face.
 
 ``TRANSFORMS`` are what an uploader's pipeline (or an evader) does to a photo: the tests and
 benchmarks check that identities survive them.
@@ -20,7 +21,7 @@ import numpy as np
 from guard.errors import ConfigurationError
 from guard.media import RGBImage, decode_image, encode_image
 
-SampleName = Literal["t1", "tom_hanks", "astronaut"]
+SampleName = Literal["t1", "tom_hanks", "astronaut", "coffee"]
 
 
 def _insightface_images() -> Path:
@@ -36,11 +37,11 @@ def _insightface_images() -> Path:
 
 def sample_bytes(name: SampleName) -> bytes:
     """The photo's file bytes (JPEG for t1, PNG for the others)."""
-    if name == "astronaut":
+    if name in ("astronaut", "coffee"):
         from skimage import data
 
-        astronaut: Callable[[], RGBImage] = data.astronaut
-        return encode_image(astronaut(), "png")
+        photo: Callable[[], RGBImage] = getattr(data, name)
+        return encode_image(photo(), "png")
     file = {"t1": "t1.jpg", "tom_hanks": "Tom_Hanks_54745.png"}[name]
     return (_insightface_images() / file).read_bytes()
 

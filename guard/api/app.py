@@ -6,7 +6,8 @@
 
 Layers, outside in: request metrics → body size limit (413 before reading) → FastAPI (auth and
 rate limits per route, problem+json errors). Routes: ``guard.api.routes.*`` and the Envoy
-endpoint in ``guard.api.gateway.envoy``; the OpenAPI document is at ``/openapi.json``.
+endpoint in ``guard.api.gateway.envoy``; the OpenAPI document is at ``/openapi.json``, Swagger UI
+at ``/docs`` and ReDoc at ``/redoc`` (assets served locally).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from guard._version import __version__
 from guard.api.gateway import envoy
@@ -52,7 +54,12 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
         yield
         service.guard.close()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) with their scripts and styles served from the
+    # installed fastapi-offline package (/static-offline-docs), not a CDN: a guard often runs
+    # where the internet is not reachable, and its API docs should still show. No validator
+    # badge either: it would send the schema to validator.swagger.io.
+    app = FastAPIOffline(
+        swagger_ui_parameters={"validatorUrl": None},
         lifespan=lifespan,
         title="Likeness Guard",
         version=__version__,

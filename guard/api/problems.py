@@ -72,7 +72,7 @@ def denial_code(decision: Decision) -> str:
 
 def denial_status(decision: Decision) -> int:
     """503 when the guard could not decide (fail closed), else 403."""
-    return 503 if ReasonCode.UNAVAILABLE.value in decision.reason_codes else 403
+    return 503 if decision.unavailable else 403
 
 
 def guard_error_response(exc: GuardError) -> JSONResponse:

@@ -60,7 +60,7 @@ def image_body(stamped: StampedImage) -> dict[str, Any]:
 
 def provenance_body(stamped: StampedImage) -> dict[str, Any]:
     return {
-        "watermark_record_id": f"{stamped.record_id:012x}",
+        "watermark_record_id": stamped.record_id,
         "manifest_label": stamped.manifest_label,
         "fingerprint": stamped.fingerprint,
     }

@@ -77,7 +77,7 @@ def release_entry(
     *,
     requester: str,
     output_sha256: str,
-    watermark_record_id: int,
+    watermark_record_id: str,
     manifest_label: str,
     hasher: KeyedHasher,
 ) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def release_entry(
         "requester": hasher.ref("requester", requester),
         "decision_id": decision.decision_id,
         "output_sha256": output_sha256,
-        "watermark_record_id": f"{watermark_record_id:012x}",
+        "watermark_record_id": watermark_record_id,
         "manifest_label": manifest_label,
     }
 

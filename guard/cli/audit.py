@@ -68,25 +68,41 @@ def audit_show(index: int, json_output: JsonFlag = False) -> None:
 def audit_prove(
     index: int,
     size: Annotated[int | None, typer.Option(help="Tree size to prove against.")] = None,
+    json_output: JsonFlag = False,
 ) -> None:
-    """The inclusion proof (receipt) for entry INDEX, as JSON."""
+    """The inclusion proof (receipt) for entry INDEX against the checkpoint at SIZE (default:
+    the latest); --json prints the receipt as the API's proof endpoint returns it."""
     with errors():
         receipt = _audit_log().receipt(index, size)
-    emit_json(receipt.to_dict())
+    if json_output:
+        emit_json(receipt.to_dict())
+        return
+    out.print(f"entry {receipt.leaf_index}, leaf hash {receipt.leaf_hash}")
+    out.print(f"inclusion proof ({len(receipt.inclusion_proof)} hashes, leaf to root):")
+    for step in receipt.inclusion_proof:
+        out.print(f"  {step}")
+    out.print("against the checkpoint:")
+    out.print(receipt.checkpoint, end="", highlight=False, markup=False)
 
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(
     size: Annotated[int | None, typer.Option(help="Tree size (default: latest).")] = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """The signed checkpoint (C2SP signed note) at SIZE; the public key to check it goes to
-    stderr (it is also <data_dir>/keys/audit/checkpoint.vkey)."""
-    from guard.audit import PUBLIC_KEY_FILE
+    stderr (it is also <data_dir>/keys/audit/checkpoint.vkey). --json prints both, with the
+    size, as the API's checkpoint endpoint does."""
+    from guard.audit import PUBLIC_KEY_FILE, audit_verifier
 
     with errors():
         settings = Settings()
         note = _audit_log().checkpoint(size)
         vkey = read_file(settings.audit_keys_dir / PUBLIC_KEY_FILE).decode().strip()
+        checked = audit_verifier(settings).verify(note)
+    if json_output:
+        emit_json({"size": checked.size, "checkpoint": note, "verifier_key": vkey})
+        return
     sys.stdout.write(note)
     err.print(f"verifier key: {vkey}", soft_wrap=True)
 
@@ -108,6 +124,7 @@ def audit_subject(subject_id: str, json_output: JsonFlag = False) -> None:
 @audit_app.command("export")
 def audit_export(
     output: Annotated[Path, typer.Option("--out", help="The JSON Lines file to write.")],
+    json_output: JsonFlag = False,
 ) -> None:
     """Every entry with the checkpoint signed after it, then the latest checkpoint."""
     from guard.audit import export_log
@@ -117,6 +134,9 @@ def audit_export(
         with progress_bar() as progress:
             task = progress.add_task("exporting", total=log.size())
             count = export_log(log, output, progress=lambda n: progress.advance(task, n))
+    if json_output:
+        emit_json({"output": output, "entries": count})
+        return
     out.print(f"wrote {count} entries to {output}")
 
 

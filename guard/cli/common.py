@@ -18,6 +18,7 @@ from guard.errors import ConfigurationError, EditTimedOut, GuardError, InvalidIn
 
 if TYPE_CHECKING:
     from guard.pipeline import Guard
+    from guard.policy import Decision
 
 # Pipes and CI logs get a wide fixed width so tables of ids are not truncated.
 out = Console(width=None if sys.stdout.isatty() else 130)
@@ -53,6 +54,20 @@ def errors() -> Iterator[None]:
     except GuardError as exc:
         err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
         raise typer.Exit(EXIT_INVALID) from exc
+
+
+def exit_unless_allowed(decision: Decision) -> None:
+    """Exit 1 when the policy denied; exit 3, with the reason on stderr, when the guard could
+    not decide (an unreadable or invalid policy, a missing key: the message names the setting),
+    so a script tells "not allowed" from "misconfigured" as the service does (403 vs 503)."""
+    if decision.allowed:
+        return
+    if decision.unavailable:
+        for reason in decision.reasons:
+            if reason.denies:
+                err.print(f"[red]error (unavailable):[/red] {reason.message}", soft_wrap=True)
+        raise typer.Exit(EXIT_UNAVAILABLE)
+    raise typer.Exit(EXIT_DENIED)
 
 
 def read_file(path: Path) -> bytes:

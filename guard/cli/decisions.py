@@ -14,6 +14,7 @@ from guard.cli.common import (
     OpOption,
     err,
     errors,
+    exit_unless_allowed,
     open_guard,
     out,
     progress_bar,
@@ -22,7 +23,15 @@ from guard.cli.common import (
 from guard.cli.render import emit_json, print_decision, print_verification
 from guard.errors import GuardError, InvalidInput
 from guard.media import output_format_for
-from guard.requests import CheckRequest, EditRequest, Result, StampRequest
+from guard.requests import CheckRequest, EditPhase, EditRequest, Result, StampRequest
+
+# What the progress bar of `guard edit` says in each phase of the edit.
+PHASES: dict[EditPhase, str] = {
+    "input_gate": "checking the input",
+    "edit": "editing",
+    "output_scan": "checking the output",
+    "stamp": "stamping",
+}
 
 
 def check(
@@ -40,8 +49,7 @@ def check(
             )
         )
     emit_json(decision) if json_output else print_decision(decision)
-    if not decision.allowed:
-        raise typer.Exit(EXIT_DENIED)
+    exit_unless_allowed(decision)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str | float]:
@@ -91,10 +99,13 @@ def edit(
             params=_parse_params(param or []),
             output_format=output_format_for(output.suffix),
         )
+        described = {**PHASES, "edit": f"editing ({guard.editor.name})"}
         with progress_bar() as bar:
-            task = bar.add_task(f"editing ({guard.editor.name})", total=None)
+            task = bar.add_task(PHASES["input_gate"], total=None)
             result = guard.edit(
-                request, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                request,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                phase=lambda now: bar.update(task, description=described[now]),
             )
     _write_and_print(result, output, json_output)
 
@@ -112,7 +123,7 @@ def _write_and_print(result: Result, output: Path, json_output: bool) -> None:
                 "input_decision": result.input_decision,
                 "output": str(output) if result.image else None,
                 "output_sha256": result.output_sha256,
-                "watermark_record_id": f"{stamped.record_id:012x}" if stamped else None,
+                "watermark_record_id": stamped.record_id if stamped else None,
                 "manifest_label": stamped.manifest_label if stamped else None,
                 "editor": result.editor,
                 "editor_record": dict(result.editor_record),
@@ -126,10 +137,11 @@ def _write_and_print(result: Result, output: Path, json_output: bool) -> None:
         print_decision(result.decision)
         if stamped is not None:
             out.print(
-                f"wrote {output} (watermark record {stamped.record_id:012x}, "
+                f"wrote {output} (watermark record {stamped.record_id}, "
                 f"C2PA manifest {stamped.manifest_label})"
             )
-    if result.image is None:
+    exit_unless_allowed(result.decision)
+    if result.image is None:  # never allowed without an image; fail closed all the same
         raise typer.Exit(EXIT_DENIED)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -54,6 +55,15 @@ class DlibEngine:
         min_detection_score: float = 0.2,
         rotation_sweep: tuple[float, ...] = (-30.0, 30.0),
     ) -> None:
+        # face_recognition_models 0.3.0 (its last release) finds its weight files through
+        # pkg_resources, which setuptools warns about on import; the lookup still works, and
+        # the warning would otherwise open the output of every command that builds a guard.
+        warnings.filterwarnings(
+            "ignore",
+            message="pkg_resources is deprecated",
+            category=UserWarning,
+            module="face_recognition_models",
+        )
         try:
             import dlib
             import face_recognition_models as weights

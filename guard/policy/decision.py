@@ -130,6 +130,14 @@ class Decision:
     def reason_codes(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.code.value for r in self.reasons))
 
+    @property
+    def unavailable(self) -> bool:
+        """Whether this is the fail-closed deny of a guard that could not decide (the policy,
+        registry, blocklist or a key could not be read), not a policy's answer: the service
+        answers 503 and the CLI exits 3 for it, so an operator looks at the setting, not the
+        request."""
+        return any(reason.code is ReasonCode.UNAVAILABLE for reason in self.reasons)
+
     def to_dict(self, *, hidden: Callable[[str], bool] = _nobody_hidden) -> dict[str, Any]:
         """The JSON form every interface prints (HTTP bodies, ``--json``, reports).
 

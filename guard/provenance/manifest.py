@@ -29,6 +29,7 @@ import c2pa
 from guard._version import __version__
 from guard.policy import Decision
 from guard.provenance.signing import SigningCredentials
+from guard.provenance.watermark import record_id_text
 
 GUARD_ASSERTION = "io.likenessguard.decision"
 SOFT_BINDING_ASSERTION = "c2pa.soft-binding"
@@ -84,7 +85,7 @@ class ManifestFacts:
             "conditions": list(decision.conditions),
             "operation": self.operation,
             "consent_grant_refs": list(self.consent_grant_refs),
-            "watermark_record_id": f"{self.record_id:012x}",
+            "watermark_record_id": record_id_text(self.record_id),
         }
         if self.audit_leaf_hash is not None:
             data["audit_leaf_hash"] = self.audit_leaf_hash

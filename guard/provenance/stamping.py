@@ -37,7 +37,7 @@ from guard.provenance.manifest import Ingredient, ManifestFacts, SoftwareAgent, 
 from guard.provenance.signing import SigningCredentials, signing_credentials
 from guard.provenance.store import ManifestStore, StoredManifest
 from guard.provenance.verify import VerificationReport, verify_image
-from guard.provenance.watermark import TiledWatermarker, Watermarker
+from guard.provenance.watermark import TiledWatermarker, Watermarker, record_id_text
 from guard.secrets import KeyedHasher
 
 
@@ -58,11 +58,14 @@ class StampContext:
 
 @dataclass(frozen=True)
 class StampedImage:
-    """A released output: watermarked pixels in a file with a signed manifest."""
+    """A released output: watermarked pixels in a file with a signed manifest.
+
+    ``record_id`` is the watermark's record id as 12 hex digits, the form every interface
+    prints (the audit log's ``release`` entry, the API, ``guard verify``)."""
 
     data: bytes
     mime_type: str
-    record_id: int
+    record_id: str
     manifest_label: str
     fingerprint: str
     sha256: str
@@ -128,7 +131,7 @@ class Provenance:
         stamped = StampedImage(
             data=signed.data,
             mime_type=mime_type,
-            record_id=record_id,
+            record_id=record_id_text(record_id),
             manifest_label=signed.label,
             fingerprint=fingerprint(marked),
             sha256=content_hash(signed.data),

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from guard.db import Base, Database, UTCDateTime
 from guard.errors import Conflict, Unavailable
 from guard.provenance.fingerprint import hamming_distances
-from guard.provenance.watermark import RECORD_ID_BITS
+from guard.provenance.watermark import RECORD_ID_BITS, record_id_text
 
 
 class ManifestRow(Base):
@@ -85,7 +85,7 @@ class ManifestStore:
                 session.add(row)
         except IntegrityError as exc:
             raise Conflict(
-                f"watermark record id {manifest.record_id:012x} is already stored"
+                f"watermark record id {record_id_text(manifest.record_id)} is already stored"
             ) from exc
 
     def by_record_id(self, record_id: int) -> StoredManifest | None:

@@ -28,7 +28,7 @@ from guard.media import DecodedImage, manifest_mime_type, sniff_mime_type
 from guard.provenance.fingerprint import fingerprint
 from guard.provenance.manifest import GUARD_ASSERTION, ManifestReading, read_manifest
 from guard.provenance.store import ManifestStore, StoredManifest
-from guard.provenance.watermark import Detection, Watermarker
+from guard.provenance.watermark import Detection, Watermarker, record_id_text
 
 
 class VerificationOutcome(StrEnum):
@@ -179,7 +179,7 @@ def _watermark_finding(detection: Detection) -> WatermarkFinding:
     return WatermarkFinding(
         found=detection.found,
         algorithm=detection.algorithm,
-        record_id=f"{detection.record_id:012x}" if detection.record_id is not None else None,
+        record_id=record_id_text(detection.record_id) if detection.record_id is not None else None,
         confidence=round(detection.confidence, 3),
         bit_errors=detection.bit_errors,
     )
@@ -205,7 +205,7 @@ def _recovered(
 ) -> RecoveredManifest:
     return RecoveredManifest(
         via=via,
-        record_id=f"{stored.record_id:012x}",
+        record_id=record_id_text(stored.record_id),
         manifest_label=stored.manifest_label,
         decision_id=stored.decision_id,
         fingerprint_distance=distance,

@@ -132,7 +132,7 @@ class GuardMiddleware:
         guard_headers["x-guard-decision"] = result.decision.verdict.value
         guard_headers["x-guard-decision-id"] = result.decision.decision_id
         guard_headers["x-guard-input-decision-id"] = decision.decision_id
-        guard_headers["x-guard-watermark-record"] = f"{result.provenance.record_id:012x}"
+        guard_headers["x-guard-watermark-record"] = result.provenance.record_id
         guard_headers["x-guard-manifest-label"] = result.provenance.manifest_label
         return stamped
 

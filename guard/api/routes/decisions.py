@@ -1,6 +1,7 @@
 """``/v1/checks``, ``/v1/edits``, ``/v1/stamps`` and ``/v1/verify``: the guard's own work.
 
-Each takes multipart form data: image parts plus a ``params`` part holding JSON. An allowed
+Each takes multipart form data: image parts plus a ``params`` part holding JSON. A check without
+an image (a prompt only) may instead send those params as an ``application/json`` body. An allowed
 answer is 200 with the decision, its audit receipt(s) and, for edits and stamps, the stamped
 image inline (base64) with its provenance. A denial is a problem (403; 503 when the guard could
 not decide) carrying the decision and receipts. Uploads are checked (size, type, decodability)
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import JSONResponse
 
 from guard.api.auth import ALL_ROLES, WRITERS, require, service_of
@@ -24,6 +26,7 @@ from guard.api.routes.common import (
     UPLOAD_ERRORS,
     Responses,
     denial,
+    parse_json_body,
     parse_json_part,
 )
 from guard.api.schemas import (
@@ -44,6 +47,7 @@ from guard.api.views import (
     receipt_body,
 )
 from guard.audit import Receipt
+from guard.errors import InvalidInput, UnsupportedMedia
 from guard.policy import Decision
 from guard.requests import CheckRequest, EditRequest, Result, StampRequest
 
@@ -79,22 +83,69 @@ def _release(
     }
 
 
+# Both bodies a check takes, written out: FastAPI derives a request body from the handler's
+# parameters, and a handler cannot declare a JSON body and form parts at once.
+_CHECK_FORM = {
+    "type": "object",
+    "required": ["params"],
+    "additionalProperties": False,
+    "properties": {
+        "params": {"type": "string", "description": "JSON: the fields of CheckParams."},
+        "image": {
+            "type": "string",
+            "contentMediaType": "application/octet-stream",
+            "description": "Optional input image: JPEG, PNG, WebP, GIF, BMP or TIFF.",
+        },
+    },
+}
+CHECK_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": CheckParams.model_json_schema()},
+        "multipart/form-data": {"schema": _CHECK_FORM},
+    },
+}
+
+
+async def check_input(request: Request) -> tuple[CheckParams, bytes | None]:
+    """A check's params and optional image, from a JSON body (params only) or form data (a
+    ``params`` part holding JSON, an optional ``image`` part). Anything else is 415; unknown
+    fields or parts are refused, not ignored, so a misspelt field cannot pass unnoticed."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json":
+        return parse_json_body(await request.body(), CheckParams), None
+    if media_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise UnsupportedMedia(
+            f"a check is sent as application/json or multipart/form-data, not "
+            f"{media_type or 'an untyped body'}"
+        )
+    async with request.form() as form:
+        unknown = sorted(set(form.keys()) - {"params", "image"})
+        if unknown:
+            raise InvalidInput(f"unknown form parts {unknown}; a check takes 'params' and 'image'")
+        params, image = form.get("params"), form.get("image")
+        if not isinstance(params, str):
+            raise InvalidInput("the 'params' part (JSON: operation, prompt) is missing")
+        parsed = parse_json_part(params, CheckParams, "params")
+        if isinstance(image, StarletteUpload):
+            return parsed, await image_bytes(image, "image")
+        if image:  # a text part where a file belongs
+            raise InvalidInput("the 'image' part must be a file")
+        return parsed, None
+
+
 @router.post(
     "/checks",
     response_model=CheckOut,
     responses=_ERRORS,
-    summary="Pre-generation gate (params: CheckParams)",
+    summary="Pre-generation gate (CheckParams as JSON, or multipart with an image)",
+    openapi_extra={"requestBody": CHECK_BODY},
 )
-async def create_check(
-    request: Request,
-    key: Annotated[ApiKey, Depends(require(*WRITERS))],
-    params: ParamsPart,
-    image: Annotated[UploadFile | None, File(description="Optional input image.")] = None,
-) -> Any:
+async def create_check(request: Request, key: Annotated[ApiKey, Depends(require(*WRITERS))]) -> Any:
     """May this key's requester do ``operation`` to this image and/or prompt? Nothing is
-    edited; the decision is audited."""
-    parsed = parse_json_part(params, CheckParams, "params")
-    data = await image_bytes(image, "image") if image is not None else None
+    edited; the decision is audited. A prompt-only check may send ``CheckParams`` as a JSON
+    body; one with an image sends multipart form data (``params`` as JSON, ``image``)."""
+    parsed, data = await check_input(request)
     service = service_of(request)
     decision, receipt = await run_in_threadpool(
         service.guard.check_with_receipt,
