@@ -2,7 +2,7 @@
 around an editor call at 1024².
 
 1. Per pipeline class: seconds per denoising step and peak memory (RSS) of a tiny, randomly
-   initialised pipeline (tests/diffusion/tiny_pipelines.py) at two working sizes, each class
+   initialised pipeline (tests/support/tiny_pipelines.py) at two working sizes, each class
    in its own process so that peak memory is its own. **A smoke figure**: real models are
    thousands of times larger; it shows the editor's plumbing works and what it costs, not what
    Qwen-Image-Edit or FLUX.1 Kontext cost.
@@ -38,7 +38,7 @@ from guard.editors.diffusion import DiffusersEditor
 from guard.faces.dlib_engine import DlibEngine
 from guard.media import encode_image
 from guard.samples import sample_rgb
-from tests.diffusion.tiny_pipelines import has_torchvision, save_tiny_pipeline
+from tests.support.tiny_pipelines import has_torchvision, save_tiny_pipeline
 
 CLASSES = ("StableDiffusionInstructPix2PixPipeline", "FluxKontextPipeline", "QwenImageEditPipeline")
 REQUESTER = "bench/app"

@@ -1,36 +1,52 @@
-"""Shared fixtures: the real dlib engine, the real photos, and databases on SQLite and PostgreSQL.
+"""Shared fixtures: the real dlib engine and databases on SQLite and PostgreSQL.
 
-PostgreSQL tests use a fresh database per test (created on the server named by
-GUARD_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres) and drop it
-afterwards, so parallel runs never collide. When the server is absent the tests skip loudly,
-except under CI (CI=true), where an absent server is a failure: CI must show they ran.
+``database_url`` is a migrated database of the test's own, on SQLite. A test whose subject is
+how the database behaves (transactions, concurrency, constraints, types, losing the server) is
+marked ``storage`` (on the test, or ``pytestmark`` for a module) and runs on SQLite and on
+PostgreSQL. ``empty_database_url`` is the same without the schema, for the migration tests.
+
+When the PostgreSQL server is absent its tests skip loudly, except under CI (CI=true), where an
+absent server is a failure: CI must show they ran.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from guard import Guard
 from guard.bootstrap import initialise
 from guard.config import Settings
-from guard.db import normalise_url
+from guard.db import upgrade_to_head
 from guard.faces import FaceEngine
 from guard.faces.dlib_engine import DlibEngine
+from tests.support.databases import (
+    POSTGRES_ADMIN_URL,
+    migrated_postgres_template,
+    postgres_database,
+    postgres_problem,
+)
+from tests.support.guards import GuardFactory
 
 # No test may reach a model hub: the diffusers editor's tests load tiny pipelines from disk.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-POSTGRES_ADMIN_URL = normalise_url(
-    os.environ.get("GUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+DATABASE_FIXTURES = ("database_url", "empty_database_url")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``storage`` tests get their database on each backend; the others only on SQLite."""
+    if metafunc.definition.get_closest_marker("storage") is None:
+        return
+    for fixture in DATABASE_FIXTURES:
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -38,20 +54,9 @@ def face_engine() -> FaceEngine:
     return DlibEngine()
 
 
-def _postgres_available() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # any failure to connect means "absent" here
-        return f"{type(exc).__name__}: {exc}"
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    problem = _postgres_available()
+    problem = postgres_problem(POSTGRES_ADMIN_URL)
     if problem is not None:
         message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({problem})"
         if os.environ.get("CI"):
@@ -60,29 +65,48 @@ def postgres_server() -> str:
     return POSTGRES_ADMIN_URL
 
 
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> Iterator[str]:
+    with migrated_postgres_template(postgres_server) as name:
+        yield name
+
+
 @pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    name = f"guard_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    try:
+def postgres_url(postgres_server: str, postgres_template: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own."""
+    with postgres_database(postgres_server, template=postgres_template) as url:
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture
+def empty_postgres_url(postgres_server: str) -> Iterator[str]:
+    with postgres_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "guard.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'guard.db'}"
+    """A migrated database of this test's own (PostgreSQL only where ``storage`` asks for it)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        path = tmp_path / "guard.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     return str(request.getfixturevalue("postgres_url"))
 
 
-GuardFactory = Callable[..., Guard]
+@pytest.fixture
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database without any schema, for the migration tests."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return f"sqlite:///{tmp_path / 'guard.db'}"
+    return str(request.getfixturevalue("empty_postgres_url"))
 
 
 @pytest.fixture

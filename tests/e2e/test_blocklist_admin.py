@@ -8,7 +8,7 @@ from pathlib import Path
 
 from guard.api import Role
 from guard.samples import sample_bytes
-from tests.e2e.conftest import LiveFactory, params
+from tests.support.live import LiveFactory, params
 
 HANKS = {"image": ("hanks.png", sample_bytes("tom_hanks"), "image/png")}
 

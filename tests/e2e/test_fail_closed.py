@@ -8,12 +8,15 @@ import os
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from guard.api import Role
-from tests.conftest import POSTGRES_ADMIN_URL
-from tests.e2e.conftest import LiveFactory, LiveService, image_part, params
+from tests.support.databases import POSTGRES_ADMIN_URL
+from tests.support.live import LiveFactory, LiveService, image_part, params
+
+pytestmark = pytest.mark.storage
 
 
 def _ready(service: LiveService) -> httpx.Response:

@@ -12,8 +12,9 @@ import pytest
 from examples.gateway.asgi_app import wrap
 from guard.api import Role
 from guard.samples import sample_bytes
-from tests.conftest import GuardFactory
-from tests.e2e.conftest import EVIDENCE, LiveFactory, LiveService
+from tests.support.guards import GuardFactory
+from tests.support.live import LiveFactory, LiveService
+from tests.support.registry import EVIDENCE
 
 
 def _multipart(fields: dict[str, str], image: bytes | None) -> tuple[bytes, str]:

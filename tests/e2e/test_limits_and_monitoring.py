@@ -11,7 +11,7 @@ import yaml
 
 from guard.api import Role
 from guard.config import DEFAULT_POLICY_FILE
-from tests.e2e.conftest import LiveFactory, image_part, params
+from tests.support.live import LiveFactory, image_part, params
 
 
 @pytest.fixture(params=["in-process", "redis"])

@@ -8,10 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from guard.api import Role
-from tests.e2e.conftest import LiveFactory
+from tests.support.live import LiveFactory
 
 CHECKS = ",".join(
     [
@@ -45,7 +43,6 @@ def run_schemathesis(base_url: str, token: str, *, examples: int, seed: int = 1)
     return f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_no_server_errors_and_responses_match_the_schema(live: LiveFactory) -> None:
     service = live(api_rate_burst=1_000_000)
     output = run_schemathesis(service.base_url, service.token("acme", Role.ADMIN), examples=10)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from guard.api import ApiKeyStore, Role
 from guard.bootstrap import initialise
@@ -19,6 +20,7 @@ from guard.db import Database
 from guard.faces import FaceEngine
 
 
+@pytest.mark.slow
 def test_two_workers_serve_and_metrics_add_up(
     tmp_path: Path, face_engine: FaceEngine, redis_url: str
 ) -> None:

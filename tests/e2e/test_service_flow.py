@@ -8,7 +8,8 @@ import json
 
 from guard.api import Role
 from guard.audit import CheckpointVerifier, Receipt, canonical_json, verify_receipt
-from tests.e2e.conftest import EVIDENCE, LiveFactory, image_part, params
+from tests.support.live import LiveFactory, image_part, params
+from tests.support.registry import EVIDENCE
 
 
 def _receipt(body: dict[str, object]) -> Receipt:

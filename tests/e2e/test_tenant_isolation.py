@@ -16,7 +16,10 @@ import pytest
 from guard.api import ApiKeyStore, Role
 from guard.api.flags import FlagStore
 from guard.safety import UsageAlert
-from tests.e2e.conftest import EVIDENCE, LiveFactory, LiveService, image_part, params
+from tests.support.live import LiveFactory, LiveService, image_part, params
+from tests.support.registry import EVIDENCE
+
+pytestmark = pytest.mark.storage
 
 ALL = frozenset(Role)
 WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR})
@@ -171,6 +174,7 @@ def owned(live: LiveFactory) -> Owned:
     return Owned(service, subject.id, grant.id, entry_index, decision_id)
 
 
+@pytest.mark.slow
 def test_every_role_and_endpoint_against_own_and_other_tenant(owned: Owned) -> None:
     failures = []
     for endpoint in ENDPOINTS:

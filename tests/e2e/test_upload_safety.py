@@ -11,7 +11,7 @@ import httpx
 
 from guard.api import Role
 from guard.samples import sample_bytes
-from tests.e2e.conftest import LiveFactory, LiveService, image_part, params
+from tests.support.live import LiveFactory, LiveService, image_part, params
 
 
 def _state(service: LiveService) -> tuple[int, int]:

@@ -6,14 +6,15 @@ import pytest
 
 from guard.api import ApiKeyStore, Role
 from guard.api.flags import FlagStore
-from guard.db import Database, upgrade_to_head
+from guard.db import Database
 from guard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from guard.safety import UsageAlert
+
+pytestmark = pytest.mark.storage
 
 
 @pytest.fixture
 def database(database_url: str) -> Database:
-    upgrade_to_head(database_url)
     return Database(database_url)
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from guard import EditRequest, Guard
 from guard.audit import audit_verifier, canonical_json, verify_receipt
-from tests.conftest import GuardFactory
-from tests.integration.test_pipeline import PORTRAIT, REQUESTER, crop, enroll_model
+from tests.support.guards import GuardFactory
+from tests.support.photos import PORTRAIT, crop
+from tests.support.registry import REQUESTER, enroll_model
 
 
 def test_consent_changes_are_audited_and_the_subject_report_finds_them(
@@ -64,6 +65,7 @@ def test_a_consent_change_that_cannot_be_audited_does_not_happen(
     assert keyless.registry.grants_for(subject.id) == before == []
 
 
+@pytest.mark.slow
 def test_the_policy_and_blocklist_in_force_are_audited_once_per_change(
     make_guard: GuardFactory, tmp_path: object
 ) -> None:
@@ -72,7 +74,7 @@ def test_the_policy_and_blocklist_in_force_are_audited_once_per_change(
     from guard import CheckRequest
     from guard.config import DEFAULT_POLICY_FILE
     from guard.samples import sample_bytes
-    from tests.integration.test_pipeline import blocklist_public_figures
+    from tests.support.registry import blocklist_public_figures
 
     policy_file = Path(str(tmp_path)) / "policy.yaml"
     policy_file.write_text(DEFAULT_POLICY_FILE.read_text())

@@ -83,6 +83,7 @@ def assert_explained(decision_id: str) -> None:
     assert code != 0 and "no audit entry for decision dec_nonexistent" in output
 
 
+@pytest.mark.slow
 def test_full_cli_flow(workdir: Path) -> None:
     code, output = run("init")
     assert code == 0 and "schema 0004" in output and "template.key" in output
@@ -156,6 +157,7 @@ def sample_rgb_of(path: Path) -> RGBImage:
     return decode_image(path.read_bytes()).rgb
 
 
+@pytest.mark.slow
 def test_stamp_and_verify(workdir: Path) -> None:
     assert run("init")[0] == 0
     assert run("blocklist", "build", "figures")[0] == 0
@@ -194,6 +196,7 @@ def test_secrets_init_creates_the_signing_identity_once(workdir: Path) -> None:
     assert (workdir / "var" / "keys" / "c2pa" / "signing-key.pem").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.slow
 def test_add_single_figure_and_errors(workdir: Path) -> None:
     assert run("init")[0] == 0
     code, output = run(
@@ -221,6 +224,7 @@ def test_uninitialised_data_dir_is_unavailable(workdir: Path) -> None:
     assert code == 3 and "guard init" in output
 
 
+@pytest.mark.slow
 def test_quickstart_example_runs() -> None:
     import subprocess
     import sys
@@ -242,6 +246,7 @@ def test_quickstart_example_runs() -> None:
     assert "stripped copy: recovered via watermark" in completed.stdout
 
 
+@pytest.mark.slow
 def test_audit_commands(workdir: Path) -> None:
     from guard.audit import open_audit_log
     from guard.config import Settings
@@ -254,13 +259,26 @@ def test_audit_commands(workdir: Path) -> None:
     assert code == 0 and '"n": 3' in output and '"n": 4' in output and '"n": 2' not in output
     shown = run_json("audit", "show", "1")
     assert shown["entry"] == {"kind": "test", "n": 1}  # type: ignore[index]
-    proof = json.loads(runner.invoke(app, ["audit", "prove", "0", "--size", "4"]).stdout)
+    proof = run_json("audit", "prove", "0", "--size", "4")
+    assert isinstance(proof, dict)
     assert proof["leaf_index"] == 0 and len(proof["inclusion_proof"]) == 2
+    code, output = run("audit", "prove", "0", "--size", "4")
+    assert code == 0 and f"entry 0, leaf hash {proof['leaf_hash']}" in output
+    assert all(step in output for step in proof["inclusion_proof"])
+    assert "likeness-guard/audit/v1\n4\n" in output  # the checkpoint it is proved against
     checkpoint = runner.invoke(app, ["audit", "checkpoint"])
     assert checkpoint.exit_code == 0
     assert checkpoint.stdout.startswith("likeness-guard/audit/v1\n5\n")
+    signed = run_json("audit", "checkpoint", "--size", "4")
+    assert isinstance(signed, dict) and signed["size"] == 4
+    assert signed["checkpoint"].startswith("likeness-guard/audit/v1\n4\n")
+    verifier_key = (workdir / "var" / "keys" / "audit" / "checkpoint.vkey").read_text().strip()
+    assert signed["verifier_key"] == verifier_key
     code, output = run("audit", "export", "--out", "audit.jsonl")
     assert code == 0 and "wrote 5 entries" in output
+    exported = run_json("audit", "export", "--out", "again.jsonl")
+    assert exported == {"output": "again.jsonl", "entries": 5}
+    assert (workdir / "again.jsonl").read_text().count("\n") == 6  # entries + latest checkpoint
     vkey = "var/keys/audit/checkpoint.vkey"
     code, output = run("audit", "verify", "audit.jsonl", "--key", vkey)
     assert code == 0 and "OK" in output

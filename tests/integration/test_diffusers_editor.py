@@ -1,5 +1,5 @@
 """The diffusers editor with tiny, randomly initialised pipelines of each supported class,
-saved to disk and run through ``Guard.edit`` on a real photo (tests/diffusion/tiny_pipelines.py).
+saved to disk and run through ``Guard.edit`` on a real photo (tests/support/tiny_pipelines.py).
 Nothing is downloaded (HF_HUB_OFFLINE=1, conftest.py)."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from guard.errors import ConfigurationError, EditTimedOut, InvalidInput, Unavail
 from guard.provenance import read_manifest
 from guard.provenance.store import ManifestRow
 from guard.samples import sample_rgb
-from tests.conftest import GuardFactory
-from tests.diffusion.tiny_pipelines import has_torchvision, save_tiny_pipeline
-from tests.integration.test_pipeline import PORTRAIT, REQUESTER, crop, enroll_model
+from tests.support.guards import GuardFactory
+from tests.support.photos import PORTRAIT, crop
+from tests.support.registry import REQUESTER, enroll_model
+from tests.support.tiny_pipelines import has_torchvision, save_tiny_pipeline
 
 CLASSES = [
     "StableDiffusionInstructPix2PixPipeline",
@@ -236,6 +237,7 @@ def test_the_service_reports_edit_progress(
     assert b"guard_edit_progress 0.0" in service.metrics.exposition()
 
 
+@pytest.mark.slow
 def test_guard_edit_with_the_diffusers_editor_on_the_command_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path]
 ) -> None:

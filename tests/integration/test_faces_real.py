@@ -53,6 +53,7 @@ def test_same_identity_survives_transforms(
     assert all(s < DIFFERENT for s in similarities[1:])
 
 
+@pytest.mark.slow
 def test_group_photo_faces_within_t1_crops_match(face_engine: FaceEngine) -> None:
     rgb = sample_rgb("t1")
     faces = face_engine.detect_and_embed(rgb)
@@ -73,7 +74,10 @@ def test_different_people_do_not_match(face_engine: FaceEngine) -> None:
         assert similarity < DIFFERENT, f"two different people at {similarity:.3f}"
 
 
-@pytest.mark.parametrize("angle", [15, 20, 30])
+@pytest.mark.parametrize(
+    "angle",
+    [15, pytest.param(20, marks=pytest.mark.slow), pytest.param(30, marks=pytest.mark.slow)],
+)
 def test_tilted_faces_are_still_found(face_engine: FaceEngine, angle: int) -> None:
     """An undetected face is an unchecked face: turning the photo must not hide anyone."""
     from guard.faces.rotation import views

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from guard.db import current_revision, downgrade_to, upgrade_to_head
@@ -39,27 +40,28 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_upgrade_downgrade_upgrade(database_url: str) -> None:
-    assert current_revision(database_url) is None
-    upgrade_to_head(database_url)
-    assert current_revision(database_url) == "0004"
-    assert _tables(database_url) == TABLES
-    engine = create_engine(database_url)
+@pytest.mark.storage
+def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
+    assert current_revision(empty_database_url) is None
+    upgrade_to_head(empty_database_url)
+    assert current_revision(empty_database_url) == "0004"
+    assert _tables(empty_database_url) == TABLES
+    engine = create_engine(empty_database_url)
     with engine.connect() as connection:
         assert (
             connection.execute(text("select version from registry_state where id = 1")).scalar()
             == 0
         )
     engine.dispose()
-    upgrade_to_head(database_url)  # idempotent
-    downgrade_to(database_url, "0003")
-    assert _tables(database_url) == TABLES - API_TABLES
-    downgrade_to(database_url, "0002")
-    assert _tables(database_url) == TABLES - API_TABLES - AUDIT_TABLES
-    downgrade_to(database_url, "0001")
-    assert _tables(database_url) == TABLES - API_TABLES - AUDIT_TABLES - {"manifests"}
-    downgrade_to(database_url, "base")
-    assert _tables(database_url) == set()
-    assert current_revision(database_url) is None
-    upgrade_to_head(database_url)
-    assert _tables(database_url) == TABLES
+    upgrade_to_head(empty_database_url)  # idempotent
+    downgrade_to(empty_database_url, "0003")
+    assert _tables(empty_database_url) == TABLES - API_TABLES
+    downgrade_to(empty_database_url, "0002")
+    assert _tables(empty_database_url) == TABLES - API_TABLES - AUDIT_TABLES
+    downgrade_to(empty_database_url, "0001")
+    assert _tables(empty_database_url) == TABLES - API_TABLES - AUDIT_TABLES - {"manifests"}
+    downgrade_to(empty_database_url, "base")
+    assert _tables(empty_database_url) == set()
+    assert current_revision(empty_database_url) is None
+    upgrade_to_head(empty_database_url)
+    assert _tables(empty_database_url) == TABLES

@@ -17,45 +17,9 @@ from guard.media import RGBImage, encode_image
 from guard.policy import ReasonCode, Verdict
 from guard.safety import NsfwScore
 from guard.samples import TRANSFORMS, SampleName, sample_bytes, sample_rgb
-from tests.conftest import GuardFactory
-
-REQUESTER = "acme/photo-app"
-EVIDENCE = "ab" * 32
-# The woman on the left of t1.jpg: a tight crop to enroll, a wider one to edit.
-ENROLL = (230, 450, 20, 230)
-PORTRAIT = (150, 886, 0, 262)
-
-
-def crop(name: SampleName, box: tuple[int, int, int, int]) -> bytes:
-    y0, y1, x0, x1 = box
-    return encode_image(sample_rgb(name)[y0:y1, x0:x1], "jpeg")
-
-
-def blocklist_public_figures(guard: Guard) -> None:
-    figures = [
-        (figure_id, name, guard.faces_in(sample_bytes(sample))[0])  # type: ignore[arg-type]
-        for figure_id, name, sample in (
-            ("tom-hanks", "Tom Hanks", "tom_hanks"),
-            ("eileen-collins", "Eileen Collins", "astronaut"),
-        )
-    ]
-
-    def add(blocklist: Blocklist) -> None:
-        for figure_id, name, face in figures:
-            blocklist.add_figure(figure_id, name, [face.embedding], aliases=[name.split()[-1]])
-
-    guard.blocklists.update(add)
-
-
-def enroll_model(
-    guard: Guard, *, scopes: tuple[str, ...] = ("relight", "background_blur")
-) -> tuple[str, str]:
-    subject = guard.registry.create_subject("acme", display_name="Model A")
-    guard.registry.enroll(subject.id, guard.faces_in(crop("t1", ENROLL)))
-    grant = guard.registry.grant(
-        subject.id, grantee=REQUESTER, scopes=scopes, evidence_sha256=EVIDENCE
-    )
-    return subject.id, grant.id
+from tests.support.guards import GuardFactory
+from tests.support.photos import ENROLL, PORTRAIT, crop
+from tests.support.registry import EVIDENCE, REQUESTER, blocklist_public_figures, enroll_model
 
 
 @pytest.fixture

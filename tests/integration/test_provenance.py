@@ -31,14 +31,9 @@ from guard.provenance import (
 from guard.provenance.certificates import CA_FILE, CHAIN_FILE, KEY_FILE
 from guard.provenance.manifest import EDITED_SOURCE_TYPE, GENERATED_SOURCE_TYPE
 from guard.samples import half, natural_photos, sample_bytes
-from tests.conftest import GuardFactory
-from tests.integration.test_pipeline import (
-    PORTRAIT,
-    REQUESTER,
-    blocklist_public_figures,
-    crop,
-    enroll_model,
-)
+from tests.support.guards import GuardFactory
+from tests.support.photos import PORTRAIT, crop
+from tests.support.registry import REQUESTER, blocklist_public_figures, enroll_model
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 # Where each format keeps its pixels: flipping a byte there must break the data hash.
@@ -111,7 +106,7 @@ def test_signed_outputs_read_back_valid_with_the_assertions_written(
     assert decision["verdict"] == result.decision.verdict.value
     assert decision["reason_codes"] == list(result.decision.reason_codes)
     assert decision["policy"] == {"id": "default", "version": result.decision.policy_version}
-    assert decision["watermark_record_id"] == f"{result.provenance.record_id:012x}"
+    assert decision["watermark_record_id"] == result.provenance.record_id
     [grant_ref] = decision["consent_grant_refs"]
     assert len(grant_ref) >= 32
 
@@ -194,7 +189,7 @@ def test_fingerprint_recovers_when_there_is_no_watermark(guard: Guard) -> None:
     # exercised with a stored manifest whose picture never carried a mark.
     result = edit(guard)
     assert result.provenance is not None
-    stored = guard.provenance.store.by_record_id(result.provenance.record_id)
+    stored = guard.provenance.store.by_record_id(int(result.provenance.record_id, 16))
     assert stored is not None
     photo = natural_photos()["chelsea"]
     unmarked = replace(stored, record_id=stored.record_id ^ 1, fingerprint=fingerprint(photo))

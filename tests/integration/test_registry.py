@@ -15,9 +15,11 @@ from guard.faces import Face, l2_normalise
 from guard.identity import ConsentRegistry, GrantStatus
 from guard.identity.models import FaceTemplateRow
 from guard.secrets import KeyedHasher, TemplateCipher
-from tests.conftest import GuardFactory
+from tests.support.guards import GuardFactory
 
 EVIDENCE = "cd" * 32
+
+pytestmark = pytest.mark.storage
 
 
 def fake_face(seed: int, engine: str = "dlib", dimension: int = 128) -> Face:

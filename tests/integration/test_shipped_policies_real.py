@@ -1,4 +1,4 @@
-"""The shipped policies (guard/policies/) and prompt screening of enrolled names, through the
+"""The shipped policies (policies/) and prompt screening of enrolled names, through the
 whole pipeline on real photos, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -10,15 +10,9 @@ from guard import CheckRequest, EditRequest, Guard
 from guard.config import POLICIES_DIR
 from guard.provenance import read_manifest
 from guard.samples import sample_bytes, sample_rgb
-from tests.conftest import GuardFactory
-from tests.integration.test_pipeline import (
-    EVIDENCE,
-    PORTRAIT,
-    REQUESTER,
-    blocklist_public_figures,
-    crop,
-    enroll_model,
-)
+from tests.support.guards import GuardFactory
+from tests.support.photos import PORTRAIT, crop
+from tests.support.registry import EVIDENCE, REQUESTER, blocklist_public_figures, enroll_model
 
 
 def _guard(make_guard: GuardFactory, policy: str) -> Guard:

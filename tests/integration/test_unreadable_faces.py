@@ -12,9 +12,9 @@ from guard.media import RGBImage, encode_image
 from guard.policy import decide
 from guard.safety import unreadable_faces
 from guard.samples import SampleName, sample_rgb
-from tests.conftest import GuardFactory
-from tests.integration.test_pipeline import REQUESTER
-from tests.unit.policy_facts import DEFAULT, facts
+from tests.support.guards import GuardFactory
+from tests.support.policy_facts import DEFAULT, facts
+from tests.support.registry import REQUESTER
 
 
 def _covered(name: SampleName, guard: Guard, rows: tuple[float, float]) -> RGBImage:

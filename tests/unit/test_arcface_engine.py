@@ -11,7 +11,7 @@ from guard.config import Settings
 from guard.errors import ConfigurationError
 from guard.faces import create_face_engine
 from guard.faces.arcface_engine import ArcFaceEngine
-from tests.unit.tiny_onnx import KPS_OFFSETS, write_detector, write_recogniser
+from tests.support.tiny_onnx import KPS_OFFSETS, write_detector, write_recogniser
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +93,26 @@ def test_corrupt_model_file_is_explained(tmp_path: Path) -> None:
         ArcFaceEngine(tmp_path)
 
 
-def test_nothing_is_downloaded(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_is_downloaded(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every download insightface can start goes through the names patched here (model_zoo binds
+    ``download_onnx`` at import; storage binds ``download_file``); the last lines prove the
+    patch is where insightface looks, so this test fails if the engine downloads anything."""
+    from insightface.model_zoo import model_zoo
     from insightface.utils import storage
 
+    attempts: list[tuple[object, ...]] = []
+
     def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
         raise AssertionError("the engine tried to download a model")
 
-    monkeypatch.setattr(storage, "download", refuse, raising=False)
-    monkeypatch.setattr(storage, "download_onnx", refuse, raising=False)
+    monkeypatch.setattr(model_zoo, "download_onnx", refuse)
+    monkeypatch.setattr(storage, "download_file", refuse)
     ArcFaceEngine(model_dir, device="cpu").detect_and_embed(bright_cell_image(3, 3))
+    assert attempts == []
+
+    with pytest.raises(AssertionError, match="tried to download"):
+        model_zoo.get_model(str(tmp_path / "absent.onnx"), download=True)
+    assert len(attempts) == 1

@@ -10,7 +10,7 @@ from guard.errors import Unavailable
 from guard.policy import decide
 from guard.safety import NudeNetClassifier
 from guard.samples import natural_photos, sample_rgb
-from tests.unit.policy_facts import DEFAULT, STRICT, face, facts, failed_rules, grant
+from tests.support.policy_facts import DEFAULT, STRICT, face, facts, failed_rules, grant
 
 POLICY = DEFAULT
 

@@ -1,4 +1,4 @@
-"""One test per rule of the default policy (guard/policies/default.yaml), and the policy file's
+"""One test per rule of the default policy (policies/default.yaml), and the policy file's
 validation."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from guard.config import DEFAULT_POLICY_FILE
 from guard.errors import Unavailable
 from guard.identity import ConsentGrant
 from guard.policy import DriftFact, PromptSubject, ReasonCode, Verdict, decide, load_policy
-from tests.unit.policy_facts import DEFAULT, NOW, codes, face, facts, failed_rules, grant
+from tests.support.policy_facts import DEFAULT, NOW, codes, face, facts, failed_rules, grant
 
 POLICY = DEFAULT
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from guard.policy import Policy, Verdict, decide, policy_problems
 from guard.policy.rules import Context, Rule
-from tests.unit.policy_facts import DEFAULT, NEWSROOM, STRICT, face, facts, grant
+from tests.support.policy_facts import DEFAULT, NEWSROOM, STRICT, face, facts, grant
 
 LEAVES: list[tuple[dict[str, Any], Any]] = [
     ({"has_faces": True}, lambda r: bool(r.faces)),

@@ -1,4 +1,4 @@
-"""One test per rule of every shipped policy (guard/policies/*.yaml): for each rule, a request
+"""One test per rule of every shipped policy (policies/*.yaml): for each rule, a request
 that this rule and no other fails, and the reason it gives. A rule added to a policy without a
 case here fails ``test_every_rule_has_a_case``."""
 
@@ -10,7 +10,16 @@ import pytest
 
 from guard.config import POLICIES_DIR
 from guard.policy import DriftFact, Policy, PromptSubject, RequestFacts, decide, load_policy
-from tests.unit.policy_facts import DEFAULT, NEWSROOM, NOW, STRICT, face, facts, failed_rules, grant
+from tests.support.policy_facts import (
+    DEFAULT,
+    NEWSROOM,
+    NOW,
+    STRICT,
+    face,
+    facts,
+    failed_rules,
+    grant,
+)
 
 CONSENTED = face(subject=True, grants=(grant(),))
 OWN_FIGURE = face(subject=True, figure=True, grants=(grant(),), linked_figure="fig")

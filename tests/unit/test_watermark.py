@@ -119,6 +119,7 @@ def test_record_id_survives(
         assert 0.0 < detection.confidence <= 1.0
 
 
+@pytest.mark.slow
 def test_no_false_detection_on_200_unmarked_real_images() -> None:
     images = [*natural_photos().values(), *photo_crops(200, 256, seed=2026)]
     assert len(images) >= 200
