@@ -20,7 +20,7 @@ cannot be read (registry, blocklist, policy, keys) yields a ``deny`` with reason
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -55,7 +55,7 @@ from guard.provenance import (
     VerificationReport,
     parent_ingredient,
 )
-from guard.recording import DecisionRecorder, StageTimer
+from guard.recording import DecisionRecorder, Release, StageTimer
 from guard.requests import (
     CheckRequest,
     DecisionSink,
@@ -74,6 +74,31 @@ from guard.secrets import KeyedHasher, keyed_hasher, template_cipher
 
 def _ignore_phase(_phase: EditPhase) -> None:
     """The phase callback of a caller that did not ask for one."""
+
+
+def _result_of(
+    released: Release,
+    *,
+    input_decision: Decision,
+    input_sha256: str,
+    editor: str,
+    earlier: tuple[Receipt, ...] = (),
+    editor_record: Mapping[str, str | int | float | bool] | None = None,
+) -> Result:
+    """The result of a flow that reached the release (``earlier``: receipts before it)."""
+    stamped = released.stamped
+    return Result(
+        decision=released.decision,
+        input_decision=input_decision,
+        output_decision=released.decision,
+        image=stamped.data if stamped else None,
+        input_sha256=input_sha256,
+        output_sha256=stamped.sha256 if stamped else None,
+        editor=editor,
+        provenance=stamped,
+        receipts=(*earlier, *released.receipts),
+        editor_record=editor_record or {},
+    )
 
 
 class Guard:
@@ -288,17 +313,12 @@ class Guard:
             input_sha256=decoded.sha256,
             grants_from=gate.decision,
         )
-        stamped = released.stamped
-        return Result(
-            decision=released.decision,
+        return _result_of(
+            released,
             input_decision=gate.decision,
-            output_decision=released.decision,
-            image=stamped.data if stamped else None,
             input_sha256=decoded.sha256,
-            output_sha256=stamped.sha256 if stamped else None,
             editor=editor.name,
-            provenance=stamped,
-            receipts=(input_receipt, *released.receipts),
+            earlier=(input_receipt,),
             editor_record=record,
         )
 
@@ -330,17 +350,12 @@ class Guard:
             input_sha256=decoded.sha256,
             grants_from=gate.decision,
         )
-        stamped = released.stamped
-        return Result(
-            decision=released.decision,
+        # A stamp has one decision: the scan of the image it was given is its input and output.
+        return _result_of(
+            released,
             input_decision=released.decision,
-            output_decision=released.decision,
-            image=stamped.data if stamped else None,
             input_sha256=decoded.sha256,
-            output_sha256=stamped.sha256 if stamped else None,
             editor=request.generator,
-            provenance=stamped,
-            receipts=released.receipts,
         )
 
     def verify(self, data: bytes) -> VerificationReport:
