@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard.audit import AUDIT_KEY_NAME, PRIVATE_KEY_FILE, create_checkpoint_key
+from guard.audit import (
+    AUDIT_KEY_NAME,
+    PRIVATE_KEY_FILE,
+    checkpoint_key_file,
+    create_checkpoint_key,
+)
 from guard.config import Settings
 from guard.db import current_revision, upgrade_to_head
 from guard.faces import FaceEngine
 from guard.identity import Blocklist, BlocklistStore
 from guard.provenance import DevSigningFiles, create_dev_signing_identity
-from guard.secrets import create_dev_keys
+from guard.secrets import Keyring, create_dev_keys
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,16 @@ def create_keys(settings: Settings) -> tuple[list[Path], DevSigningFiles | None]
     if settings.c2pa_cert_chain is None and settings.c2pa_private_key is None:
         signing = create_dev_signing_identity(settings.c2pa_keys_dir)
     return keys_created, signing
+
+
+def refuse_bad_keys(settings: Settings) -> None:
+    """Start-up check (``guard serve``, the app's lifespan): raise
+    :class:`~guard.errors.KeyMaterialError`, naming the file or setting, when the HMAC,
+    template or audit checkpoint key is set or present but empty, too short or unparsable. A
+    key that is missing altogether passes here: ``/readyz`` reports it and every request that
+    needs it fails closed until it exists."""
+    Keyring(settings).validate_if_present()
+    checkpoint_key_file(settings.audit_keys_dir / PRIVATE_KEY_FILE).validate_if_present()
 
 
 def initialise(settings: Settings, engine: FaceEngine) -> InitReport:

@@ -27,6 +27,7 @@ from guard.api.routes import audit, blocklist, decisions, ops, registry, usage
 from guard.api.schemas import Problem
 from guard.api.service import Service
 from guard.api.uploads import BodySizeLimit
+from guard.bootstrap import refuse_bad_keys
 from guard.config import Settings
 from guard.pipeline import Guard
 
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A weak or garbage key stops the start (uvicorn exits 3) with the file named; a
+        # missing one only makes /readyz 503 (guard.bootstrap.refuse_bad_keys).
+        refuse_bad_keys(settings)
         yield
         service.guard.close()
 

@@ -19,7 +19,7 @@ from guard.pipeline import Guard
 from guard.policy import Decision, MonitoringRules
 from guard.requests import EditRequest, Result
 from guard.safety import UsageMonitor
-from guard.secrets import keyed_hasher
+from guard.secrets import KeyedHasher
 
 log = logging.getLogger("guard.api")
 
@@ -33,6 +33,7 @@ class Service:
     keys: ApiKeyStore
     flags: FlagStore
     _monitor: UsageMonitor | None = None
+    _monitor_hasher: KeyedHasher | None = None
 
     @classmethod
     def build(cls, settings: Settings, guard: Guard | None = None) -> Service:
@@ -79,8 +80,9 @@ class Service:
 
     def observe(self, key: ApiKey, decision: Decision) -> None:
         """Usage monitoring: count the decision, flag and audit the key if a limit is crossed."""
-        if self._monitor is None:
-            self._monitor = UsageMonitor(self.limits, keyed_hasher(self.settings))
+        hasher = self.guard.keys.hasher()  # as it is now: a rotated HMAC key is picked up
+        if self._monitor is None or self._monitor_hasher is not hasher:
+            self._monitor, self._monitor_hasher = UsageMonitor(self.limits, hasher), hasher
         alerts = self._monitor.observe(key.id, decision, self.monitoring_rules(), now=time.time())
         for alert in alerts:
             flag = self.flags.raise_flag(key, alert)

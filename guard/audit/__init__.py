@@ -18,6 +18,7 @@ from guard.audit.checkpoint import (
     Checkpoint,
     CheckpointSigner,
     CheckpointVerifier,
+    checkpoint_key_file,
     create_checkpoint_key,
     load_checkpoint_signer,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "Receipt",
     "audit_verifier",
     "canonical_json",
+    "checkpoint_key_file",
     "create_checkpoint_key",
     "decision_entry",
     "export_log",

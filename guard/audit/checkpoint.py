@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from guard.errors import InvalidInput, Unavailable
+from guard.errors import InvalidInput
+from guard.keyfile import KeyFile, KeyProblem, KeySource
 
 ORIGIN = "likeness-guard/audit/v1"
 AUDIT_KEY_NAME = "likeness-guard-audit"
@@ -160,13 +161,40 @@ def create_checkpoint_key(directory: Path, name: str) -> bool:
     return True
 
 
-def load_checkpoint_signer(path: Path, name: str) -> CheckpointSigner:
+def parse_checkpoint_key(data: bytes, where: str, name: str = AUDIT_KEY_NAME) -> CheckpointSigner:
+    """The signer for the PEM (PKCS#8) Ed25519 private key ``data``; :class:`KeyProblem` saying
+    what is wrong (never the key's bytes) if it is empty, not PEM, encrypted or not Ed25519."""
+    if not data.strip():
+        raise KeyProblem("is 0 bytes; it needs a PEM Ed25519 private key")
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise Unavailable(
-            f"the audit checkpoint key {path} cannot be read: run `guard secrets init`"
-        ) from exc
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise KeyProblem("is encrypted; the audit key must be an unencrypted PEM key") from None
+    except (ValueError, UnsupportedAlgorithm):
+        problem = f"is not a PEM private key: {len(data)} bytes that do not parse"
+        raise KeyProblem(problem) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise Unavailable(f"the audit checkpoint key {path} is not an Ed25519 key")
+        raise KeyProblem(f"is not an Ed25519 key (it is {type(key).__name__})")
     return CheckpointSigner(name, key)
+
+
+def checkpoint_key_file(path: Path, name: str = AUDIT_KEY_NAME) -> KeyFile[CheckpointSigner]:
+    """The log's signing key at ``path``, re-read when the file changes (see guard.keyfile)."""
+    return KeyFile(
+        KeySource(
+            "audit checkpoint key",
+            path,
+            missing_fix="run `guard secrets init`",
+            fix=(
+                "put back the log's key; `guard secrets init` makes a new one only where none "
+                "exists, with a new checkpoint.vkey"
+            ),
+        ),
+        lambda data, where: parse_checkpoint_key(data, where, name),
+    )
+
+
+def load_checkpoint_signer(path: Path, name: str) -> CheckpointSigner:
+    """The signer for the key file at ``path``, read and checked now
+    (:class:`~guard.errors.KeyMaterialError` naming the file if it is missing or unusable)."""
+    return checkpoint_key_file(path, name).current()

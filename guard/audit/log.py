@@ -18,7 +18,6 @@ proofs for any size read O(log n) rows.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,14 +27,13 @@ from sqlalchemy import BigInteger, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from guard.audit.checkpoint import (
-    AUDIT_KEY_NAME,
     ORIGIN,
     PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
     Checkpoint,
     CheckpointSigner,
     CheckpointVerifier,
-    load_checkpoint_signer,
+    checkpoint_key_file,
 )
 from guard.audit.merkle import (
     consistency_proof,
@@ -155,21 +153,24 @@ class AuditLog:
         key_path: Path | None = None,
         origin: str = ORIGIN,
     ) -> None:
-        """``signer`` signs checkpoints; without one, the key at ``key_path`` is loaded when
-        first needed, and without either the log is read-only (appends are refused)."""
+        """``signer`` signs checkpoints; without one, the key file at ``key_path`` does, read
+        when needed and again whenever it changes on disk (a missing or unusable file refuses
+        appends, naming it), and without either the log is read-only (appends are refused)."""
         self.db = db
         self.signer = signer
         self.origin = origin
-        self._key_path = key_path
-        self._lock = threading.Lock()
+        self.key_file = checkpoint_key_file(key_path) if key_path is not None else None
 
-    def _signer(self) -> CheckpointSigner:
-        with self._lock:
-            if self.signer is None and self._key_path is not None and self._key_path.exists():
-                self.signer = load_checkpoint_signer(self._key_path, AUDIT_KEY_NAME)
-            if self.signer is None:
-                raise Unavailable("the audit log has no checkpoint key: run `guard secrets init`")
+    def current_signer(self) -> CheckpointSigner:
+        """The key the next checkpoint is signed with (:class:`Unavailable` if there is none,
+        :class:`~guard.errors.KeyMaterialError` naming the file if it is missing or unusable)."""
+        if self.signer is not None:
             return self.signer
+        if self.key_file is None:
+            raise Unavailable("the audit log has no checkpoint key: run `guard secrets init`")
+        return self.key_file.current()
+
+    _signer = current_signer
 
     def append(self, entry: dict[str, Any]) -> Receipt:
         """Append one entry, sign the new tree head, return the entry's receipt."""
@@ -209,15 +210,22 @@ class AuditLog:
         proof = inclusion_proof(nodes, index, size)
         return Receipt(index, leaf.hex(), note, tuple(step.hex() for step in proof))
 
-    def entries_mentioning(self, reference: str) -> list[tuple[int, dict[str, Any]]]:
-        """Every entry whose text contains ``reference`` (a keyed hash), oldest first."""
+    def entries_mentioning(
+        self, reference: str, *, tenant: str | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Every entry whose text contains ``reference`` (a keyed hash), oldest first. With
+        ``tenant``: only entries of that tenant (what another tenant's requests appended never
+        shows, whatever it mentions)."""
         with self.db.transaction() as session:
             rows = session.execute(
                 select(AuditEntryRow.idx, AuditEntryRow.entry)
                 .where(AuditEntryRow.entry.contains(reference))
                 .order_by(AuditEntryRow.idx)
             ).all()
-        return [(idx, json.loads(text)) for idx, text in rows]
+        parsed = [(idx, json.loads(text)) for idx, text in rows]
+        if tenant is None:
+            return parsed
+        return [(idx, entry) for idx, entry in parsed if entry.get("tenant") == tenant]
 
     def entries(
         self, *, start: int = 0, limit: int = 100, tenant: str | None = None

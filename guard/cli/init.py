@@ -60,10 +60,14 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP service (settings from GUARD_* variables / guard.toml; run `guard init`
-    first). With several workers, set GUARD_REDIS_URL so rate limits are shared."""
+    first). With several workers, set GUARD_REDIS_URL so rate limits are shared. Refuses to
+    start (exit 3) on an HMAC, template or audit key that is empty, too short or unparsable."""
     from guard.api.server import serve as run_service
+    from guard.bootstrap import refuse_bad_keys
 
-    settings = Settings()
+    with errors():
+        settings = Settings()
+        refuse_bad_keys(settings)  # exit 3 naming the file: a weak key never serves
     if workers > 1 and not settings.redis_url:
         err.print(
             "[yellow]warning:[/yellow] GUARD_REDIS_URL is not set: each of the "

@@ -12,9 +12,7 @@ from starlette.responses import JSONResponse, Response
 from guard.api.auth import service_of
 from guard.api.schemas import ReadinessOut
 from guard.api.service import Service
-from guard.audit import AUDIT_KEY_NAME, PRIVATE_KEY_FILE, load_checkpoint_signer
 from guard.errors import GuardError
-from guard.secrets import keyed_hasher, template_cipher
 
 router = APIRouter(tags=["operations"])
 
@@ -25,16 +23,17 @@ def healthz() -> dict[str, str]:
 
 
 def _checks(service: Service) -> dict[str, Callable[[], object]]:
-    guard, settings = service.guard, service.settings
+    """Each key is checked as the guard uses it (the file as it is now, see guard.keyfile); the
+    template key by decrypting the newest stored template, so a wrong key is not ready."""
+    guard = service.guard
     return {
         "database": guard.db.require_schema,
         "policy": guard.policies.current,
         "blocklist": guard.blocklists.current,
-        "keys": lambda: (keyed_hasher(settings), template_cipher(settings)),
+        "hmac_key": guard.keys.hasher,
+        "template_key": guard.check_template_key,
         "signing_key": guard.provenance.credentials,
-        "audit_key": lambda: load_checkpoint_signer(
-            settings.audit_keys_dir / PRIVATE_KEY_FILE, AUDIT_KEY_NAME
-        ),
+        "audit_key": guard.audit.current_signer,
     }
 
 
