@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from guard.audit import AuditLog, Receipt, decision_entry, release_entry
 from guard.errors import Unavailable
+from guard.identity import tenant_of
 from guard.media import OutputFormat, RGBImage
 from guard.policy import Decision, Policy, deny_unavailable
 from guard.provenance import Provenance, StampContext, StampedImage, consent_grant_refs
@@ -116,7 +117,9 @@ class DecisionRecorder:
         if not context.decision.allowed:
             return Release(context.decision, None, (decided,))
         context = replace(context, audit_leaf_hash=decided.leaf_hash)
-        decision, stamped = self._stamp(rgb, output_format, context, grants_from=grants_from)
+        decision, stamped = self._stamp(
+            rgb, output_format, context, grants_from=grants_from, requester=requester
+        )
         if stamped is None:
             withheld = self.record(decision, requester, operation, input_sha256)
             return Release(decision, None, (decided, withheld))
@@ -151,10 +154,11 @@ class DecisionRecorder:
         context: StampContext,
         *,
         grants_from: Decision,
+        requester: str,
     ) -> tuple[Decision, StampedImage | None]:
         """Watermark, sign and store an allowed output; withhold it (deny) if that fails."""
         try:
-            refs = consent_grant_refs(grants_from, self._hasher())
+            refs = consent_grant_refs(grants_from, self._hasher(), tenant=tenant_of(requester))
             with self._timed("stamp"):
                 stamped = self._provenance.stamp(
                     rgb, output_format, replace(context, consent_grant_refs=refs)

@@ -109,10 +109,14 @@ def audit_checkpoint(
 
 @audit_app.command("subject")
 def audit_subject(subject_id: str, json_output: JsonFlag = False) -> None:
-    """Every audit entry that touched SUBJECT_ID (for a data-subject access request)."""
+    """Every audit entry of its tenant that touched SUBJECT_ID (for a data-subject access
+    request), erased or not."""
     with errors():
         guard = open_guard()
-        entries = guard.audit.entries_mentioning(guard.registry.subject_ref(subject_id))
+        tenant = guard.registry.subject_tenant(subject_id)
+        entries = guard.audit.entries_mentioning(
+            guard.registry.subject_ref(subject_id, tenant), tenant=tenant
+        )
     if json_output:
         emit_json([{"index": index, "entry": entry} for index, entry in entries])
         return

@@ -1,6 +1,11 @@
 """Face -> identity: which enrolled subject and which public figure each face is, if any.
 
 A face can match both (a public figure who enrolled); the policy decides what that means.
+
+Subjects are looked up in the requester's tenant only: a face that only another tenant enrolled
+is, to this requester, a face nobody enrolled (same facts, so the same decision, message and
+audit entry), and the lookup does the same work either way (:meth:`ConsentRegistry.match`
+searches only the tenant's templates). Tenants are unlinkable.
 Thresholds are cosine similarities per engine and per list (``GUARD_DLIB_REGISTRY_THRESHOLD``,
 ``GUARD_DLIB_BLOCKLIST_THRESHOLD``, ...).
 """
@@ -16,6 +21,7 @@ from guard.faces import BBox, Face, FaceEngine
 from guard.identity.blocklist import Blocklist
 from guard.identity.records import ConsentGrant
 from guard.identity.registry import ConsentRegistry
+from guard.identity.tenancy import tenant_of
 
 
 class MatchKind(StrEnum):
@@ -98,8 +104,9 @@ class Matcher:
         self.near_miss_margin = near_miss_margin
 
     def facts_for(self, faces: Sequence[Face], *, requester: str) -> list[FaceFacts]:
+        """The facts of each face for ``requester``: subjects of its own tenant only."""
         embeddings = [face.embedding for face in faces]
-        subject_hits = self._registry.match(embeddings)
+        subject_hits = self._registry.match(embeddings, tenant=tenant_of(requester))
         figure_hits = self._blocklist.match(embeddings)
         facts = []
         for index, face in enumerate(faces):

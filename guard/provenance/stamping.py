@@ -161,15 +161,19 @@ class Provenance:
         )
 
 
-def consent_grant_refs(decision: Decision, hasher: KeyedHasher) -> tuple[str, ...]:
-    """Keyed hashes of the consent grants a decision relied on (never the grant ids themselves)."""
+def consent_grant_refs(decision: Decision, hasher: KeyedHasher, *, tenant: str) -> tuple[str, ...]:
+    """Keyed hashes of the consent grants a decision relied on (never the grant ids themselves),
+    made with ``tenant``'s key (derived from the deployment's ``hasher``, as in the audit log):
+    the requester's tenant, whose subjects' grants these are. Another tenant's manifest cannot
+    be joined with them."""
     grant_ids = {
         str(reason.evidence["grant_id"])
         for face in decision.faces
         for reason in face.reasons
         if reason.evidence.get("grant_id") is not None and not reason.denies
     }
-    return tuple(sorted(hasher.ref("grant", grant_id) for grant_id in grant_ids))
+    tenant_hasher = hasher.for_tenant(tenant)
+    return tuple(sorted(tenant_hasher.ref("grant", grant_id) for grant_id in grant_ids))
 
 
 def parent_ingredient(decoded: DecodedImage, data: bytes) -> Ingredient:
