@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # How far under the blocklist threshold a face still counts as a "near miss" of a public
     # figure: usage monitoring flags keys that collect many distinct near misses (probing).
     dlib_near_miss_margin: float = Field(default=0.03, ge=0.0, lt=1.0)
+    # An enrolled template stands for a consenting person from then on, so enrollment asks more
+    # of a face than detection does: the real faces in t1.jpg score 0.65-2.8, one degraded to
+    # JPEG 50 scores 0.30 (docs/thresholds.md).
+    dlib_enroll_min_detection_score: float = Field(default=0.5, ge=0.0)
     insightface_model_dir: Path | None = Field(
         default=None,
         description="Directory holding an SCRFD detector and an ArcFace recogniser (*.onnx).",
@@ -94,6 +98,11 @@ class Settings(BaseSettings):
     arcface_blocklist_threshold: float = Field(default=0.40, gt=0.0, lt=1.0)
     arcface_drift_threshold: float = Field(default=0.40, gt=0.0, lt=1.0)
     arcface_near_miss_margin: float = Field(default=0.08, ge=0.0, lt=1.0)
+    arcface_enroll_min_detection_score: float = Field(default=0.7, ge=0.0, le=1.0)
+    # The smallest face (shorter side of its box, in pixels) enrollment accepts: both engines
+    # embed a face from an aligned crop of 112-150 pixels, and a face much smaller than that is
+    # upscaled guesswork. The test photos' faces measure 86-129 pixels.
+    enroll_min_face_pixels: int = Field(default=80, ge=1)
 
     template_key: SecretStr | None = Field(
         default=None,
@@ -238,6 +247,11 @@ class Settings(BaseSettings):
 
     def registry_threshold(self, engine: str) -> float:
         return self.dlib_registry_threshold if engine == "dlib" else self.arcface_registry_threshold
+
+    def enroll_min_detection_score(self, engine: str) -> float:
+        if engine == "dlib":
+            return self.dlib_enroll_min_detection_score
+        return self.arcface_enroll_min_detection_score
 
     def blocklist_threshold(self, engine: str) -> float:
         if engine == "dlib":

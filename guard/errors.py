@@ -48,6 +48,17 @@ class UndecodableImage(InvalidInput):
     http_status = 422
 
 
+class EnrollmentRefused(InvalidInput):
+    """This face may not become the subject's template; ``code`` says why:
+    ``enrollment_matches_public_figure`` (the blocklist holds it and no operator linked this
+    subject to that figure), ``enrollment_matches_another_subject`` (the tenant already enrolled
+    this person as another subject) or ``enrollment_face_unreliable`` (too small or faint for a
+    template that will stand for a consenting person). Nothing was stored."""
+
+    code = "enrollment_refused"
+    http_status = 422
+
+
 class Unauthenticated(GuardError):
     """No API key, or one that is unknown or revoked. Send a valid key (``guard keys create``)."""
 
@@ -78,6 +89,12 @@ class Unavailable(GuardError):
 
     code = "unavailable"
     http_status = 503
+
+
+class KeyMaterialError(Unavailable):
+    """A key (HMAC, template or audit checkpoint key) is missing, too short or unparsable. The
+    message names the file or setting and what is wrong, never the key. ``guard serve`` refuses
+    to start on a bad key; a request that needs it fails closed (``unavailable``, 503)."""
 
 
 class NotFound(GuardError):

@@ -41,7 +41,10 @@ from guard.gate import Gate
 from guard.identity import (
     BlocklistStore,
     ConsentRegistry,
+    EnrollmentRules,
+    EnrollmentScreen,
     RegistryChange,
+    check_template_key,
 )
 from guard.media import DecodedImage, decode_image, web_format
 from guard.policy import (
@@ -69,7 +72,7 @@ from guard.requests import (
 from guard.safety import (
     NsfwClassifier,
 )
-from guard.secrets import KeyedHasher, keyed_hasher, template_cipher
+from guard.secrets import KeyedHasher, Keyring, TemplateCipher
 
 
 def _ignore_phase(_phase: EditPhase) -> None:
@@ -108,6 +111,8 @@ class Guard:
     they compose are its administration surface (the HTTP service and the CLI use them too):
 
     - ``settings`` (:class:`~guard.config.Settings`) and ``db`` (the database);
+    - ``keys`` (:class:`~guard.secrets.Keyring`): the HMAC and template keys, re-read when
+      their files change;
     - ``registry`` (:class:`~guard.identity.ConsentRegistry`): subjects, templates, grants;
     - ``blocklists`` (:class:`~guard.identity.BlocklistStore`): ``current()``, ``update()``;
     - ``policies`` (:class:`~guard.policy.PolicySource`): ``current()``;
@@ -131,6 +136,7 @@ class Guard:
         self.settings = settings or Settings()
         configure_faiss_threads(self.settings.faiss_threads)
         self.db = Database(self.settings.database_url)
+        self.keys = Keyring(self.settings)
         self.face_engine = face_engine or create_face_engine(self.settings)
         self.blocklists = BlocklistStore(self.settings.blocklist_path)
         self.policies = PolicySource(self.settings.policy_file)
@@ -157,7 +163,7 @@ class Guard:
             timed=self._timed,
         )
         self._registry: ConsentRegistry | None = None
-        self._refs: KeyedHasher | None = None
+        self._registry_keys: tuple[TemplateCipher, KeyedHasher] | None = None
         self._registry_lock = threading.Lock()
         self._editor_lock = threading.Lock()
 
@@ -165,19 +171,37 @@ class Guard:
 
     @property
     def registry(self) -> ConsentRegistry:
-        """The consent registry (raises :class:`Unavailable` if its keys or schema are missing)."""
+        """The consent registry (raises :class:`Unavailable` if its keys or schema are missing).
+
+        Built around the keys as they are now: when a key file changed on disk the registry is
+        built again, once the new template key has decrypted a stored template (else every use
+        raises :class:`Unavailable` naming the file until the right key is back)."""
+        keys = (self.keys.cipher(), self.keys.hasher())
         with self._registry_lock:
-            if self._registry is None:
+            if self._registry is None or self._registry_keys != keys:
                 self.db.require_schema()
+                check_template_key(self.db, keys[0])
                 self._registry = ConsentRegistry(
                     self.db,
-                    template_cipher(self.settings),
-                    self._hasher(),
+                    keys[0],
+                    keys[1],
                     engine_name=self.face_engine.name,
                     dimension=self.face_engine.dimension,
                     on_change=self._audit_registry_change,
+                    screen=self._enrollment_screen(),
                 )
+                self._registry_keys = keys
             return self._registry
+
+    def _enrollment_screen(self) -> EnrollmentScreen:
+        settings, engine = self.settings, self.face_engine.name
+        rules = EnrollmentRules(
+            blocklist_threshold=settings.blocklist_threshold(engine),
+            registry_threshold=settings.registry_threshold(engine),
+            min_face_pixels=settings.enroll_min_face_pixels,
+            min_detection_score=settings.enroll_min_detection_score(engine),
+        )
+        return EnrollmentScreen(rules, self.blocklists.current)
 
     @property
     def editor(self) -> Editor:
@@ -189,11 +213,16 @@ class Guard:
             return self._editor
 
     def _hasher(self) -> KeyedHasher:
-        """The HMAC key, read once (every decision and consent change uses it); a missing key is
-        :class:`Unavailable` on each call until it exists."""
-        if self._refs is None:
-            self._refs = keyed_hasher(self.settings)
-        return self._refs
+        """The HMAC key as it is now (every decision and consent change uses it): re-read when
+        its file changed; a missing or weak key is :class:`Unavailable` on each call until
+        fixed."""
+        return self.keys.hasher()
+
+    def check_template_key(self) -> None:
+        """Readiness: the template key is usable and decrypts a stored template
+        (:class:`Unavailable` naming the file or setting if not)."""
+        self.db.require_schema()
+        check_template_key(self.db, self.keys.cipher())
 
     def _audit_registry_change(self, session: Session, change: RegistryChange) -> None:
         """Every consent change is appended in its own transaction: both land or neither."""

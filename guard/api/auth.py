@@ -21,9 +21,11 @@ key_header = APIKeyHeader(
     name="x-guard-api-key", auto_error=False, description="An API key from `guard keys create`."
 )
 
+# The roles of a tenant's keys; the operator (no tenant) is named only where it may act.
 ALL_ROLES = (Role.ADMIN, Role.INTEGRATOR, Role.AUDITOR)
 WRITERS = (Role.ADMIN, Role.INTEGRATOR)
 READERS = (Role.ADMIN, Role.AUDITOR)
+OPERATOR = (Role.OPERATOR,)
 
 
 def service_of(request: Request) -> Service:

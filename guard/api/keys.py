@@ -1,9 +1,10 @@
 """API keys: who is calling, for which tenant, in which role.
 
 A key is shown once when it is created (``lg_<id>.<secret>``) and stored only as the SHA-256 of
-its secret (the secret is 256 random bits, so a plain hash cannot be brute-forced). Every key
-belongs to one tenant and acts as one requester inside it (``<tenant>`` or ``<tenant>/<app>``):
-that requester is the grantee consent grants name.
+its secret (the secret is 256 random bits, so a plain hash cannot be brute-forced). A tenant's
+key belongs to one tenant and acts as one requester inside it (``<tenant>`` or
+``<tenant>/<app>``): that requester is the grantee consent grants name. An operator key belongs
+to no tenant (the deployment's blocklist and public-figure links are its alone).
 
     >>> store = ApiKeyStore(db)                                           # doctest: +SKIP
     >>> issued = store.create(tenant="acme", role=Role.INTEGRATOR)        # doctest: +SKIP
@@ -33,11 +34,18 @@ TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _TOKEN = re.compile(r"^lg_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
 
 
-class Role(StrEnum):
-    """``admin``: everything, including the global blocklist and usage flags. ``integrator``:
-    checks, edits, stamps and its tenant's subjects and consents. ``auditor``: read-only
-    access to its tenant's subjects, consents and audit entries."""
+# What an operator key stores as its tenant: no tenant name can be "*" (see TENANT).
+NO_TENANT = "*"
 
+
+class Role(StrEnum):
+    """``operator``: deployment-wide, no tenant: the public-figure blocklist and linking a
+    subject to a public figure, nothing of any tenant's. ``admin``: its tenant's usage flags and
+    everything an integrator may. ``integrator``: checks, edits, stamps and its tenant's subjects
+    and consents. ``auditor``: read-only access to its tenant's subjects, consents and audit
+    entries."""
+
+    OPERATOR = "operator"
     ADMIN = "admin"
     INTEGRATOR = "integrator"
     AUDITOR = "auditor"
@@ -103,19 +111,26 @@ class ApiKeyStore:
     def create(
         self,
         *,
-        tenant: str,
+        tenant: str | None,
         role: Role | str,
         requester: str | None = None,
         label: str | None = None,
     ) -> IssuedKey:
-        if not TENANT.match(tenant):
-            raise InvalidInput(
-                f"tenant {tenant!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'"
-            )
+        """A new key: ``tenant`` is required for the tenant roles and refused for ``operator``."""
         try:
             role = Role(role)
         except ValueError as exc:
             raise InvalidInput(f"role must be one of {[r.value for r in Role]}") from exc
+        if role is Role.OPERATOR:
+            if tenant is not None or requester is not None:
+                raise InvalidInput(
+                    "an operator key belongs to no tenant: give no tenant or requester"
+                )
+            tenant = requester = NO_TENANT
+        elif tenant is None or not TENANT.match(tenant):
+            raise InvalidInput(
+                f"tenant {tenant!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'"
+            )
         requester = requester or tenant
         if not in_tenant(requester, tenant):
             raise InvalidInput(f"requester must be '{tenant}' or start with '{tenant}/'")

@@ -152,7 +152,28 @@ class SubjectIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"display_name": "Model A"}]}
     )
     display_name: str | None = Field(default=None, max_length=200)
-    public_figure_id: str | None = Field(default=None, max_length=128)
+    public_figure_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Refused (403) from every tenant key: only the operator links a subject to "
+        "a public figure, with evidence (PUT /v1/subjects/{id}/public-figure).",
+    )
+
+
+class PublicFigureLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    figure_id: str = Field(min_length=1, max_length=128, examples=["tom-hanks"])
+    evidence_sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="SHA-256 of the document that verifies this person is the figure.",
+    )
+
+
+class PublicFigureLinkOut(_Out):
+    figure_id: str
+    linked_by: str
+    linked_at: datetime
+    evidence_sha256: str
 
 
 class SubjectOut(_Out):
@@ -160,6 +181,7 @@ class SubjectOut(_Out):
     tenant: str
     display_name: str | None
     public_figure_id: str | None
+    public_figure_link: PublicFigureLinkOut | None
     created_at: datetime
     template_count: int
 
@@ -211,6 +233,22 @@ class GrantOut(_Out):
     evidence_sha256: str
     created_at: datetime
     status: Literal["active", "not_yet_valid", "expired", "revoked"]
+    consent_level: Literal["attested", "person_confirmed"] = Field(
+        description="attested: the integrator asserts it (with its evidence hash); "
+        "person_confirmed: the person confirmed it themselves with a confirmation token."
+    )
+    confirmed_at: datetime | None
+
+
+class ConfirmationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    valid_for_hours: int = Field(default=168, ge=1, le=720)
+
+
+class ConfirmationOut(_Out):
+    grant_id: str
+    token: str = Field(description="Shown once: give it to the person to confirm the grant.")
+    expires_at: datetime
 
 
 class FigureOut(_Out):

@@ -72,6 +72,16 @@ def subject_body(subject: Subject) -> dict[str, Any]:
         "tenant": subject.tenant,
         "display_name": subject.display_name,
         "public_figure_id": subject.public_figure_id,
+        "public_figure_link": (
+            {
+                "figure_id": link.figure_id,
+                "linked_by": link.linked_by,
+                "linked_at": link.linked_at.isoformat(),
+                "evidence_sha256": link.evidence_sha256,
+            }
+            if (link := subject.public_figure_link)
+            else None
+        ),
         "created_at": subject.created_at.isoformat(),
         "template_count": subject.template_count,
     }
@@ -89,6 +99,8 @@ def grant_body(grant: ConsentGrant, now: Any) -> dict[str, Any]:
         "evidence_sha256": grant.evidence_sha256,
         "created_at": grant.created_at.isoformat(),
         "status": grant.status_at(now).value,
+        "consent_level": grant.level.value,
+        "confirmed_at": grant.confirmed_at.isoformat() if grant.confirmed_at else None,
     }
 
 

@@ -2,10 +2,14 @@
 
 Every entry is a flat JSON object (hashed as canonical JSON, see :func:`canonical_json`) with
 ``v`` (format version), ``kind`` and ``time``. People appear only as keyed HMACs (``subject_refs``,
-``grant_refs``, ``requester``) made with the guard's HMAC key, so the log can be published to an
-auditor without revealing who asked or who was in the picture, yet a subject's own references can
-be recomputed for an access request (``guard audit subject``). Public-figure ids are public and
-appear as they are. Never embeddings, images, names or raw ids of private people.
+``grant_refs``, ``requester``, ``grantee``) made with the key of the entry's tenant
+(:meth:`KeyedHasher.for_tenant`, derived from the guard's HMAC key), so the log can be published
+to an auditor without revealing who asked or who was in the picture, two tenants' references to
+one person cannot be joined, yet a subject's own references can be recomputed for an access
+request (``guard audit subject``). Public-figure ids are public and appear as they are. Never
+embeddings, images, names or raw ids of private people.
+
+The ``hasher`` each function takes is the deployment's; the entry derives its tenant's from it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from guard.identity import Blocklist, RegistryChange, tenant_of
 from guard.policy import Decision, Policy
 from guard.secrets import KeyedHasher
 
-ENTRY_VERSION = 1
+# 2: references are keyed per tenant (1: with the deployment key itself).
+ENTRY_VERSION = 2
 
 
 def _evidence(decision: Decision, key: str) -> list[str]:
@@ -41,12 +46,16 @@ def decision_entry(
     input_sha256: str | None,
     hasher: KeyedHasher,
 ) -> dict[str, Any]:
-    """The entry for one decision (input gate or output scan), allow and deny alike."""
+    """The entry for one decision (input gate or output scan), allow and deny alike. Its
+    subjects and grants are the requester's tenant's (the matcher looks nowhere else), so every
+    reference in it is made with that tenant's key."""
+    tenant = tenant_of(requester)
+    hasher = hasher.for_tenant(tenant)
     return {
         "v": ENTRY_VERSION,
         "kind": "decision",
         "time": decision.decided_at.astimezone(UTC).isoformat(),
-        "tenant": tenant_of(requester),
+        "tenant": tenant,
         "requester": hasher.ref("requester", requester),
         "operation": operation,
         "stage": decision.stage,
@@ -58,6 +67,8 @@ def decision_entry(
         "subject_refs": sorted(hasher.ref("subject", s) for s in _evidence(decision, "subject_id")),
         "grant_refs": sorted(hasher.ref("grant", g) for g in _evidence(decision, "grant_id")),
         "figure_ids": _evidence(decision, "figure_id"),
+        # How each grant the decision relied on was obtained (attested, person_confirmed).
+        "consent_levels": _evidence(decision, "consent_level"),
         # Which policy rules applied and how each came out (ids and codes only), for
         # `guard policy explain`.
         "rules": [
@@ -82,12 +93,13 @@ def release_entry(
     hasher: KeyedHasher,
 ) -> dict[str, Any]:
     """The entry for an output that left the guard: which file, which mark, which manifest."""
+    tenant = tenant_of(requester)
     return {
         "v": ENTRY_VERSION,
         "kind": "release",
         "time": datetime.now(UTC).isoformat(),
-        "tenant": tenant_of(requester),
-        "requester": hasher.ref("requester", requester),
+        "tenant": tenant,
+        "requester": hasher.for_tenant(tenant).ref("requester", requester),
         "decision_id": decision.decision_id,
         "output_sha256": output_sha256,
         "watermark_record_id": watermark_record_id,
@@ -97,7 +109,9 @@ def release_entry(
 
 def registry_entry(change: RegistryChange, hasher: KeyedHasher) -> dict[str, Any]:
     """The entry for a consent-registry change (subject created or erased, templates enrolled,
-    consent granted or revoked)."""
+    consent granted or revoked), its references made with the subject's tenant's key (a grantee
+    lies in that tenant)."""
+    hasher = hasher.for_tenant(change.tenant)
     return {
         "v": ENTRY_VERSION,
         "kind": change.kind,
@@ -109,6 +123,8 @@ def registry_entry(change: RegistryChange, hasher: KeyedHasher) -> dict[str, Any
         "scopes": list(change.scopes),
         "evidence_sha256": change.evidence_sha256,
         "count": change.count,
+        # A public-figure link or unlink: the figure and the operator who acted.
+        **({"figure_id": change.figure_id, "actor": change.actor} if change.figure_id else {}),
     }
 
 

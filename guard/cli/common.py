@@ -3,6 +3,7 @@ errors into one line and an exit code, and opening the guard and files."""
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,12 @@ AsOption = Annotated[str, typer.Option("--as", help="The requester (grantee) ask
 OpOption = Annotated[str, typer.Option("--op", help="The operation asked for.")]
 
 EXIT_DENIED, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 2, 3
+
+
+def operator_name() -> str:
+    """Who acts when an operator command runs: whoever holds this deployment's data folder and
+    keys is its operator. Recorded in the audit log (e.g. who linked a public figure)."""
+    return f"cli:{getpass.getuser()}"
 
 
 def open_guard(**overrides: Any) -> Guard:

@@ -28,8 +28,10 @@ def _api_keys() -> ApiKeyStore:
 
 @keys_app.command("create")
 def keys_create(
-    tenant: Annotated[str, typer.Option(help="Tenant the key acts for.")],
-    role: Annotated[str, typer.Option(help="admin, integrator or auditor.")],
+    role: Annotated[str, typer.Option(help="operator, admin, integrator or auditor.")],
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant the key acts for (none for an operator key).")
+    ] = None,
     requester: Annotated[
         str | None,
         typer.Option(help="Requester id inside the tenant (default: the tenant): the grantee."),
@@ -44,10 +46,13 @@ def keys_create(
         emit_json({"token": issued.token, "key": issued.key})
         return
     out.print(issued.token)
-    err.print(
-        f"key {issued.key.id}: tenant {issued.key.tenant}, role {issued.key.role.value}, "
-        f"requester {issued.key.requester}. Store it now: it cannot be shown again."
+    key = issued.key
+    holder = (
+        "the deployment's operator (no tenant)"
+        if key.role.value == "operator"
+        else f"tenant {key.tenant}, role {key.role.value}, requester {key.requester}"
     )
+    err.print(f"key {key.id}: {holder}. Store it now: it cannot be shown again.")
 
 
 @keys_app.command("list")

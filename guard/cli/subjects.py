@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from guard.cli.common import JsonFlag, errors, open_guard, out, read_file
+from guard.cli.common import JsonFlag, errors, open_guard, operator_name, out, read_file
 from guard.cli.render import emit_json
 from guard.errors import InvalidInput
 
@@ -19,17 +20,47 @@ subjects_app = typer.Typer(no_args_is_help=True, help="People in the consent reg
 def subjects_add(
     tenant: Annotated[str, typer.Option(help="Tenant the subject belongs to.")] = "default",
     name: Annotated[str | None, typer.Option(help="Optional display name.")] = None,
-    public_figure: Annotated[
-        str | None, typer.Option(help="Blocklist figure id this person is (verified by you).")
-    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Register a person; prints the pseudonymous subject id."""
     with errors():
-        subject = open_guard().registry.create_subject(
-            tenant, display_name=name, public_figure_id=public_figure
-        )
+        subject = open_guard().registry.create_subject(tenant, display_name=name)
     emit_json(subject) if json_output else out.print(subject.id)
+
+
+@subjects_app.command("link")
+def subjects_link(
+    subject_id: str,
+    figure_id: Annotated[str, typer.Argument(help="The blocklisted figure this person is.")],
+    evidence: Annotated[
+        Path, typer.Option(help="The verification document (only its SHA-256 is kept).")
+    ],
+    json_output: JsonFlag = False,
+) -> None:
+    """As the operator, link a subject to the public figure they are verified to be (audited).
+
+    The figure's face can then be enrolled for this subject, and the subject's own grants may
+    lift the block where the policy allows it."""
+    with errors():
+        guard = open_guard()
+        figure = guard.blocklists.current().figure(figure_id)
+        subject = guard.registry.link_public_figure(
+            subject_id,
+            figure,
+            linked_by=operator_name(),
+            evidence_sha256=hashlib.sha256(read_file(evidence)).hexdigest(),
+        )
+    emit_json(subject) if json_output else out.print(f"linked {subject.id} to {figure.id}")
+
+
+@subjects_app.command("unlink")
+def subjects_unlink(subject_id: str, json_output: JsonFlag = False) -> None:
+    """As the operator, remove a subject's public-figure link (audited)."""
+    with errors():
+        subject = open_guard().registry.unlink_public_figure(
+            subject_id, unlinked_by=operator_name()
+        )
+    emit_json(subject) if json_output else out.print(f"unlinked {subject.id}")
 
 
 @subjects_app.command("enroll")

@@ -9,11 +9,16 @@ from guard.identity.building import (
     build_from_folder,
     reference_face,
 )
+from guard.identity.confirmation import ConfirmationToken, ConsentConfirmations
+from guard.identity.enrollment import EnrollmentRules, EnrollmentScreen
+from guard.identity.key_check import check_template_key
 from guard.identity.matcher import FaceFacts, Match, Matcher, MatchKind, PromptSubject
 from guard.identity.records import (
     ConsentGrant,
+    ConsentLevel,
     Erasure,
     GrantStatus,
+    PublicFigureLink,
     RegistryChange,
     Subject,
     SubjectCandidate,
@@ -25,8 +30,13 @@ __all__ = [
     "Blocklist",
     "BlocklistStore",
     "BuildProblem",
+    "ConfirmationToken",
+    "ConsentConfirmations",
     "ConsentGrant",
+    "ConsentLevel",
     "ConsentRegistry",
+    "EnrollmentRules",
+    "EnrollmentScreen",
     "Erasure",
     "FaceFacts",
     "FigureCandidate",
@@ -36,11 +46,13 @@ __all__ = [
     "Matcher",
     "PromptSubject",
     "PublicFigure",
+    "PublicFigureLink",
     "RegistryChange",
     "Subject",
     "SubjectCandidate",
     "build_from_embeddings",
     "build_from_folder",
+    "check_template_key",
     "in_tenant",
     "reference_face",
     "tenant_of",

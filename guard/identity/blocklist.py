@@ -130,6 +130,12 @@ class Blocklist:
             self._owner.pop(vector_id, None)
         return figure
 
+    def figure(self, figure_id: str) -> PublicFigure:
+        try:
+            return self.figures[figure_id]
+        except KeyError:
+            raise NotFound(f"no public figure {figure_id!r} on the blocklist") from None
+
     def list_figures(self) -> list[PublicFigure]:
         return sorted(self.figures.values(), key=lambda f: f.id)
 

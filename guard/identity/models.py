@@ -20,6 +20,10 @@ class SubjectRow(Base):
     tenant: Mapped[str] = mapped_column(String(128), index=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     public_figure_id: Mapped[str | None] = mapped_column(String(128))
+    """Set only by an operator's verified link (with the three columns below)."""
+    public_figure_linked_by: Mapped[str | None] = mapped_column(String(128))
+    public_figure_linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    public_figure_link_evidence: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -50,6 +54,11 @@ class ConsentGrantRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     evidence_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    consent_level: Mapped[str] = mapped_column(String(32), default="attested")
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The outstanding one-time confirmation token: the SHA-256 of its secret, and its expiry.
+    confirmation_sha256: Mapped[str | None] = mapped_column(String(64))
+    confirmation_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RegistryStateRow(Base):

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
+from guard.identity.models import ConsentGrantRow
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -24,13 +26,40 @@ class GrantStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class PublicFigureLink:
+    """An operator's verified statement that a subject is this blocklisted figure: only then
+    may the figure's own grants lift the public-figure block."""
+
+    figure_id: str
+    linked_by: str
+    """The operator key that linked (its id, never its secret)."""
+    linked_at: datetime
+    evidence_sha256: str
+    """SHA-256 of the verification document the operator relied on."""
+
+
+@dataclass(frozen=True)
 class Subject:
     id: str
     tenant: str
     display_name: str | None
-    public_figure_id: str | None
+    public_figure_link: PublicFigureLink | None
     created_at: datetime
     template_count: int
+
+    @property
+    def public_figure_id(self) -> str | None:
+        """The figure this subject is verified to be, if an operator linked one."""
+        return self.public_figure_link.figure_id if self.public_figure_link else None
+
+
+class ConsentLevel(StrEnum):
+    """How a grant was obtained: ``attested`` (the integrator asserts it, with the SHA-256 of
+    its evidence) or ``person_confirmed`` (the person confirmed it themselves by redeeming a
+    one-time confirmation token). Policies may require a level (``consent_level``)."""
+
+    ATTESTED = "attested"
+    PERSON_CONFIRMED = "person_confirmed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,8 @@ class ConsentGrant:
     revoked_at: datetime | None
     evidence_sha256: str
     created_at: datetime
+    level: ConsentLevel = ConsentLevel.ATTESTED
+    confirmed_at: datetime | None = None
 
     def status_at(self, now: datetime) -> GrantStatus:
         """Revocation wins over everything; then the validity window."""
@@ -54,6 +85,22 @@ class ConsentGrant:
         if self.expires_at is not None and now >= self.expires_at:
             return GrantStatus.EXPIRED
         return GrantStatus.ACTIVE
+
+
+def grant_of(row: ConsentGrantRow) -> ConsentGrant:
+    return ConsentGrant(
+        id=row.id,
+        subject_id=row.subject_id,
+        grantee=row.grantee,
+        scopes=tuple(row.scopes),
+        not_before=row.not_before,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        evidence_sha256=row.evidence_sha256,
+        created_at=row.created_at,
+        level=ConsentLevel(row.consent_level or ConsentLevel.ATTESTED),
+        confirmed_at=row.confirmed_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -73,8 +120,9 @@ class Erasure:
 class RegistryChange:
     """What changed, for the audit trail (raw ids: the hook turns them into keyed hashes).
 
-    ``kind``: subject_created, templates_enrolled, consent_granted, consent_revoked or
-    subject_erased."""
+    ``kind``: subject_created, templates_enrolled, consent_granted, consent_revoked,
+    subject_erased, public_figure_linked or public_figure_unlinked (``actor``: the operator key,
+    ``figure_id``: the figure)."""
 
     kind: str
     tenant: str
@@ -84,6 +132,8 @@ class RegistryChange:
     scopes: tuple[str, ...] = ()
     evidence_sha256: str | None = None
     count: int | None = None
+    figure_id: str | None = None
+    actor: str | None = None
 
 
 ChangeHook = Callable[[Session, RegistryChange], None]

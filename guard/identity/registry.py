@@ -24,6 +24,9 @@ from sqlalchemy.orm import Session
 from guard.db import Database
 from guard.errors import Conflict, InvalidInput, NotFound
 from guard.faces import Face
+from guard.identity.blocklist import PublicFigure
+from guard.identity.confirmation import ConsentConfirmations
+from guard.identity.enrollment import EnrollmentScreen
 from guard.identity.models import (
     ConsentGrantRow,
     ErasureRow,
@@ -34,9 +37,11 @@ from guard.identity.records import (
     ChangeHook,
     ConsentGrant,
     Erasure,
+    PublicFigureLink,
     RegistryChange,
     Subject,
     SubjectCandidate,
+    grant_of,
     utc_now,
 )
 from guard.identity.template_index import TemplateIndex
@@ -47,24 +52,17 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def _grant(row: ConsentGrantRow) -> ConsentGrant:
-    return ConsentGrant(
-        id=row.id,
-        subject_id=row.subject_id,
-        grantee=row.grantee,
-        scopes=tuple(row.scopes),
-        not_before=row.not_before,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        evidence_sha256=row.evidence_sha256,
-        created_at=row.created_at,
-    )
+def _subject_row(session: Session, subject_id: str) -> SubjectRow:
+    row = session.get(SubjectRow, subject_id)
+    if row is None:
+        raise NotFound(f"no subject {subject_id}")
+    return row
 
 
 def _validate_sha256(value: str) -> str:
     lowered = value.lower()
     if len(lowered) != 64 or any(c not in "0123456789abcdef" for c in lowered):
-        raise InvalidInput("evidence must be the SHA-256 (64 hex digits) of the consent document")
+        raise InvalidInput("evidence must be the SHA-256 (64 hex digits) of the document")
     return lowered
 
 
@@ -80,14 +78,18 @@ class ConsentRegistry:
         engine_name: str,
         dimension: int,
         on_change: ChangeHook | None = None,
+        screen: EnrollmentScreen | None = None,
     ) -> None:
         self._on_change = on_change
+        self._screen = screen
         self._db = db
         self._cipher = cipher
         self._hasher = hasher
         self.engine_name = engine_name
         self.dimension = dimension
         self._templates = TemplateIndex(db, cipher, engine_name=engine_name, dimension=dimension)
+        self.confirmations = ConsentConfirmations(db, hasher, self._changed)
+        """Person-confirmed consent: tokens the person redeems to confirm a grant."""
 
     # subjects ------------------------------------------------------------------------------
 
@@ -96,17 +98,15 @@ class ConsentRegistry:
         tenant: str,
         *,
         display_name: str | None = None,
-        public_figure_id: str | None = None,
     ) -> Subject:
-        """Register a person. ``public_figure_id`` links them to their blocklist entry, which
-        lets their own valid grants override the public-figure block."""
+        """Register a person in ``tenant``. Only an operator can then link them to a public
+        figure (:meth:`link_public_figure`)."""
         if not tenant.strip():
             raise InvalidInput("tenant must not be empty")
         row = SubjectRow(
             id=_new_id("sub"),
             tenant=tenant,
             display_name=display_name,
-            public_figure_id=public_figure_id,
             created_at=utc_now(),
         )
         with self._db.transaction() as session:
@@ -118,10 +118,29 @@ class ConsentRegistry:
         if self._on_change is not None:
             self._on_change(session, change)
 
-    def subject_ref(self, subject_id: str) -> str:
-        """The keyed reference the audit log knows ``subject_id`` by: a subject access request
-        looks its entries up with it (``guard audit subject``)."""
-        return self._hasher.ref("subject", subject_id)
+    def subject_ref(self, subject_id: str, tenant: str | None = None) -> str:
+        """The keyed reference the audit log knows ``subject_id`` by (made with its tenant's
+        key, :meth:`KeyedHasher.for_tenant`): a subject access request looks its entries up
+        with it (``guard audit subject``). ``tenant`` defaults to the subject's own
+        (:meth:`subject_tenant`)."""
+        tenant = tenant if tenant is not None else self.subject_tenant(subject_id)
+        return self._hasher.for_tenant(tenant).ref("subject", subject_id)
+
+    def subject_tenant(self, subject_id: str) -> str:
+        """The tenant of a subject, or of an erased one (its erasure record, found by
+        recomputing the subject's reference under each tenant that erased someone)."""
+        with self._db.transaction() as session:
+            tenant = session.scalar(select(SubjectRow.tenant).where(SubjectRow.id == subject_id))
+            if tenant is not None:
+                return str(tenant)
+            tenants = session.scalars(select(ErasureRow.tenant).distinct()).all()
+            refs = {self._hasher.for_tenant(t).ref("subject", subject_id): t for t in tenants}
+            erased = session.scalars(
+                select(ErasureRow.subject_ref).where(ErasureRow.subject_ref.in_(refs)).limit(1)
+            ).first()
+        if erased is None:
+            raise NotFound(f"no subject {subject_id}")
+        return refs[erased]
 
     def get_subject(self, subject_id: str) -> Subject:
         with self._db.transaction() as session:
@@ -155,13 +174,72 @@ class ConsentRegistry:
             ).all()
             return [(str(i), str(name)) for i, name in rows if str(name).strip()]
 
+    def link_public_figure(
+        self, subject_id: str, figure: PublicFigure, *, linked_by: str, evidence_sha256: str
+    ) -> Subject:
+        """Record an operator's verified statement that ``subject_id`` is the blocklisted
+        ``figure`` (who, when, the SHA-256 of the verification document), audited. The figure's
+        face then still needs the subject's own grant; policies may require more."""
+        evidence = _validate_sha256(evidence_sha256)
+        with self._db.transaction() as session:
+            row = _subject_row(session, subject_id)
+            if row.public_figure_id is not None:
+                raise Conflict(
+                    f"subject {subject_id} is already linked to {row.public_figure_id!r}; "
+                    "unlink it first"
+                )
+            row.public_figure_id = figure.id
+            row.public_figure_linked_by = linked_by
+            row.public_figure_linked_at = utc_now()
+            row.public_figure_link_evidence = evidence
+            change = RegistryChange(
+                "public_figure_linked",
+                row.tenant,
+                subject_id,
+                evidence_sha256=evidence,
+                figure_id=figure.id,
+                actor=linked_by,
+            )
+            self._changed(session, change)
+            return self._subject(row, self._template_count(session, subject_id))
+
+    def unlink_public_figure(self, subject_id: str, *, unlinked_by: str) -> Subject:
+        """Remove a subject's public-figure link (audited): the figure's face is blocked again."""
+        with self._db.transaction() as session:
+            row = _subject_row(session, subject_id)
+            if row.public_figure_id is None:
+                raise Conflict(f"subject {subject_id} is not linked to a public figure")
+            figure = row.public_figure_id
+            row.public_figure_id = None
+            row.public_figure_linked_by = None
+            row.public_figure_linked_at = None
+            row.public_figure_link_evidence = None
+            change = RegistryChange(
+                "public_figure_unlinked",
+                row.tenant,
+                subject_id,
+                figure_id=figure,
+                actor=unlinked_by,
+            )
+            self._changed(session, change)
+            return self._subject(row, self._template_count(session, subject_id))
+
     @staticmethod
     def _subject(row: SubjectRow, template_count: int) -> Subject:
+        link = None
+        if row.public_figure_id is not None:
+            assert row.public_figure_linked_by and row.public_figure_linked_at  # set together
+            link = PublicFigureLink(
+                figure_id=row.public_figure_id,
+                linked_by=row.public_figure_linked_by,
+                linked_at=row.public_figure_linked_at,
+                evidence_sha256=row.public_figure_link_evidence or "",
+            )
         return Subject(
             id=row.id,
             tenant=row.tenant,
             display_name=row.display_name,
-            public_figure_id=row.public_figure_id,
+            public_figure_link=link,
             created_at=row.created_at,
             template_count=template_count,
         )
@@ -176,7 +254,11 @@ class ConsentRegistry:
     # templates -----------------------------------------------------------------------------
 
     def enroll(self, subject_id: str, faces: Sequence[Face]) -> list[int]:
-        """Store one encrypted template per face; returns the template ids."""
+        """Store one encrypted template per face; returns the template ids.
+
+        Each face is screened first (:mod:`guard.identity.enrollment`): a public figure's face,
+        another subject's of the same tenant, or one too small or faint is refused with
+        :class:`~guard.errors.EnrollmentRefused` and nothing is stored."""
         if not faces:
             raise InvalidInput("no face to enroll: the photo must show the subject's face")
         for face in faces:
@@ -185,6 +267,8 @@ class ConsentRegistry:
                     f"face from engine {face.engine!r} cannot be enrolled in a registry of "
                     f"{self.engine_name!r} templates"
                 )
+        if self._screen is not None:
+            self._screen.check(self.get_subject(subject_id), faces, self._same_tenant_matches)
         now = utc_now()
         with self._templates.change() as change, self._db.transaction() as session:
             subject = session.get(SubjectRow, subject_id)
@@ -204,7 +288,7 @@ class ConsentRegistry:
             session.flush()
             ids = [row.id for row in rows]
             change.bump(session)
-            change.add(ids, [face.embedding for face in faces], subject_id)
+            change.add(ids, [face.embedding for face in faces], subject_id, subject.tenant)
             self._changed(
                 session,
                 RegistryChange("templates_enrolled", subject.tenant, subject_id, count=len(ids)),
@@ -225,9 +309,26 @@ class ConsentRegistry:
         """Template ids in this process's index (after syncing with the database)."""
         return self._templates.ids()
 
-    def match(self, embeddings: Iterable[np.ndarray]) -> list[list[SubjectCandidate]]:
-        """For each embedding, the enrolled subjects most similar to it, best first."""
-        return self._templates.match([np.asarray(e, dtype=np.float32) for e in embeddings])
+    def match(
+        self, embeddings: Iterable[np.ndarray], *, tenant: str | None = None
+    ) -> list[list[SubjectCandidate]]:
+        """For each embedding, the enrolled subjects most similar to it, best first; with
+        ``tenant``, only that tenant's subjects (only its templates are searched, so what other
+        tenants enrolled changes neither the answer nor the work)."""
+        return self._templates.match(
+            [np.asarray(e, dtype=np.float32) for e in embeddings], tenant=tenant
+        )
+
+    def _same_tenant_matches(
+        self, subject: Subject, faces: Sequence[Face]
+    ) -> list[list[tuple[str, float]]]:
+        """For each face, the other subjects of ``subject``'s tenant most similar to it (only
+        that tenant's templates are searched: another tenant's copies cannot crowd them out)."""
+        hits = self.match([face.embedding for face in faces], tenant=subject.tenant)
+        return [
+            [(c.subject_id, c.similarity) for c in candidates if c.subject_id != subject.id]
+            for candidates in hits
+        ]
 
     # grants --------------------------------------------------------------------------------
 
@@ -276,7 +377,7 @@ class ConsentRegistry:
                 evidence_sha256=row.evidence_sha256,
             )
             self._changed(session, change)
-        return _grant(row)
+        return grant_of(row)
 
     def revoke(self, grant_id: str, *, at: datetime | None = None) -> ConsentGrant:
         with self._db.transaction() as session:
@@ -292,14 +393,14 @@ class ConsentRegistry:
                 "consent_revoked", tenant, row.subject_id, grant_id=row.id, grantee=row.grantee
             )
             self._changed(session, change)
-            return _grant(row)
+            return grant_of(row)
 
     def get_grant(self, grant_id: str) -> ConsentGrant:
         with self._db.transaction() as session:
             row = session.get(ConsentGrantRow, grant_id)
             if row is None:
                 raise NotFound(f"no consent grant {grant_id}")
-            return _grant(row)
+            return grant_of(row)
 
     def grants_for(self, subject_id: str) -> list[ConsentGrant]:
         return self.list_grants(subject_id=subject_id)
@@ -313,7 +414,7 @@ class ConsentRegistry:
                 query = query.where(ConsentGrantRow.subject_id == subject_id)
             if grantee is not None:
                 query = query.where(ConsentGrantRow.grantee == grantee)
-            return [_grant(r) for r in session.scalars(query)]
+            return [grant_of(r) for r in session.scalars(query)]
 
     # erasure -------------------------------------------------------------------------------
 
@@ -333,7 +434,7 @@ class ConsentRegistry:
             grants = session.execute(
                 delete(ConsentGrantRow).where(ConsentGrantRow.subject_id == subject_id)
             )
-            subject_ref = self.subject_ref(subject_id)
+            subject_ref = self.subject_ref(subject_id, subject.tenant)
             session.add(
                 ErasureRow(subject_ref=subject_ref, tenant=subject.tenant, erased_at=utc_now())
             )

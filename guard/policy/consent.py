@@ -40,7 +40,7 @@ def consent_reason(
             return Reason(
                 ReasonCode.CONSENT_GRANTED,
                 f"subject {subject_id} granted '{operation}' to this requester",
-                {**evidence, "grant_id": grant.id},
+                {**evidence, "grant_id": grant.id, "consent_level": grant.level.value},
             )
     active = [g for g, s in statuses if s is GrantStatus.ACTIVE]
     if active:

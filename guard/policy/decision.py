@@ -34,6 +34,7 @@ class ReasonCode(StrEnum):
     CONSENT_NOT_YET_VALID = "consent_not_yet_valid"
     CONSENT_REVOKED = "consent_revoked"
     SCOPE_NOT_GRANTED = "scope_not_granted"
+    CONSENT_NOT_CONFIRMED = "consent_not_confirmed"
     OPERATION_NOT_PERMITTED = "operation_not_permitted"
     PROMPT_NAMES_PUBLIC_FIGURE = "prompt_names_public_figure"
     OUTPUT_PUBLIC_FIGURE = "output_public_figure"
@@ -58,6 +59,7 @@ DENY_CODES = frozenset(
         ReasonCode.NO_CONSENT,
         ReasonCode.CONSENT_EXPIRED,
         ReasonCode.CONSENT_NOT_YET_VALID,
+        ReasonCode.CONSENT_NOT_CONFIRMED,
         ReasonCode.CONSENT_REVOKED,
         ReasonCode.SCOPE_NOT_GRANTED,
         ReasonCode.OPERATION_NOT_PERMITTED,
@@ -141,11 +143,14 @@ class Decision:
     def to_dict(self, *, hidden: Callable[[str], bool] = _nobody_hidden) -> dict[str, Any]:
         """The JSON form every interface prints (HTTP bodies, ``--json``, reports).
 
-        ``hidden(subject_id)`` says which subjects the reader may not see (another tenant's):
-        a face matched to one reads as an unknown face with no consent on record, with neither
-        the subject's id nor its similarity. The rules that applied and near-miss hints are
-        left out: they would tell a caller that a face matched someone (the audit log keeps
-        the rules; ``guard policy explain`` shows them)."""
+        ``hidden(subject_id)`` says which subjects the reader may not see (another tenant's, or
+        one erased since): a face matched to one reads as an unknown face with no consent on
+        record, with neither the subject's id nor its similarity. A decision never matches
+        another tenant's subject in the first place (the matcher searches only the requester's
+        tenant, so such a face is decided as a face nobody enrolled); this is a second line.
+        The rules that applied and near-miss hints are left out: they would tell a caller that
+        a face matched someone (the audit log keeps the rules; ``guard policy explain`` shows
+        them)."""
         faces = []
         for face in self.faces:
             masked = any(_names_hidden(r, hidden) for r in face.reasons)

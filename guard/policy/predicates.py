@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guard.identity import GrantStatus, MatchKind
+from guard.identity import ConsentLevel, GrantStatus, MatchKind
 from guard.policy.consent import consent_reason, how_named, match_evidence
 from guard.policy.decision import Reason, ReasonCode
 from guard.policy.facts import Context, Stage
@@ -308,7 +308,8 @@ class OwnConsent(Predicate):
                         Reason(
                             ReasonCode.PUBLIC_FIGURE_OWN_CONSENT,
                             f"public figure {figure.identity_id} enrolled and granted this use",
-                            {**match_evidence(figure), **consent.evidence},
+                            # Only an operator can link a subject to a figure (with evidence).
+                            {**match_evidence(figure), **consent.evidence, "link": "operator"},
                         ),
                     ),
                 )
@@ -345,6 +346,25 @@ class GrantScopesInclude(Predicate):
         )
 
 
+class ConsentLevelIn(Predicate):
+    """The grant that allows this operation was obtained at one of these levels: ``attested``
+    (the integrator asserts it) or ``person_confirmed`` (the person confirmed it themselves)."""
+
+    about_face: ClassVar[bool] = True
+    consent_level: tuple[ConsentLevel, ...] = Field(min_length=1)
+
+    def evaluate(self, context: Context) -> Evaluation:
+        face, facts = context.the_face, context.facts
+        return Evaluation(
+            any(
+                g.status_at(facts.at) is GrantStatus.ACTIVE
+                and facts.operation in g.scopes
+                and g.level in self.consent_level
+                for g in face.grants
+            )
+        )
+
+
 # the table ------------------------------------------------------------------------------------
 
 LEAF_PREDICATES: dict[str, type[Predicate]] = {
@@ -358,6 +378,7 @@ LEAF_PREDICATES: dict[str, type[Predicate]] = {
     "nsfw_score_at_least": NsfwScoreAtLeast,
     "identity_held": IdentityHeld,
     "face_kind": FaceKindIs,
+    "consent_level": ConsentLevelIn,
     "face_readable": FaceReadable,
     "consent_granted": ConsentGranted,
     "own_consent": OwnConsent,

@@ -8,8 +8,9 @@ Each manifest has
   ``c2pa.created`` with ``trainedAlgorithmicMedia``;
 - ``c2pa.soft-binding``: the watermark algorithm and the record id it carries;
 - ``io.likenessguard.decision``: decision id, verdict, reason codes, policy id and version,
-  operation, consent grant references as keyed hashes and (once the audit log lands) the audit
-  leaf hash. Never embeddings, face crops or the names of private people.
+  operation, consent grant references as keyed hashes, the audit leaf hash and, where a public
+  figure's own consent allowed the edit, ``public_figure_links`` (the figure and that the link
+  was made by the operator). Never embeddings, face crops or the names of private people.
 
     >>> signed = sign_image(png_bytes, "image/png", facts, credentials)       # doctest: +SKIP
     >>> read_manifest(signed.data).state                                      # doctest: +SKIP
@@ -27,7 +28,7 @@ from typing import Any
 import c2pa
 
 from guard._version import __version__
-from guard.policy import Decision
+from guard.policy import Decision, ReasonCode
 from guard.provenance.signing import SigningCredentials
 from guard.provenance.watermark import record_id_text
 
@@ -87,6 +88,24 @@ class ManifestFacts:
             "consent_grant_refs": list(self.consent_grant_refs),
             "watermark_record_id": record_id_text(self.record_id),
         }
+        links = [
+            {"figure_id": reason.evidence["figure_id"], "linked_by": reason.evidence["link"]}
+            for face in decision.faces
+            for reason in face.reasons
+            if reason.code is ReasonCode.PUBLIC_FIGURE_OWN_CONSENT
+        ]
+        if links:  # a public figure's own consent rests on an operator-verified link
+            data["public_figure_links"] = links
+        levels = sorted(
+            {
+                str(reason.evidence["consent_level"])
+                for face in decision.faces
+                for reason in face.reasons
+                if reason.evidence.get("consent_level") and not reason.denies
+            }
+        )
+        if levels:  # how the consent this output rests on was obtained
+            data["consent_levels"] = levels
         if self.audit_leaf_hash is not None:
             data["audit_leaf_hash"] = self.audit_leaf_hash
         if self.editor_record:

@@ -1,5 +1,6 @@
-"""Blocklist administration over HTTP: admins add, remove and rebuild; the next decision uses
-the new generation (and audits it in force); other roles may only read, or nothing."""
+"""Blocklist administration over HTTP: the operator adds, removes and rebuilds; the next
+decision uses the new generation (and audits it in force); no tenant key, not even a tenant
+admin's, may read or change it."""
 
 from __future__ import annotations
 
@@ -21,14 +22,19 @@ def test_add_check_remove_rebuild(live: LiveFactory, tmp_path: Path) -> None:
     service = live(blocklist_source_dir=source)
     figure = {"figure_id": "tom-hanks", "name": "Tom Hanks", "aliases": ["Thomas Hanks"]}
     files = {"images": HANKS["image"]}
-    with service.client(role=Role.ADMIN) as admin, service.client() as api:
-        assert (
-            api.post(
+    with (
+        service.client(role=Role.OPERATOR) as operator,
+        service.client(role=Role.ADMIN) as admin,
+        service.client() as api,
+    ):
+        for tenant_key in (api, admin):
+            refused = tenant_key.post(
                 "/v1/blocklist/figures", data={"params": json.dumps(figure)}, files=files
-            ).status_code
-            == 403
-        )
-        added = admin.post(
+            )
+            assert refused.status_code == 403
+            assert tenant_key.get("/v1/blocklist").status_code == 403
+        assert operator.get("/v1/blocklist").json()["figures"] == []
+        added = operator.post(
             "/v1/blocklist/figures", data={"params": json.dumps(figure)}, files=files
         )
         assert added.status_code == 201, added.text
@@ -45,20 +51,21 @@ def test_add_check_remove_rebuild(live: LiveFactory, tmp_path: Path) -> None:
         )
         assert named.json()["code"] == "prompt_names_public_figure"
 
-        assert admin.delete("/v1/blocklist/figures/tom-hanks").status_code == 200
-        assert admin.delete("/v1/blocklist/figures/tom-hanks").status_code == 404
+        assert admin.delete("/v1/blocklist/figures/tom-hanks").status_code == 403
+        assert operator.delete("/v1/blocklist/figures/tom-hanks").status_code == 200
+        assert operator.delete("/v1/blocklist/figures/tom-hanks").status_code == 404
         assert (
             api.post("/v1/checks", data=params(operation="relight"), files=HANKS).json()["code"]
             == "no_consent"
         )
 
-        rebuilt = admin.post("/v1/blocklist/rebuild")
+        assert admin.post("/v1/blocklist/rebuild").status_code == 403
+        rebuilt = operator.post("/v1/blocklist/rebuild")
         assert rebuilt.status_code == 200, rebuilt.text
         assert rebuilt.json()["figures"] == 1
-        with service.client(role=Role.AUDITOR) as auditor:
-            listed = auditor.get("/v1/blocklist").json()
-            assert listed["generation"] == rebuilt.json()["generation"]
-            assert [f["id"] for f in listed["figures"]] == ["tom-hanks"]
+        listed = operator.get("/v1/blocklist").json()
+        assert listed["generation"] == rebuilt.json()["generation"]
+        assert [f["id"] for f in listed["figures"]] == ["tom-hanks"]
         assert (
             api.post("/v1/checks", data=params(operation="relight"), files=HANKS).json()["code"]
             == "public_figure"
@@ -73,7 +80,7 @@ def test_add_check_remove_rebuild(live: LiveFactory, tmp_path: Path) -> None:
 
 def test_rebuild_without_a_source_folder_is_a_conflict(live: LiveFactory) -> None:
     service = live()
-    with service.client(role=Role.ADMIN) as admin:
-        response = admin.post("/v1/blocklist/rebuild")
+    with service.client(role=Role.OPERATOR) as operator:
+        response = operator.post("/v1/blocklist/rebuild")
     assert response.status_code == 409
     assert "GUARD_BLOCKLIST_SOURCE_DIR" in response.json()["detail"]

@@ -63,6 +63,7 @@ def assert_explained(decision_id: str) -> None:
     assert outcomes == {
         "permitted-operations": "passed",
         "public-figures-need-their-own-consent": "not applied",
+        "public-figures-confirm-their-own-consent": "not applied",
         "subjects-need-consent": "passed",
         "no-unknown-faces": "failed",
         "prompt-names-no-public-figure": "passed",
@@ -86,7 +87,7 @@ def assert_explained(decision_id: str) -> None:
 @pytest.mark.slow
 def test_full_cli_flow(workdir: Path) -> None:
     code, output = run("init")
-    assert code == 0 and "schema 0004" in output and "template.key" in output
+    assert code == 0 and "schema 0006" in output and "template.key" in output
     assert "checkpoint-key.pem" in output
     assert "on no public" in output and "signing-chain.pem" in output
 
@@ -367,3 +368,30 @@ def test_policy_check(workdir: Path) -> None:
     for shipped in ("strict", "newsroom"):
         code, output = run("policy", "check", str(DEFAULT_POLICY_FILE.parent / f"{shipped}.yaml"))
         assert code == 0 and f"valid: policy {shipped}" in output
+
+
+@pytest.mark.slow
+def test_operator_keys_and_public_figure_links(workdir: Path) -> None:
+    """Only the operator (whoever holds the data folder, or an operator API key) links a
+    subject to a public figure; the figure's face cannot be enrolled until then."""
+    assert run("init")[0] == 0
+    code, output = run("keys", "create", "--role", "operator")
+    assert code == 0 and output.startswith("lg_") and "operator (no tenant)" in output
+    assert run("keys", "create", "--role", "operator", "--tenant", "acme")[0] == 2
+    assert run("keys", "create", "--role", "admin")[0] == 2  # a tenant role needs its tenant
+    code, output = run("subjects", "add", "--tenant", "acme", "--public-figure", "tom-hanks")
+    assert code == 2 and "No such option" in output
+
+    assert run_json("blocklist", "build", "figures")["figures"] == 2  # type: ignore[index]
+    subject = run_json("subjects", "add", "--tenant", "acme")["id"]  # type: ignore[index]
+    code, output = run("subjects", "enroll", subject, "photos/hanks-upload.jpg")
+    assert code == 2 and "enrollment_matches_public_figure" in output
+    code, output = run("subjects", "link", subject, "nobody", "--evidence", "consent.pdf")
+    assert code == 2 and "no public figure 'nobody'" in output
+    linked = run_json("subjects", "link", subject, "tom-hanks", "--evidence", "consent.pdf")
+    assert linked["public_figure_link"]["linked_by"].startswith("cli:")  # type: ignore[index]
+    assert run("subjects", "enroll", subject, "photos/hanks-upload.jpg")[0] == 0
+    assert run("subjects", "unlink", subject)[0] == 0
+    assert run_json("audit", "export", "--out", "audit.jsonl")["entries"] > 0  # type: ignore[index]
+    exported = Path("audit.jsonl").read_text()
+    assert "public_figure_linked" in exported and "public_figure_unlinked" in exported

@@ -44,7 +44,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
-    assert current_revision(empty_database_url) == "0004"
+    assert current_revision(empty_database_url) == "0006"
     assert _tables(empty_database_url) == TABLES
     engine = create_engine(empty_database_url)
     with engine.connect() as connection:
@@ -65,3 +65,30 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
     assert _tables(empty_database_url) == TABLES
+
+
+@pytest.mark.storage
+def test_links_made_before_0005_were_unverified_and_are_cleared(empty_database_url: str) -> None:
+    """Before 0005 any tenant could link its own subject to a public figure (issue 15); the
+    upgrade keeps none of those links, so the figure's face is blocked until an operator links
+    it with evidence."""
+    upgrade_to_head(empty_database_url)
+    downgrade_to(empty_database_url, "0004")
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "insert into subjects (id, tenant, public_figure_id, created_at) "
+                "values ('sub_self_linked', 'acme', 'tom-hanks', CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade_to_head(empty_database_url)
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "select public_figure_id, public_figure_linked_by from subjects "
+                "where id = 'sub_self_linked'"
+            )
+        ).one()
+    engine.dispose()
+    assert tuple(row) == (None, None)

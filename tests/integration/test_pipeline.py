@@ -19,7 +19,14 @@ from guard.safety import NsfwScore
 from guard.samples import TRANSFORMS, SampleName, sample_bytes, sample_rgb
 from tests.support.guards import GuardFactory
 from tests.support.photos import ENROLL, PORTRAIT, crop
-from tests.support.registry import EVIDENCE, REQUESTER, blocklist_public_figures, enroll_model
+from tests.support.registry import (
+    EVIDENCE,
+    REQUESTER,
+    blocklist_public_figures,
+    confirm_by_the_person,
+    enroll_model,
+    link_to_figure,
+)
 
 
 @pytest.fixture
@@ -120,21 +127,24 @@ def test_group_photo_explains_each_face(guard: Guard) -> None:
 
 
 def test_public_figure_who_enrolled_and_consented_is_allowed(guard: Guard) -> None:
-    subject = guard.registry.create_subject("acme", public_figure_id="tom-hanks")
+    subject = guard.registry.create_subject("acme")
+    link_to_figure(guard, subject.id, "tom-hanks")
     guard.registry.enroll(
         subject.id, guard.faces_in(encode_image(TRANSFORMS["jpeg50"](sample_rgb("tom_hanks"))))
     )
-    guard.registry.grant(
+    grant = guard.registry.grant(
         subject.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE
     )
+    confirm_by_the_person(guard, grant.id)
     decision = check(guard, sample_bytes("tom_hanks"))
     assert decision.reason_codes == ("public_figure_own_consent",)  # type: ignore[attr-defined]
-    # An impostor enrollment (not linked to the figure) does not unlock the figure.
+    [reason] = decision.faces[0].reasons  # type: ignore[attr-defined]
+    assert reason.evidence["link"] == "operator"
+    # A subject linked to another figure cannot take the astronaut's face.
     impostor = guard.registry.create_subject("acme")
-    guard.registry.enroll(impostor.id, guard.faces_in(sample_bytes("astronaut")))
-    guard.registry.grant(
-        impostor.id, grantee=REQUESTER, scopes=["relight"], evidence_sha256=EVIDENCE
-    )
+    with pytest.raises(guard_errors.EnrollmentRefused) as refused:
+        guard.registry.enroll(impostor.id, guard.faces_in(sample_bytes("astronaut")))
+    assert refused.value.code == "enrollment_matches_public_figure"
     assert check(guard, sample_bytes("astronaut")).reason_codes == ("public_figure",)  # type: ignore[attr-defined]
 
 

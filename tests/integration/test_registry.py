@@ -24,7 +24,7 @@ pytestmark = pytest.mark.storage
 
 def fake_face(seed: int, engine: str = "dlib", dimension: int = 128) -> Face:
     vector = np.random.default_rng(seed).normal(size=dimension)
-    return Face((0, 0, 1, 1), (), 1.0, l2_normalise(vector), engine)
+    return Face((0, 0, 120, 120), (), 1.0, l2_normalise(vector), engine)
 
 
 @pytest.fixture

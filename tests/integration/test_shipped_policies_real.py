@@ -12,7 +12,14 @@ from guard.provenance import read_manifest
 from guard.samples import sample_bytes, sample_rgb
 from tests.support.guards import GuardFactory
 from tests.support.photos import PORTRAIT, crop
-from tests.support.registry import EVIDENCE, REQUESTER, blocklist_public_figures, enroll_model
+from tests.support.registry import (
+    EVIDENCE,
+    REQUESTER,
+    blocklist_public_figures,
+    confirm_by_the_person,
+    enroll_model,
+    link_to_figure,
+)
 
 
 def _guard(make_guard: GuardFactory, policy: str) -> Guard:
@@ -26,13 +33,18 @@ def guard(make_guard: GuardFactory) -> Guard:
     return _guard(make_guard, "default")
 
 
-def _enroll_hanks_himself(guard: Guard, scopes: tuple[str, ...]) -> None:
-    """Tom Hanks enrolled as a subject linked to his blocklist entry, granting ``scopes``."""
-    subject = guard.registry.create_subject(
-        "acme", display_name="Tom Hanks", public_figure_id="tom-hanks"
-    )
+def _enroll_hanks_himself(guard: Guard, scopes: tuple[str, ...], *, confirmed: bool = True) -> str:
+    """Tom Hanks enrolled as a subject linked to his blocklist entry, granting ``scopes``
+    (confirmed by him unless ``confirmed`` is false): the grant id."""
+    subject = guard.registry.create_subject("acme", display_name="Tom Hanks")
+    link_to_figure(guard, subject.id, "tom-hanks")
     guard.registry.enroll(subject.id, guard.faces_in(sample_bytes("tom_hanks")))
-    guard.registry.grant(subject.id, grantee=REQUESTER, scopes=scopes, evidence_sha256=EVIDENCE)
+    grant = guard.registry.grant(
+        subject.id, grantee=REQUESTER, scopes=scopes, evidence_sha256=EVIDENCE
+    )
+    if confirmed:
+        confirm_by_the_person(guard, grant.id)
+    return grant.id
 
 
 def test_newsroom_shows_public_figures_only_as_labelled_sketches(
@@ -74,11 +86,20 @@ def test_newsroom_prompt_naming_a_figure_only_for_an_illustration(
 
 def test_strict_denies_a_public_figure_even_with_own_consent(make_guard: GuardFactory) -> None:
     default, strict = _guard(make_guard, "default"), _guard(make_guard, "strict")
-    _enroll_hanks_himself(default, ("relight",))
+    grant_id = _enroll_hanks_himself(default, ("relight",), confirmed=False)
     request = CheckRequest(
         requester=REQUESTER, operation="relight", image=sample_bytes("tom_hanks")
     )
-    assert default.check(request).reason_codes == ("public_figure_own_consent",)
+    # An integrator's word is not enough for a public figure: the figure confirms it.
+    attested = default.check(request)
+    assert not attested.allowed and "consent_not_confirmed" in attested.reason_codes
+    assert [r.rule for r in attested.rules if not r.passed] == [
+        "public-figures-confirm-their-own-consent"
+    ]
+    confirm_by_the_person(default, grant_id)
+    allowed = default.check(request)
+    assert allowed.reason_codes == ("public_figure_own_consent",)
+    assert allowed.faces[0].reasons[0].evidence["consent_level"] == "person_confirmed"
     # Same database, same grant: the strict policy never allows a public figure.
     assert strict.check(request).reason_codes == ("public_figure",)
     assert [r.rule for r in strict.check(request).rules if not r.passed] == ["no-public-figures"]
@@ -86,7 +107,12 @@ def test_strict_denies_a_public_figure_even_with_own_consent(make_guard: GuardFa
 
 def test_strict_allows_a_consented_private_subject(make_guard: GuardFactory) -> None:
     guard = _guard(make_guard, "strict")
-    enroll_model(guard)
+    _, grant_id = enroll_model(guard)
+    attested = guard.check(
+        CheckRequest(requester=REQUESTER, operation="relight", image=crop("t1", PORTRAIT))
+    )
+    assert not attested.allowed and "consent_not_confirmed" in attested.reason_codes
+    confirm_by_the_person(guard, grant_id)
     result = guard.edit(
         EditRequest(image=crop("t1", PORTRAIT), operation="relight", requester=REQUESTER)
     )

@@ -32,10 +32,15 @@ class LiveService:
     tokens: dict[tuple[str, Role], str] = field(default_factory=dict)
 
     def token(self, tenant: str, role: Role) -> str:
+        """A key of ``tenant`` in ``role``; the operator's key (no tenant) for ``OPERATOR``."""
+        if role is Role.OPERATOR:
+            tenant = "*"
         if (tenant, role) not in self.tokens:
-            issued = ApiKeyStore(self.guard.db).create(
-                tenant=tenant, role=role, requester=f"{tenant}/app"
-            )
+            store = ApiKeyStore(self.guard.db)
+            if role is Role.OPERATOR:
+                issued = store.create(tenant=None, role=role)
+            else:
+                issued = store.create(tenant=tenant, role=role, requester=f"{tenant}/app")
             self.tokens[(tenant, role)] = issued.token
         return self.tokens[(tenant, role)]
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from guard.config import POLICIES_DIR
-from guard.identity import ConsentGrant, FaceFacts, Match, MatchKind
+from guard.identity import ConsentGrant, ConsentLevel, FaceFacts, Match, MatchKind
 from guard.policy import Policy, RequestFacts, decide, load_policy
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -22,9 +22,21 @@ def grant(
     expires_at: datetime | None = NOW + timedelta(days=1),
     revoked_at: datetime | None = None,
     subject_id: str = "sub_1",
+    level: ConsentLevel = ConsentLevel.PERSON_CONFIRMED,
 ) -> ConsentGrant:
+    """A grant in force at NOW; confirmed by the person unless ``level`` says otherwise (the
+    consent-level rules have their own attested cases)."""
     return ConsentGrant(
-        "grt_1", subject_id, "app", scopes, not_before, expires_at, revoked_at, "0" * 64, NOW
+        "grt_1",
+        subject_id,
+        "app",
+        scopes,
+        not_before,
+        expires_at,
+        revoked_at,
+        "0" * 64,
+        NOW,
+        level=level,
     )
 
 

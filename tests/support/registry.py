@@ -28,12 +28,12 @@ def reference_face(guard: Guard, sample: SampleName) -> Face:
 
 def blocklist_public_figures(guard: Guard) -> None:
     """Tom Hanks and Eileen Collins (the astronaut) on ``guard``'s blocklist, with aliases."""
+    samples: tuple[tuple[str, str, SampleName], ...] = (
+        ("tom-hanks", "Tom Hanks", "tom_hanks"),
+        ("eileen-collins", "Eileen Collins", "astronaut"),
+    )
     figures = [
-        (figure_id, name, reference_face(guard, sample))
-        for figure_id, name, sample in (
-            ("tom-hanks", "Tom Hanks", "tom_hanks"),
-            ("eileen-collins", "Eileen Collins", "astronaut"),
-        )
+        (figure_id, name, reference_face(guard, sample)) for figure_id, name, sample in samples
     ]
 
     def add(blocklist: Blocklist) -> None:
@@ -54,3 +54,17 @@ def enroll_model(
         subject.id, grantee=REQUESTER, scopes=scopes, evidence_sha256=EVIDENCE
     )
     return subject.id, grant.id
+
+
+def link_to_figure(guard: Guard, subject_id: str, figure_id: str) -> None:
+    """``subject_id`` linked to blocklisted ``figure_id``, as an operator does (with evidence)."""
+    figure = guard.blocklists.current().figure(figure_id)
+    guard.registry.link_public_figure(
+        subject_id, figure, linked_by="cli:test-operator", evidence_sha256=EVIDENCE
+    )
+
+
+def confirm_by_the_person(guard: Guard, grant_id: str) -> None:
+    """The person confirms ``grant_id`` themselves (what their consent page does)."""
+    confirmations = guard.registry.confirmations
+    confirmations.redeem(confirmations.issue(grant_id).token)

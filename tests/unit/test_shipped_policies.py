@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from guard.config import POLICIES_DIR
+from guard.identity import ConsentLevel
 from guard.policy import DriftFact, Policy, PromptSubject, RequestFacts, decide, load_policy
 from tests.support.policy_facts import (
     DEFAULT,
@@ -23,6 +24,7 @@ from tests.support.policy_facts import (
 
 CONSENTED = face(subject=True, grants=(grant(),))
 OWN_FIGURE = face(subject=True, figure=True, grants=(grant(),), linked_figure="fig")
+ATTESTED = (grant(level=ConsentLevel.ATTESTED),)
 NAMED = {"rule": "exact", "span": "0:8", "matched": "Jane Doe"}
 UNCONSENTED_NAME = (PromptSubject("sub_9", (), NAMED),)
 DRIFTED = (DriftFact(0, 0, 0.5, 0.93),)
@@ -38,6 +40,10 @@ FAILING: dict[str, dict[str, tuple[RequestFacts, str]]] = {
     "default": {
         "permitted-operations": (facts(operation="face_swap"), "operation_not_permitted"),
         "public-figures-need-their-own-consent": (facts(face(figure=True)), "public_figure"),
+        "public-figures-confirm-their-own-consent": (
+            facts(face(subject=True, figure=True, grants=ATTESTED, linked_figure="fig")),
+            "consent_not_confirmed",
+        ),
         "subjects-need-consent": (facts(face(subject=True)), "no_consent"),
         "no-unknown-faces": (facts(face()), "no_consent"),
         "prompt-names-no-public-figure": (
@@ -56,6 +62,10 @@ FAILING: dict[str, dict[str, tuple[RequestFacts, str]]] = {
         "subjects-need-consent": (
             facts(face(subject=True, grants=(grant(expires_at=NOW),))),
             "consent_expired",
+        ),
+        "subjects-confirm-their-consent": (
+            facts(face(subject=True, grants=ATTESTED)),
+            "consent_not_confirmed",
         ),
         "no-unknown-faces": (facts(face()), "no_consent"),
         "prompt-names-no-public-figure": (

@@ -1,6 +1,7 @@
-"""``/v1/blocklist``: the public-figure blocklist (global to the deployment; admins change it,
-admins and auditors read it). Changes are saved as a new generation, atomically; every worker
-picks the new generation up on its next decision, and the next decision audits it in force."""
+"""``/v1/blocklist``: the public-figure blocklist (global to the deployment: only the operator
+reads and changes it; every tenant key gets 403). Changes are saved as a new generation,
+atomically; every worker picks the new generation up on its next decision, and the next decision
+audits it in force."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from guard.api.auth import READERS, require, service_of
-from guard.api.keys import ApiKey, Role
+from guard.api.auth import OPERATOR, require, service_of
+from guard.api.keys import ApiKey
 from guard.api.routes.common import (
     COMMON_ERRORS,
     CONFLICT,
@@ -27,7 +28,7 @@ from guard.errors import Conflict
 from guard.identity import build_from_folder, reference_face
 
 router = APIRouter(prefix="/v1/blocklist", tags=["blocklist"])
-_admin = require(Role.ADMIN)
+_operator = require(*OPERATOR)
 
 
 class FigureIn(BaseModel):
@@ -38,7 +39,7 @@ class FigureIn(BaseModel):
 
 
 @router.get("", response_model=BlocklistOut, responses=COMMON_ERRORS)
-def get_blocklist(request: Request, _key: Annotated[ApiKey, Depends(require(*READERS))]) -> Any:
+def get_blocklist(request: Request, _key: Annotated[ApiKey, Depends(_operator)]) -> Any:
     blocklist = service_of(request).guard.blocklists.current()
     return {
         "generation": blocklist.generation,
@@ -70,7 +71,7 @@ def _add(service: Service, figure: FigureIn, photos: list[bytes]) -> Any:
 )
 async def add_figure(
     request: Request,
-    _key: Annotated[ApiKey, Depends(_admin)],
+    _key: Annotated[ApiKey, Depends(_operator)],
     params: Annotated[str, Form(description="JSON: figure_id, name, aliases.")],
     images: Annotated[list[UploadFile], File(description="Reference photos of the figure.")],
 ) -> Any:
@@ -88,13 +89,13 @@ def _remove(service: Service, figure_id: str) -> Any:
     "/figures/{figure_id}", response_model=FigureOut, responses={**COMMON_ERRORS, **NOT_FOUND}
 )
 def remove_figure(
-    request: Request, figure_id: str, _key: Annotated[ApiKey, Depends(_admin)]
+    request: Request, figure_id: str, _key: Annotated[ApiKey, Depends(_operator)]
 ) -> Any:
     return _remove(service_of(request), figure_id)
 
 
 @router.post("/rebuild", response_model=RebuildOut, responses={**COMMON_ERRORS, **CONFLICT})
-def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_admin)]) -> Any:
+def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_operator)]) -> Any:
     """Rebuild the whole blocklist from ``GUARD_BLOCKLIST_SOURCE_DIR``
     (``<figure-id>/<photo>`` files, optional ``figure.json``). Runs in the request: large
     folders take a while (about 0.3 s per photo here)."""

@@ -7,27 +7,31 @@ name grantees inside the caller's tenant.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from guard.api.auth import ALL_ROLES, READERS, WRITERS, require, service_of
+from guard.api.auth import ALL_ROLES, OPERATOR, READERS, WRITERS, require, service_of
 from guard.api.keys import ApiKey
 from guard.api.routes.common import COMMON_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, Responses
 from guard.api.schemas import (
+    ConfirmationIn,
+    ConfirmationOut,
     EnrollmentOut,
     EntryOut,
     ErasureOut,
     GrantIn,
     GrantOut,
+    PublicFigureLinkIn,
     SubjectIn,
     SubjectOut,
 )
 from guard.api.uploads import image_bytes
 from guard.api.views import grant_body, own_subject, subject_body
 from guard.errors import Forbidden, InvalidInput, NotFound
+from guard.identity import ConsentRegistry
 from guard.pipeline import Guard
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -40,10 +44,41 @@ def create_subject(
     request: Request, body: SubjectIn, key: Annotated[ApiKey, Depends(require(*WRITERS))]
 ) -> Any:
     """Register a person in the caller's tenant (pseudonymous id; the name is optional)."""
+    if body.public_figure_id is not None:
+        raise Forbidden(
+            "only the operator links a subject to a public figure, with evidence "
+            "(PUT /v1/subjects/{id}/public-figure); a tenant key cannot"
+        )
     subject = service_of(request).guard.registry.create_subject(
-        key.tenant, display_name=body.display_name, public_figure_id=body.public_figure_id
+        key.tenant, display_name=body.display_name
     )
     return subject_body(subject)
+
+
+@router.put("/subjects/{subject_id}/public-figure", response_model=SubjectOut, responses=_WRITE)
+def link_public_figure(
+    request: Request,
+    subject_id: str,
+    body: PublicFigureLinkIn,
+    key: Annotated[ApiKey, Depends(require(*OPERATOR))],
+) -> Any:
+    """Link a subject (of any tenant) to the blocklisted figure they are verified to be
+    (operator only; audited with the operator key and the evidence hash)."""
+    guard = service_of(request).guard
+    figure = guard.blocklists.current().figure(body.figure_id)
+    subject = guard.registry.link_public_figure(
+        subject_id, figure, linked_by=f"key:{key.id}", evidence_sha256=body.evidence_sha256
+    )
+    return subject_body(subject)
+
+
+@router.delete("/subjects/{subject_id}/public-figure", response_model=SubjectOut, responses=_WRITE)
+def unlink_public_figure(
+    request: Request, subject_id: str, key: Annotated[ApiKey, Depends(require(*OPERATOR))]
+) -> Any:
+    """Remove a subject's public-figure link (operator only; audited)."""
+    registry = service_of(request).guard.registry
+    return subject_body(registry.unlink_public_figure(subject_id, unlinked_by=f"key:{key.id}"))
 
 
 @router.get("/subjects", response_model=list[SubjectOut], responses=COMMON_ERRORS)
@@ -107,12 +142,14 @@ def erase_subject(
 def subject_report(
     request: Request, subject_id: str, key: Annotated[ApiKey, Depends(require(*READERS))]
 ) -> Any:
-    """Every audit entry that touched this subject (a data-subject access request)."""
+    """Every audit entry of this tenant that touched this subject (a data-subject access
+    request); another tenant's entries never appear."""
     guard = service_of(request).guard
-    own_subject(guard.registry, subject_id, key.tenant)
+    subject = own_subject(guard.registry, subject_id, key.tenant)
+    reference = guard.registry.subject_ref(subject.id, subject.tenant)
     return [
         {"index": i, "entry": e}
-        for i, e in guard.audit.entries_mentioning(guard.registry.subject_ref(subject_id))
+        for i, e in guard.audit.entries_mentioning(reference, tenant=subject.tenant)
     ]
 
 
@@ -161,14 +198,43 @@ def list_consents(
     return [grant_body(g, now) for g in grants]
 
 
+def _own_grant(registry: ConsentRegistry, grant_id: str, tenant: str) -> None:
+    try:
+        own_subject(registry, registry.get_grant(grant_id).subject_id, tenant)
+    except NotFound:
+        raise NotFound(f"no consent grant {grant_id} in tenant {tenant}") from None
+
+
 @router.post("/consents/{grant_id}/revoke", response_model=GrantOut, responses=_WRITE)
 def revoke_consent(
     request: Request, grant_id: str, key: Annotated[ApiKey, Depends(require(*WRITERS))]
 ) -> Any:
     """Revoke now: every later decision for that grantee denies with ``consent_revoked``."""
     registry = service_of(request).guard.registry
-    try:
-        own_subject(registry, registry.get_grant(grant_id).subject_id, key.tenant)
-    except NotFound:
-        raise NotFound(f"no consent grant {grant_id} in tenant {key.tenant}") from None
+    _own_grant(registry, grant_id, key.tenant)
     return grant_body(registry.revoke(grant_id), datetime.now(UTC))
+
+
+@router.post(
+    "/consents/{grant_id}/confirmation",
+    status_code=201,
+    response_model=ConfirmationOut,
+    responses=_WRITE,
+)
+def request_confirmation(
+    request: Request,
+    grant_id: str,
+    key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    body: ConfirmationIn | None = None,
+) -> Any:
+    """A one-time token for the person to confirm this grant themselves (it then becomes
+    ``person_confirmed``). Shown once; a new one replaces the outstanding one. Audited."""
+    registry = service_of(request).guard.registry
+    _own_grant(registry, grant_id, key.tenant)
+    hours = (body or ConfirmationIn()).valid_for_hours
+    issued = registry.confirmations.issue(grant_id, valid_for=timedelta(hours=hours))
+    return {
+        "grant_id": issued.grant_id,
+        "token": issued.token,
+        "expires_at": issued.expires_at.isoformat(),
+    }

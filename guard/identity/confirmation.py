@@ -1,0 +1,135 @@
+"""Person-confirmed consent: one-time tokens the person redeems to confirm a grant themselves.
+
+An integrator's grant is ``attested``: it asserts the consent and keeps the SHA-256 of its
+evidence. To raise it to ``person_confirmed`` the integrator asks for a confirmation token and
+hands it to the person (the person's consent page redeems it). The token is
+
+    lgc_<grant id>.<expiry, unix seconds>.<secret>.<tag>
+
+where the tag is an HMAC (the deployment's keyed hasher) over the rest, so a forged or altered
+token is refused before the database is read, and only the SHA-256 of the secret is stored, so
+a database reader cannot redeem it. A token works once, until its expiry, on a grant still in
+force; asking for a new token replaces the outstanding one. Issuing and redeeming are audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from guard.db import Database
+from guard.errors import Conflict, InvalidInput, NotFound
+from guard.identity.models import ConsentGrantRow, SubjectRow
+from guard.identity.records import (
+    ConsentGrant,
+    ConsentLevel,
+    GrantStatus,
+    RegistryChange,
+    grant_of,
+    utc_now,
+)
+from guard.secrets import KeyedHasher
+
+DEFAULT_VALIDITY = timedelta(days=7)
+_TOKEN = re.compile(r"^lgc_(grt_[0-9a-f]{24})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})\.([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class ConfirmationToken:
+    token: str
+    """Shown once; give it to the person (it cannot be recovered later)."""
+    grant_id: str
+    expires_at: datetime
+
+
+class ConsentConfirmations:
+    """Issues and redeems the one-time tokens of :mod:`guard.identity.confirmation`."""
+
+    def __init__(
+        self,
+        db: Database,
+        hasher: KeyedHasher,
+        on_change: Callable[[Session, RegistryChange], None],
+    ) -> None:
+        self._db = db
+        self._hasher = hasher
+        self._changed = on_change
+
+    def _tag(self, grant_id: str, expiry: int, secret: str) -> str:
+        return self._hasher.ref("consent-confirmation", f"{grant_id}.{expiry}.{secret}")
+
+    def issue(self, grant_id: str, *, valid_for: timedelta = DEFAULT_VALIDITY) -> ConfirmationToken:
+        """A new token for ``grant_id`` (replacing any outstanding one), valid ``valid_for``."""
+        if not timedelta(minutes=5) <= valid_for <= timedelta(days=30):
+            raise InvalidInput("a confirmation token is valid for 5 minutes to 30 days")
+        expires_at = (utc_now() + valid_for).replace(microsecond=0)
+        expiry = int(expires_at.timestamp())
+        secret = secrets.token_urlsafe(32)
+        with self._db.transaction() as session:
+            row, tenant = _grant_row(session, grant_id)
+            if grant_of(row).status_at(utc_now()) is not GrantStatus.ACTIVE:
+                raise Conflict(
+                    f"grant {grant_id} is not in force; only a grant in force is confirmed"
+                )
+            if row.consent_level == ConsentLevel.PERSON_CONFIRMED:
+                raise Conflict(f"grant {grant_id} was already confirmed by the person")
+            row.confirmation_sha256 = hashlib.sha256(secret.encode()).hexdigest()
+            row.confirmation_expires_at = expires_at
+            change = RegistryChange(
+                "consent_confirmation_requested", tenant, row.subject_id, grant_id=grant_id
+            )
+            self._changed(session, change)
+        token = f"lgc_{grant_id}.{expiry}.{secret}.{self._tag(grant_id, expiry, secret)}"
+        return ConfirmationToken(token, grant_id, expires_at)
+
+    def redeem(self, token: str, *, now: datetime | None = None) -> ConsentGrant:
+        """The person confirms: the grant becomes ``person_confirmed`` and the token is spent.
+
+        A malformed, forged, spent or replaced token is :class:`InvalidInput` with one message
+        (nothing to probe); an expired one says so; a grant no longer in force is a conflict."""
+        refused = InvalidInput("this confirmation link is not valid (used, replaced or mistyped)")
+        parsed = _TOKEN.match(token.strip())
+        if parsed is None:
+            raise refused
+        grant_id, expiry_text, secret, tag = parsed.groups()
+        if not hmac.compare_digest(tag, self._tag(grant_id, int(expiry_text), secret)):
+            raise refused
+        now = now or utc_now()
+        if now >= datetime.fromtimestamp(int(expiry_text), UTC):
+            raise InvalidInput("this confirmation link has expired; ask for a new one")
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        with self._db.transaction() as session:
+            try:
+                row, tenant = _grant_row(session, grant_id)
+            except NotFound:
+                raise refused from None
+            stored = row.confirmation_sha256
+            if stored is None or not hmac.compare_digest(stored, digest):
+                raise refused
+            if grant_of(row).status_at(now) is not GrantStatus.ACTIVE:
+                raise Conflict(f"grant {grant_id} is no longer in force")
+            row.consent_level = ConsentLevel.PERSON_CONFIRMED.value
+            row.confirmed_at = now
+            row.confirmation_sha256 = None
+            row.confirmation_expires_at = None
+            self._changed(
+                session,
+                RegistryChange("consent_confirmed", tenant, row.subject_id, grant_id=grant_id),
+            )
+            return grant_of(row)
+
+
+def _grant_row(session: Session, grant_id: str) -> tuple[ConsentGrantRow, str]:
+    """The grant's row and its subject's tenant (locked for update where the database can)."""
+    row = session.get(ConsentGrantRow, grant_id, with_for_update=True)
+    subject = session.get(SubjectRow, row.subject_id) if row is not None else None
+    if row is None or subject is None:
+        raise NotFound(f"no consent grant {grant_id}")
+    return row, subject.tenant
