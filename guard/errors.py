@@ -52,7 +52,8 @@ class EnrollmentRefused(InvalidInput):
     """This face may not become the subject's template; ``code`` says why:
     ``enrollment_matches_public_figure`` (the blocklist holds it and no operator linked this
     subject to that figure), ``enrollment_matches_another_subject`` (the tenant already enrolled
-    this person as another subject) or ``enrollment_face_unreliable`` (too small or faint for a
+    this person as another subject), ``enrollment_not_this_person`` (not the person the
+    subject's faces on record show) or ``enrollment_face_unreliable`` (too small or faint for a
     template that will stand for a consenting person). Nothing was stored."""
 
     code = "enrollment_refused"

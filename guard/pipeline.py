@@ -28,6 +28,7 @@ from guard.audit import (
     AuditLog,
     InForceRecorder,
     Receipt,
+    blocklist_entry,
     open_audit_log,
     registry_entry,
 )
@@ -39,6 +40,7 @@ from guard.errors import InvalidInput
 from guard.faces import Face, FaceEngine, create_face_engine
 from guard.gate import Gate
 from guard.identity import (
+    BlocklistSaved,
     BlocklistStore,
     ConsentRegistry,
     EnrollmentRules,
@@ -138,10 +140,13 @@ class Guard:
         self.db = Database(self.settings.database_url)
         self.keys = Keyring(self.settings)
         self.face_engine = face_engine or create_face_engine(self.settings)
-        self.blocklists = BlocklistStore(self.settings.blocklist_path)
         self.policies = PolicySource(self.settings.policy_file)
         self.provenance = provenance or Provenance(self.settings, self.db)
         self.audit = audit or open_audit_log(self.settings, self.db)
+        self.blocklists = BlocklistStore(
+            self.settings.blocklist_path,
+            on_saved=self._audit_blocklist_change,
+        )
         self._editor = editor
         self._timed = StageTimer(observer)
         self._recorder = DecisionRecorder(
@@ -198,6 +203,7 @@ class Guard:
         rules = EnrollmentRules(
             blocklist_threshold=settings.blocklist_threshold(engine),
             registry_threshold=settings.registry_threshold(engine),
+            same_person_threshold=settings.drift_threshold(engine),
             min_face_pixels=settings.enroll_min_face_pixels,
             min_detection_score=settings.enroll_min_detection_score(engine),
         )
@@ -223,6 +229,11 @@ class Guard:
         (:class:`Unavailable` naming the file or setting if not)."""
         self.db.require_schema()
         check_template_key(self.db, self.keys.cipher())
+
+    def _audit_blocklist_change(self, saved: BlocklistSaved) -> None:
+        """Every saved blocklist change, with who made it (after the save: a failed append
+        raises :class:`Unavailable`, and the next decision still records the generation)."""
+        self.audit.append(blocklist_entry(saved))
 
     def _audit_registry_change(self, session: Session, change: RegistryChange) -> None:
         """Every consent change is appended in its own transaction: both land or neither."""

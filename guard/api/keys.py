@@ -27,14 +27,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from guard.db import Base, Database, UTCDateTime
 from guard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from guard.identity import in_tenant
+from guard.identity import check_requester, check_tenant, in_tenant
 
 TOKEN_PREFIX = "lg_"
-TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _TOKEN = re.compile(r"^lg_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
 
 
-# What an operator key stores as its tenant: no tenant name can be "*" (see TENANT).
+# What an operator key stores as its tenant: no tenant name can be "*" (see check_tenant).
 NO_TENANT = "*"
 
 
@@ -127,13 +126,9 @@ class ApiKeyStore:
                     "an operator key belongs to no tenant: give no tenant or requester"
                 )
             tenant = requester = NO_TENANT
-        elif tenant is None or not TENANT.match(tenant):
-            raise InvalidInput(
-                f"tenant {tenant!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'"
-            )
-        requester = requester or tenant
-        if not in_tenant(requester, tenant):
-            raise InvalidInput(f"requester must be '{tenant}' or start with '{tenant}/'")
+        else:
+            tenant = check_tenant(tenant or "")
+        requester = check_requester(requester or tenant, tenant)
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         row = ApiKeyRow(

@@ -24,6 +24,7 @@ from guard.audit.checkpoint import (
 )
 from guard.audit.entries import (
     InForceRecorder,
+    blocklist_entry,
     decision_entry,
     registry_entry,
     release_entry,
@@ -51,6 +52,7 @@ __all__ = [
     "InForceRecorder",
     "Receipt",
     "audit_verifier",
+    "blocklist_entry",
     "canonical_json",
     "checkpoint_key_file",
     "create_checkpoint_key",

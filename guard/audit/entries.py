@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from guard.audit.log import AuditLog
-from guard.identity import Blocklist, RegistryChange, tenant_of
+from guard.identity import Blocklist, BlocklistSaved, RegistryChange, tenant_of
 from guard.policy import Decision, Policy
 from guard.secrets import KeyedHasher
 
@@ -125,6 +125,21 @@ def registry_entry(change: RegistryChange, hasher: KeyedHasher) -> dict[str, Any
         "count": change.count,
         # A public-figure link or unlink: the figure and the operator who acted.
         **({"figure_id": change.figure_id, "actor": change.actor} if change.figure_id else {}),
+    }
+
+
+def blocklist_entry(saved: BlocklistSaved) -> dict[str, Any]:
+    """A saved change of the deployment's blocklist: who made it and which figures it added,
+    removed or changed (ids only). Global, like the generations in force."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": "blocklist_changed",
+        "time": datetime.now(UTC).isoformat(),
+        "generation": saved.generation,
+        "actor": saved.actor,
+        "figures_added": list(saved.added),
+        "figures_removed": list(saved.removed),
+        "figures_changed": list(saved.changed),
     }
 
 

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from guard.cli.common import JsonFlag, err, errors, open_guard, out, progress_bar, read_file
+from guard.cli.common import (
+    JsonFlag,
+    err,
+    errors,
+    open_guard,
+    operator_name,
+    out,
+    progress_bar,
+    read_file,
+)
 from guard.cli.render import emit_json
 from guard.errors import InvalidInput
 from guard.identity import PublicFigure
@@ -57,7 +66,7 @@ def blocklist_build(
         else:
             assert embeddings is not None
             blocklist = build_from_embeddings(embeddings, engine_name=guard.face_engine.name)
-        guard.blocklists.replace(blocklist)
+        guard.blocklists.replace(blocklist, actor=operator_name())
     if json_output:
         emit_json(
             {"figures": len(blocklist), "vectors": len(blocklist.index), "problems": problems}
@@ -89,7 +98,10 @@ def blocklist_add(
             for photo in photos
         ]
         figure = guard.blocklists.update(
-            lambda blocklist: blocklist.add_figure(figure_id, name, embeddings, aliases=alias or [])
+            lambda blocklist: blocklist.add_figure(
+                figure_id, name, embeddings, aliases=alias or []
+            ),
+            actor=operator_name(),
         )
     if json_output:
         emit_json(_figure_json(figure))
@@ -102,7 +114,7 @@ def blocklist_remove(figure_id: str, json_output: JsonFlag = False) -> None:
     """Remove a public figure from the blocklist."""
     with errors():
         figure = open_guard().blocklists.update(
-            lambda blocklist: blocklist.remove_figure(figure_id)
+            lambda blocklist: blocklist.remove_figure(figure_id), actor=operator_name()
         )
     emit_json({"removed": figure.id}) if json_output else out.print(f"removed {figure.id}")
 

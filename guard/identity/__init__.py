@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from guard.identity.blocklist import Blocklist, BlocklistStore, FigureCandidate, PublicFigure
+from guard.identity.blocklist import (
+    Blocklist,
+    BlocklistSaved,
+    BlocklistStore,
+    FigureCandidate,
+    PublicFigure,
+)
 from guard.identity.building import (
     BuildProblem,
     build_from_embeddings,
@@ -24,10 +30,11 @@ from guard.identity.records import (
     SubjectCandidate,
 )
 from guard.identity.registry import ConsentRegistry
-from guard.identity.tenancy import in_tenant, tenant_of
+from guard.identity.tenancy import check_requester, check_tenant, in_tenant, tenant_of
 
 __all__ = [
     "Blocklist",
+    "BlocklistSaved",
     "BlocklistStore",
     "BuildProblem",
     "ConfirmationToken",
@@ -52,7 +59,9 @@ __all__ = [
     "SubjectCandidate",
     "build_from_embeddings",
     "build_from_folder",
+    "check_requester",
     "check_template_key",
+    "check_tenant",
     "in_tenant",
     "reference_face",
     "tenant_of",

@@ -163,12 +163,40 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+@dataclass(frozen=True)
+class BlocklistSaved:
+    """One saved change of the blocklist, for the audit log (ids only, never embeddings)."""
+
+    generation: int
+    actor: str
+    """Who changed it: ``key:<id>`` (an operator API key), ``cli:<user>`` or ``library``."""
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    """Figures kept whose name, aliases or reference photos changed."""
+
+
+def _saved(old: dict[str, PublicFigure], after: Blocklist, actor: str) -> BlocklistSaved:
+    new = after.figures
+    return BlocklistSaved(
+        generation=after.generation,
+        actor=actor,
+        added=tuple(sorted(new.keys() - old.keys())),
+        removed=tuple(sorted(old.keys() - new.keys())),
+        changed=tuple(sorted(i for i in new.keys() & old.keys() if new[i] != old[i])),
+    )
+
+
 class BlocklistStore:
     """Loads, verifies and atomically saves the blocklist; caches the loaded copy per process
-    and reloads it when another process saves a new generation."""
+    and reloads it when another process saves a new generation. ``on_saved`` is told every
+    saved change (the guard appends it to the audit log)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, *, on_saved: Callable[[BlocklistSaved], None] | None = None
+    ) -> None:
         self.directory = directory
+        self._on_saved = on_saved
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._cached: Blocklist | None = None
@@ -253,7 +281,7 @@ class BlocklistStore:
             generation=int(manifest["generation"]),
         )
 
-    def update(self, change: Callable[[Blocklist], T]) -> T:
+    def update(self, change: Callable[[Blocklist], T], *, actor: str = "library") -> T:
         """Apply ``change`` to a fresh copy of the current generation and save the result as
         the next one; returns what ``change`` returned. Writers take turns (a lock file in the
         blocklist folder, so processes too), each starting from what the last one saved: no
@@ -261,14 +289,30 @@ class BlocklistStore:
         it, a copied folder) is a :class:`Conflict`, and nothing is written."""
         with self._writing():
             blocklist = self.load()
+            before = dict(blocklist.figures)  # figures are immutable: a shallow copy is a snapshot
             result = change(blocklist)
             self._write(blocklist, expected=blocklist.generation)
+            self._told(_saved(before, blocklist, actor))
             return result
 
-    def replace(self, blocklist: Blocklist) -> int:
+    def replace(self, blocklist: Blocklist, *, actor: str = "library") -> int:
         """Save a whole new blocklist (a rebuild) as the next generation; returns it."""
         with self._writing():
-            return self._write(blocklist, expected=self._disk_generation())
+            before = self._figures_on_disk()
+            generation = self._write(blocklist, expected=self._disk_generation())
+            self._told(_saved(before, blocklist, actor))
+            return generation
+
+    def _figures_on_disk(self) -> dict[str, PublicFigure]:
+        """What a rebuild replaces ({} when missing or unreadable: a rebuild is the repair)."""
+        try:
+            return dict(self.load().figures) if self.exists() else {}
+        except Unavailable:
+            return {}
+
+    def _told(self, saved: BlocklistSaved) -> None:
+        if self._on_saved is not None:
+            self._on_saved(saved)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

@@ -1,6 +1,7 @@
 """The consent registry: subjects, their encrypted face templates, consent grants and erasure.
 
-    registry = ConsentRegistry(db, cipher, hasher, engine_name="dlib", dimension=128)
+    registry = ConsentRegistry(db, cipher, hasher, engine_name="dlib", dimension=128,
+                               screen=EnrollmentScreen(rules, blocklists.current))
     alice = registry.create_subject(tenant="acme", display_name="Alice")
     registry.enroll(alice.id, faces)
     registry.grant(alice.id, grantee="acme/app", scopes=["relight"], evidence_sha256=digest)
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from guard.db import Database
@@ -31,6 +32,7 @@ from guard.identity.models import (
     ConsentGrantRow,
     ErasureRow,
     FaceTemplateRow,
+    RegistryStateRow,
     SubjectRow,
 )
 from guard.identity.records import (
@@ -45,6 +47,7 @@ from guard.identity.records import (
     utc_now,
 )
 from guard.identity.template_index import TemplateIndex
+from guard.identity.tenancy import check_requester, check_tenant
 from guard.secrets import KeyedHasher, TemplateCipher
 
 
@@ -77,8 +80,8 @@ class ConsentRegistry:
         *,
         engine_name: str,
         dimension: int,
+        screen: EnrollmentScreen,
         on_change: ChangeHook | None = None,
-        screen: EnrollmentScreen | None = None,
     ) -> None:
         self._on_change = on_change
         self._screen = screen
@@ -101,8 +104,7 @@ class ConsentRegistry:
     ) -> Subject:
         """Register a person in ``tenant``. Only an operator can then link them to a public
         figure (:meth:`link_public_figure`)."""
-        if not tenant.strip():
-            raise InvalidInput("tenant must not be empty")
+        check_tenant(tenant)
         row = SubjectRow(
             id=_new_id("sub"),
             tenant=tenant,
@@ -204,12 +206,28 @@ class ConsentRegistry:
             return self._subject(row, self._template_count(session, subject_id))
 
     def unlink_public_figure(self, subject_id: str, *, unlinked_by: str) -> Subject:
-        """Remove a subject's public-figure link (audited): the figure's face is blocked again."""
-        with self._db.transaction() as session:
+        """Remove a subject's public-figure link (audited): the figure's face is blocked again,
+        and the subject's templates of that face (enrollable only while linked) are deleted."""
+        with self._templates.change() as templates, self._db.transaction() as session:
             row = _subject_row(session, subject_id)
             if row.public_figure_id is None:
                 raise Conflict(f"subject {subject_id} is not linked to a public figure")
             figure = row.public_figure_id
+            stored = session.execute(
+                select(FaceTemplateRow.id, FaceTemplateRow.embedding_ciphertext).where(
+                    FaceTemplateRow.subject_id == subject_id,
+                    FaceTemplateRow.engine == self.engine_name,
+                )
+            ).all()
+            embeddings = [np.frombuffer(self._cipher.decrypt(c), np.float32) for _, c in stored]
+            matching = self._screen.matching(embeddings, figure) if embeddings else []
+            removed = [
+                template_id for (template_id, _), hit in zip(stored, matching, strict=True) if hit
+            ]
+            if removed:
+                session.execute(delete(FaceTemplateRow).where(FaceTemplateRow.id.in_(removed)))
+                templates.bump(session)
+                templates.remove(removed)
             row.public_figure_id = None
             row.public_figure_linked_by = None
             row.public_figure_linked_at = None
@@ -218,6 +236,7 @@ class ConsentRegistry:
                 "public_figure_unlinked",
                 row.tenant,
                 subject_id,
+                count=len(removed),
                 figure_id=figure,
                 actor=unlinked_by,
             )
@@ -267,13 +286,20 @@ class ConsentRegistry:
                     f"face from engine {face.engine!r} cannot be enrolled in a registry of "
                     f"{self.engine_name!r} templates"
                 )
-        if self._screen is not None:
-            self._screen.check(self.get_subject(subject_id), faces, self._same_tenant_matches)
         now = utc_now()
         with self._templates.change() as change, self._db.transaction() as session:
-            subject = session.get(SubjectRow, subject_id)
-            if subject is None:
-                raise NotFound(f"no subject {subject_id}")
+            # Enrollments take turns, across processes (a no-op write on the registry's state
+            # row: a row lock on PostgreSQL, the write lock on SQLite), so two concurrent ones
+            # cannot both pass the screen with the same person, nor race a link or unlink; the
+            # screen then reads the subject as it is inside this transaction.
+            session.execute(
+                update(RegistryStateRow)
+                .where(RegistryStateRow.id == 1)
+                .values(version=RegistryStateRow.version)
+            )
+            subject = _subject_row(session, subject_id)
+            count = self._template_count(session, subject_id)
+            self._screen.check(self._subject(subject, count), faces, self._same_tenant_matches)
             rows = [
                 FaceTemplateRow(
                     subject_id=subject_id,
@@ -322,13 +348,10 @@ class ConsentRegistry:
     def _same_tenant_matches(
         self, subject: Subject, faces: Sequence[Face]
     ) -> list[list[tuple[str, float]]]:
-        """For each face, the other subjects of ``subject``'s tenant most similar to it (only
-        that tenant's templates are searched: another tenant's copies cannot crowd them out)."""
+        """For each face, the subjects of ``subject``'s tenant most similar to it (only that
+        tenant's templates are searched: another tenant's copies cannot crowd them out)."""
         hits = self.match([face.embedding for face in faces], tenant=subject.tenant)
-        return [
-            [(c.subject_id, c.similarity) for c in candidates if c.subject_id != subject.id]
-            for candidates in hits
-        ]
+        return [[(c.subject_id, c.similarity) for c in candidates] for candidates in hits]
 
     # grants --------------------------------------------------------------------------------
 
@@ -366,6 +389,7 @@ class ConsentRegistry:
             subject = session.get(SubjectRow, subject_id)
             if subject is None:
                 raise NotFound(f"no subject {subject_id}")
+            check_requester(grantee, subject.tenant)
             session.add(row)
             change = RegistryChange(
                 "consent_granted",

@@ -84,7 +84,8 @@ class TemplateIndex:
         self._template_subject: dict[int, str] = {}
         self._template_tenant: dict[int, str] = {}
         self._version: int | None = None
-        self._lock = threading.Lock()
+        # Re-entrant: an enrollment screens its faces (match) while it holds the index.
+        self._lock = threading.RLock()
 
     @contextmanager
     def change(self) -> Iterator[TemplateChange]:

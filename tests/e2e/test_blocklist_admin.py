@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from guard.api import Role
+from guard.api import ApiKeyStore, Role
 from guard.samples import sample_bytes
 from tests.support.live import LiveFactory, params
 
@@ -76,6 +76,19 @@ def test_add_check_remove_rebuild(live: LiveFactory, tmp_path: Path) -> None:
             if e["entry"]["kind"] == "blocklist_in_force"
         ]
         assert in_force[-1] == rebuilt.json()["generation"]
+    # Every change is its own audit entry, with the operator key that made it.
+    changes = [
+        entry
+        for _, entry in service.guard.audit.entries(limit=10_000)
+        if entry["kind"] == "blocklist_changed"
+    ]
+    operator_key = {f"key:{k.id}" for k in ApiKeyStore(service.guard.db).list_keys("*")}
+    assert [(c["figures_added"], c["figures_removed"]) for c in changes] == [
+        (["tom-hanks"], []),
+        ([], ["tom-hanks"]),
+        (["tom-hanks"], []),
+    ]
+    assert {c["actor"] for c in changes} == operator_key
 
 
 def test_rebuild_without_a_source_folder_is_a_conflict(live: LiveFactory) -> None:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from guard.api import Role
+from guard.errors import EnrollmentRefused
 from guard.media import encode_image
 from guard.samples import sample_bytes, sample_rgb
 from tests.support.live import LiveFactory, LiveService, image_part, params
@@ -121,7 +122,10 @@ def test_only_the_operator_links_a_figure_and_the_link_is_audited(service: LiveS
         ]
         assert report.decision["consent_levels"] == ["person_confirmed"]
 
-        assert operator.delete(f"/v1/subjects/{subject_id}/public-figure").status_code == 200
+        unlinked = operator.delete(f"/v1/subjects/{subject_id}/public-figure")
+        assert unlinked.status_code == 200
+        # The figure's face was enrollable only while linked: unlinking removes it.
+        assert unlinked.json()["template_count"] == 0
         edited = api.post("/v1/edits", data=params(operation="relight"), files=HANKS)
         _problem(edited, 403, "public_figure")
     [linked_entry] = _entries(service, "public_figure_linked")
@@ -131,6 +135,7 @@ def test_only_the_operator_links_a_figure_and_the_link_is_audited(service: LiveS
     assert subject_id not in json.dumps(linked_entry)  # keyed references only
     [unlinked_entry] = _entries(service, "public_figure_unlinked")
     assert unlinked_entry["actor"] == linked_entry["actor"]
+    assert unlinked_entry["count"] == 1
 
 
 def test_one_person_is_one_subject_in_a_tenant_and_other_tenants_learn_nothing(
@@ -154,6 +159,27 @@ def test_one_person_is_one_subject_in_a_tenant_and_other_tenants_learn_nothing(
         allowed = globex.post(f"/v1/subjects/{theirs}/faces", files=photo)
         assert allowed.status_code == 201, allowed.text
         assert first not in allowed.text and "acme" not in allowed.text
+
+
+def test_a_subjects_consent_does_not_stretch_to_another_persons_face(
+    service: LiveService,
+) -> None:
+    """The attack: a person confirms consent for their subject, then the integrator adds a
+    different person's face to that subject, so the confirmed grant covers them too."""
+    model = {"image": ("a.jpg", crop("t1", ENROLL), "image/jpeg")}
+    someone_else = {"image": ("b.jpg", crop("t1", (230, 450, 1060, 1280)), "image/jpeg")}
+    with service.client("acme", Role.INTEGRATOR) as api:
+        subject_id = api.post("/v1/subjects", json={}).json()["id"]
+        assert api.post(f"/v1/subjects/{subject_id}/faces", files=model).status_code == 201
+        added = api.post(f"/v1/subjects/{subject_id}/faces", files=someone_else)
+        refused = _problem(added, 422, "enrollment_not_this_person")
+        assert subject_id in refused["detail"]
+        assert api.get(f"/v1/subjects/{subject_id}").json()["template_count"] == 1
+    faces = [service.guard.faces_in(part["image"][1])[0] for part in (model, someone_else)]
+    other = service.guard.registry.create_subject("acme")
+    with pytest.raises(EnrollmentRefused) as together:  # two people in one enrollment
+        service.guard.registry.enroll(other.id, faces)
+    assert together.value.code == "enrollment_not_this_person"
 
 
 def test_a_face_too_small_for_a_reliable_template_is_refused(service: LiveService) -> None:
@@ -181,3 +207,19 @@ def test_a_tenant_admin_cannot_change_or_read_the_blocklist(service: LiveService
         _problem(admin.post("/v1/blocklist/rebuild"), 403, "forbidden")
         _problem(admin.get("/v1/blocklist"), 403, "forbidden")
     assert service.guard.blocklists.current().generation == generation
+
+
+def test_another_tenants_decision_reads_as_no_decision(service: LiveService) -> None:
+    """Decision ids are printed in released images' manifests: asking the audit log about one
+    must not tell another tenant that it exists, nor where it sits in the log."""
+    with service.client("acme", Role.INTEGRATOR) as api:
+        decision_id = api.post("/v1/checks", json={"operation": "generate"}).json()["decision"][
+            "decision_id"
+        ]
+    with service.client("globex", Role.AUDITOR) as other:
+        theirs = other.get(f"/v1/audit/decisions/{decision_id}/receipt")
+        made_up = other.get("/v1/audit/decisions/dec_made_up/receipt")
+    assert theirs.status_code == made_up.status_code == 404
+    assert theirs.json()["detail"].replace(decision_id, "X") == made_up.json()["detail"].replace(
+        "dec_made_up", "X"
+    )

@@ -395,3 +395,4 @@ def test_operator_keys_and_public_figure_links(workdir: Path) -> None:
     assert run_json("audit", "export", "--out", "audit.jsonl")["entries"] > 0  # type: ignore[index]
     exported = Path("audit.jsonl").read_text()
     assert "public_figure_linked" in exported and "public_figure_unlinked" in exported
+    assert '"actor": "cli:' in exported and "blocklist_changed" in exported

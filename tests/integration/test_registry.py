@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
 from guard.faces import Face, l2_normalise
-from guard.identity import ConsentRegistry, GrantStatus
+from guard.identity import ConsentRegistry, EnrollmentRules, EnrollmentScreen, GrantStatus
 from guard.identity.models import FaceTemplateRow
 from guard.secrets import KeyedHasher, TemplateCipher
 from tests.support.guards import GuardFactory
@@ -54,6 +54,9 @@ def test_registry_with_the_wrong_key_fails_closed(make_guard: GuardFactory) -> N
         KeyedHasher(b"k"),
         engine_name="dlib",
         dimension=128,
+        screen=EnrollmentScreen(
+            EnrollmentRules(0.93, 0.95, 0.93, 80, 0.5), guard.blocklists.current
+        ),
     )
     with pytest.raises(Unavailable, match="GUARD_TEMPLATE_KEY"):
         wrong.match([fake_face(2).embedding])
@@ -102,7 +105,7 @@ def test_grant_lifecycle(registry: ConsentRegistry) -> None:
     subject = registry.create_subject("t")
     grant = registry.grant(
         subject.id,
-        grantee="app",
+        grantee="t/app",
         scopes=["relight", "relight", "color_grade"],
         evidence_sha256=EVIDENCE.upper(),
         expires_at=datetime.now(UTC) + timedelta(days=1),
@@ -115,14 +118,14 @@ def test_grant_lifecycle(registry: ConsentRegistry) -> None:
         registry.revoke(grant.id)
     with pytest.raises(NotFound):
         registry.revoke("grt_missing")
-    assert [g.id for g in registry.list_grants(grantee="app")] == [grant.id]
+    assert [g.id for g in registry.list_grants(grantee="t/app")] == [grant.id]
     assert registry.grants_for(subject.id)[0].revoked_at is not None
 
 
 def test_subjects_are_listed_per_tenant(registry: ConsentRegistry) -> None:
     a = registry.create_subject("tenant-a", display_name="A")
     registry.create_subject("tenant-b")
-    registry.enroll(a.id, [fake_face(5), fake_face(6)])
+    registry.enroll(a.id, [fake_face(5), fake_face(5)])
     listed = registry.list_subjects("tenant-a")
     assert [(s.id, s.template_count) for s in listed] == [(a.id, 2)]
     assert len(registry.list_subjects()) == 2

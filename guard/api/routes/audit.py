@@ -87,8 +87,13 @@ def decision_receipt(
     request: Request, decision_id: str, key: Annotated[ApiKey, Depends(_reader)]
 ) -> Any:
     log = service_of(request).guard.audit
-    receipt = log.receipt_for_decision(decision_id)
-    _visible_entry(log, receipt.leaf_index, key)
+    try:
+        receipt = log.receipt_for_decision(decision_id)
+        _visible_entry(log, receipt.leaf_index, key)
+    except NotFound:
+        # One answer for "no such decision" and "another tenant's": decision ids are printed
+        # in the manifests of released images, so the index must not leak either.
+        raise NotFound(f"no decision {decision_id} in tenant {key.tenant}") from None
     return receipt_body(receipt)
 
 

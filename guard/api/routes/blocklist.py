@@ -48,7 +48,11 @@ def get_blocklist(request: Request, _key: Annotated[ApiKey, Depends(_operator)])
     }
 
 
-def _add(service: Service, figure: FigureIn, photos: list[bytes]) -> Any:
+def _actor(key: ApiKey) -> str:
+    return f"key:{key.id}"
+
+
+def _add(service: Service, figure: FigureIn, photos: list[bytes], key: ApiKey) -> Any:
     guard = service.guard
     embeddings = [
         reference_face(guard.faces_in(data), f"photo {index}").embedding
@@ -57,7 +61,8 @@ def _add(service: Service, figure: FigureIn, photos: list[bytes]) -> Any:
     added = guard.blocklists.update(
         lambda blocklist: blocklist.add_figure(
             figure.figure_id, figure.name, embeddings, aliases=figure.aliases
-        )
+        ),
+        actor=_actor(key),
     )
     return figure_body(added)
 
@@ -71,17 +76,19 @@ def _add(service: Service, figure: FigureIn, photos: list[bytes]) -> Any:
 )
 async def add_figure(
     request: Request,
-    _key: Annotated[ApiKey, Depends(_operator)],
+    key: Annotated[ApiKey, Depends(_operator)],
     params: Annotated[str, Form(description="JSON: figure_id, name, aliases.")],
     images: Annotated[list[UploadFile], File(description="Reference photos of the figure.")],
 ) -> Any:
     figure = parse_json_part(params, FigureIn, "params")
     photos = [await image_bytes(image, "images") for image in images]
-    return await run_in_threadpool(_add, service_of(request), figure, photos)
+    return await run_in_threadpool(_add, service_of(request), figure, photos, key)
 
 
-def _remove(service: Service, figure_id: str) -> Any:
-    removed = service.guard.blocklists.update(lambda blocklist: blocklist.remove_figure(figure_id))
+def _remove(service: Service, figure_id: str, key: ApiKey) -> Any:
+    removed = service.guard.blocklists.update(
+        lambda blocklist: blocklist.remove_figure(figure_id), actor=_actor(key)
+    )
     return figure_body(removed)
 
 
@@ -89,13 +96,13 @@ def _remove(service: Service, figure_id: str) -> Any:
     "/figures/{figure_id}", response_model=FigureOut, responses={**COMMON_ERRORS, **NOT_FOUND}
 )
 def remove_figure(
-    request: Request, figure_id: str, _key: Annotated[ApiKey, Depends(_operator)]
+    request: Request, figure_id: str, key: Annotated[ApiKey, Depends(_operator)]
 ) -> Any:
-    return _remove(service_of(request), figure_id)
+    return _remove(service_of(request), figure_id, key)
 
 
 @router.post("/rebuild", response_model=RebuildOut, responses={**COMMON_ERRORS, **CONFLICT})
-def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_operator)]) -> Any:
+def rebuild(request: Request, key: Annotated[ApiKey, Depends(_operator)]) -> Any:
     """Rebuild the whole blocklist from ``GUARD_BLOCKLIST_SOURCE_DIR``
     (``<figure-id>/<photo>`` files, optional ``figure.json``). Runs in the request: large
     folders take a while (about 0.3 s per photo here)."""
@@ -106,7 +113,7 @@ def rebuild(request: Request, _key: Annotated[ApiKey, Depends(_operator)]) -> An
             "this deployment has no GUARD_BLOCKLIST_SOURCE_DIR to rebuild the blocklist from"
         )
     blocklist, problems = build_from_folder(source, service.guard.face_engine)
-    service.guard.blocklists.replace(blocklist)
+    service.guard.blocklists.replace(blocklist, actor=_actor(key))
     return {
         "generation": blocklist.generation,
         "figures": len(blocklist),
