@@ -44,7 +44,7 @@ def subjects_link(
     with errors():
         guard = open_guard()
         figure = guard.blocklists.current().figure(figure_id)
-        subject = guard.registry.link_public_figure(
+        subject = guard.registry.public_figures.link(
             subject_id,
             figure,
             linked_by=operator_name(),
@@ -57,7 +57,7 @@ def subjects_link(
 def subjects_unlink(subject_id: str, json_output: JsonFlag = False) -> None:
     """As the operator, remove a subject's public-figure link (audited)."""
     with errors():
-        subject = open_guard().registry.unlink_public_figure(
+        subject = open_guard().registry.public_figures.unlink(
             subject_id, unlinked_by=operator_name()
         )
     emit_json(subject) if json_output else out.print(f"unlinked {subject.id}")

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guard.identity.models import ConsentGrantRow
+from guard.errors import InvalidInput, NotFound
+from guard.identity.models import ConsentGrantRow, FaceTemplateRow, SubjectRow
 
 
 def utc_now() -> datetime:
@@ -138,3 +140,43 @@ class RegistryChange:
 
 ChangeHook = Callable[[Session, RegistryChange], None]
 """Called inside the transaction that makes a change: if it raises, the change is rolled back."""
+
+
+def subject_row(session: Session, subject_id: str) -> SubjectRow:
+    row = session.get(SubjectRow, subject_id)
+    if row is None:
+        raise NotFound(f"no subject {subject_id}")
+    return row
+
+
+def template_count(session: Session, subject_id: str) -> int:
+    return int(
+        session.scalar(select(func.count()).where(FaceTemplateRow.subject_id == subject_id)) or 0
+    )
+
+
+def subject_of(row: SubjectRow, template_count: int) -> Subject:
+    link = None
+    if row.public_figure_id is not None:
+        assert row.public_figure_linked_by and row.public_figure_linked_at  # set together
+        link = PublicFigureLink(
+            figure_id=row.public_figure_id,
+            linked_by=row.public_figure_linked_by,
+            linked_at=row.public_figure_linked_at,
+            evidence_sha256=row.public_figure_link_evidence or "",
+        )
+    return Subject(
+        id=row.id,
+        tenant=row.tenant,
+        display_name=row.display_name,
+        public_figure_link=link,
+        created_at=row.created_at,
+        template_count=template_count,
+    )
+
+
+def validate_sha256(value: str) -> str:
+    lowered = value.lower()
+    if len(lowered) != 64 or any(c not in "0123456789abcdef" for c in lowered):
+        raise InvalidInput("evidence must be the SHA-256 (64 hex digits) of the document")
+    return lowered

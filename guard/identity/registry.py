@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from guard.db import Database
 from guard.errors import Conflict, InvalidInput, NotFound
 from guard.faces import Face
-from guard.identity.blocklist import PublicFigure
 from guard.identity.confirmation import ConsentConfirmations
 from guard.identity.enrollment import EnrollmentScreen
+from guard.identity.links import PublicFigureLinks
 from guard.identity.models import (
     ConsentGrantRow,
     ErasureRow,
@@ -39,12 +39,15 @@ from guard.identity.records import (
     ChangeHook,
     ConsentGrant,
     Erasure,
-    PublicFigureLink,
     RegistryChange,
     Subject,
     SubjectCandidate,
     grant_of,
+    subject_of,
+    subject_row,
+    template_count,
     utc_now,
+    validate_sha256,
 )
 from guard.identity.template_index import TemplateIndex
 from guard.identity.tenancy import check_requester, check_tenant
@@ -53,20 +56,6 @@ from guard.secrets import KeyedHasher, TemplateCipher
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
-
-
-def _subject_row(session: Session, subject_id: str) -> SubjectRow:
-    row = session.get(SubjectRow, subject_id)
-    if row is None:
-        raise NotFound(f"no subject {subject_id}")
-    return row
-
-
-def _validate_sha256(value: str) -> str:
-    lowered = value.lower()
-    if len(lowered) != 64 or any(c not in "0123456789abcdef" for c in lowered):
-        raise InvalidInput("evidence must be the SHA-256 (64 hex digits) of the document")
-    return lowered
 
 
 class ConsentRegistry:
@@ -93,6 +82,11 @@ class ConsentRegistry:
         self._templates = TemplateIndex(db, cipher, engine_name=engine_name, dimension=dimension)
         self.confirmations = ConsentConfirmations(db, hasher, self._changed)
         """Person-confirmed consent: tokens the person redeems to confirm a grant."""
+        self.public_figures = PublicFigureLinks(
+            db, cipher, screen, self._templates, self._changed, engine_name=engine_name
+        )
+        """The operator's verified links between subjects and blocklisted figures."""
+        """Person-confirmed consent: tokens the person redeems to confirm a grant."""
 
     # subjects ------------------------------------------------------------------------------
 
@@ -103,7 +97,7 @@ class ConsentRegistry:
         display_name: str | None = None,
     ) -> Subject:
         """Register a person in ``tenant``. Only an operator can then link them to a public
-        figure (:meth:`link_public_figure`)."""
+        figure (``public_figures.link``)."""
         check_tenant(tenant)
         row = SubjectRow(
             id=_new_id("sub"),
@@ -114,7 +108,7 @@ class ConsentRegistry:
         with self._db.transaction() as session:
             session.add(row)
             self._changed(session, RegistryChange("subject_created", tenant, row.id))
-        return self._subject(row, 0)
+        return subject_of(row, 0)
 
     def _changed(self, session: Session, change: RegistryChange) -> None:
         if self._on_change is not None:
@@ -149,7 +143,7 @@ class ConsentRegistry:
             row = session.get(SubjectRow, subject_id)
             if row is None:
                 raise NotFound(f"no subject {subject_id}")
-            return self._subject(row, self._template_count(session, subject_id))
+            return subject_of(row, template_count(session, subject_id))
 
     def list_subjects(self, tenant: str | None = None) -> list[Subject]:
         with self._db.transaction() as session:
@@ -163,7 +157,7 @@ class ConsentRegistry:
                     )
                 ).all()
             )
-            return [self._subject(r, int(counts.get(r.id, 0))) for r in session.scalars(query)]
+            return [subject_of(r, int(counts.get(r.id, 0))) for r in session.scalars(query)]
 
     def named_subjects(self, tenant: str) -> list[tuple[str, str]]:
         """``(subject_id, display_name)`` of the tenant's subjects that have a display name
@@ -175,100 +169,6 @@ class ConsentRegistry:
                 .order_by(SubjectRow.id)
             ).all()
             return [(str(i), str(name)) for i, name in rows if str(name).strip()]
-
-    def link_public_figure(
-        self, subject_id: str, figure: PublicFigure, *, linked_by: str, evidence_sha256: str
-    ) -> Subject:
-        """Record an operator's verified statement that ``subject_id`` is the blocklisted
-        ``figure`` (who, when, the SHA-256 of the verification document), audited. The figure's
-        face then still needs the subject's own grant; policies may require more."""
-        evidence = _validate_sha256(evidence_sha256)
-        with self._db.transaction() as session:
-            row = _subject_row(session, subject_id)
-            if row.public_figure_id is not None:
-                raise Conflict(
-                    f"subject {subject_id} is already linked to {row.public_figure_id!r}; "
-                    "unlink it first"
-                )
-            row.public_figure_id = figure.id
-            row.public_figure_linked_by = linked_by
-            row.public_figure_linked_at = utc_now()
-            row.public_figure_link_evidence = evidence
-            change = RegistryChange(
-                "public_figure_linked",
-                row.tenant,
-                subject_id,
-                evidence_sha256=evidence,
-                figure_id=figure.id,
-                actor=linked_by,
-            )
-            self._changed(session, change)
-            return self._subject(row, self._template_count(session, subject_id))
-
-    def unlink_public_figure(self, subject_id: str, *, unlinked_by: str) -> Subject:
-        """Remove a subject's public-figure link (audited): the figure's face is blocked again,
-        and the subject's templates of that face (enrollable only while linked) are deleted."""
-        with self._templates.change() as templates, self._db.transaction() as session:
-            row = _subject_row(session, subject_id)
-            if row.public_figure_id is None:
-                raise Conflict(f"subject {subject_id} is not linked to a public figure")
-            figure = row.public_figure_id
-            stored = session.execute(
-                select(FaceTemplateRow.id, FaceTemplateRow.embedding_ciphertext).where(
-                    FaceTemplateRow.subject_id == subject_id,
-                    FaceTemplateRow.engine == self.engine_name,
-                )
-            ).all()
-            embeddings = [np.frombuffer(self._cipher.decrypt(c), np.float32) for _, c in stored]
-            matching = self._screen.matching(embeddings, figure) if embeddings else []
-            removed = [
-                template_id for (template_id, _), hit in zip(stored, matching, strict=True) if hit
-            ]
-            if removed:
-                session.execute(delete(FaceTemplateRow).where(FaceTemplateRow.id.in_(removed)))
-                templates.bump(session)
-                templates.remove(removed)
-            row.public_figure_id = None
-            row.public_figure_linked_by = None
-            row.public_figure_linked_at = None
-            row.public_figure_link_evidence = None
-            change = RegistryChange(
-                "public_figure_unlinked",
-                row.tenant,
-                subject_id,
-                count=len(removed),
-                figure_id=figure,
-                actor=unlinked_by,
-            )
-            self._changed(session, change)
-            return self._subject(row, self._template_count(session, subject_id))
-
-    @staticmethod
-    def _subject(row: SubjectRow, template_count: int) -> Subject:
-        link = None
-        if row.public_figure_id is not None:
-            assert row.public_figure_linked_by and row.public_figure_linked_at  # set together
-            link = PublicFigureLink(
-                figure_id=row.public_figure_id,
-                linked_by=row.public_figure_linked_by,
-                linked_at=row.public_figure_linked_at,
-                evidence_sha256=row.public_figure_link_evidence or "",
-            )
-        return Subject(
-            id=row.id,
-            tenant=row.tenant,
-            display_name=row.display_name,
-            public_figure_link=link,
-            created_at=row.created_at,
-            template_count=template_count,
-        )
-
-    @staticmethod
-    def _template_count(session: Session, subject_id: str) -> int:
-        return int(
-            session.scalar(select(func.count()).where(FaceTemplateRow.subject_id == subject_id))
-            or 0
-        )
 
     # templates -----------------------------------------------------------------------------
 
@@ -297,9 +197,9 @@ class ConsentRegistry:
                 .where(RegistryStateRow.id == 1)
                 .values(version=RegistryStateRow.version)
             )
-            subject = _subject_row(session, subject_id)
-            count = self._template_count(session, subject_id)
-            self._screen.check(self._subject(subject, count), faces, self._same_tenant_matches)
+            subject = subject_row(session, subject_id)
+            count = template_count(session, subject_id)
+            self._screen.check(subject_of(subject, count), faces, self._same_tenant_matches)
             rows = [
                 FaceTemplateRow(
                     subject_id=subject_id,
@@ -382,7 +282,7 @@ class ConsentRegistry:
             not_before=start,
             expires_at=expires_at,
             revoked_at=None,
-            evidence_sha256=_validate_sha256(evidence_sha256),
+            evidence_sha256=validate_sha256(evidence_sha256),
             created_at=utc_now(),
         )
         with self._db.transaction() as session:

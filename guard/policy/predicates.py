@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guard.identity import ConsentLevel, GrantStatus, MatchKind
+from guard.identity import ConsentGrant, ConsentLevel, GrantStatus, MatchKind
 from guard.policy.consent import consent_reason, how_named, match_evidence
 from guard.policy.decision import Reason, ReasonCode
 from guard.policy.facts import Context, Stage
@@ -328,6 +328,16 @@ class OwnConsent(Predicate):
         )
 
 
+def _allowing_grants(context: Context) -> list[ConsentGrant]:
+    """The face's grants that allow this operation now (in force, in scope)."""
+    facts = context.facts
+    return [
+        g
+        for g in context.the_face.grants
+        if g.status_at(facts.at) is GrantStatus.ACTIVE and facts.operation in g.scopes
+    ]
+
+
 class GrantScopesInclude(Predicate):
     """The grant that allows this operation also carries these scopes (e.g. a separate
     ``publication`` scope a newsroom asks for)."""
@@ -336,14 +346,8 @@ class GrantScopesInclude(Predicate):
     grant_scopes_include: tuple[str, ...] = Field(min_length=1)
 
     def evaluate(self, context: Context) -> Evaluation:
-        face, facts = context.the_face, context.facts
-        return Evaluation(
-            any(
-                g.status_at(facts.at) is GrantStatus.ACTIVE
-                and {facts.operation, *self.grant_scopes_include} <= set(g.scopes)
-                for g in face.grants
-            )
-        )
+        wanted = set(self.grant_scopes_include)
+        return Evaluation(any(wanted <= set(g.scopes) for g in _allowing_grants(context)))
 
 
 class ConsentLevelIn(Predicate):
@@ -354,15 +358,7 @@ class ConsentLevelIn(Predicate):
     consent_level: tuple[ConsentLevel, ...] = Field(min_length=1)
 
     def evaluate(self, context: Context) -> Evaluation:
-        face, facts = context.the_face, context.facts
-        return Evaluation(
-            any(
-                g.status_at(facts.at) is GrantStatus.ACTIVE
-                and facts.operation in g.scopes
-                and g.level in self.consent_level
-                for g in face.grants
-            )
-        )
+        return Evaluation(any(g.level in self.consent_level for g in _allowing_grants(context)))
 
 
 # the table ------------------------------------------------------------------------------------

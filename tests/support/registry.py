@@ -59,7 +59,7 @@ def enroll_model(
 def link_to_figure(guard: Guard, subject_id: str, figure_id: str) -> None:
     """``subject_id`` linked to blocklisted ``figure_id``, as an operator does (with evidence)."""
     figure = guard.blocklists.current().figure(figure_id)
-    guard.registry.link_public_figure(
+    guard.registry.public_figures.link(
         subject_id, figure, linked_by="cli:test-operator", evidence_sha256=EVIDENCE
     )
 

@@ -66,7 +66,7 @@ def link_public_figure(
     (operator only; audited with the operator key and the evidence hash)."""
     guard = service_of(request).guard
     figure = guard.blocklists.current().figure(body.figure_id)
-    subject = guard.registry.link_public_figure(
+    subject = guard.registry.public_figures.link(
         subject_id, figure, linked_by=f"key:{key.id}", evidence_sha256=body.evidence_sha256
     )
     return subject_body(subject)
@@ -78,7 +78,7 @@ def unlink_public_figure(
 ) -> Any:
     """Remove a subject's public-figure link (operator only; audited)."""
     registry = service_of(request).guard.registry
-    return subject_body(registry.unlink_public_figure(subject_id, unlinked_by=f"key:{key.id}"))
+    return subject_body(registry.public_figures.unlink(subject_id, unlinked_by=f"key:{key.id}"))
 
 
 @router.get("/subjects", response_model=list[SubjectOut], responses=COMMON_ERRORS)
