@@ -61,6 +61,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/watermark.py
 	$(BIN)/python bench/c2pa_signing.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/tenants.py
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/diffusion.py
 
