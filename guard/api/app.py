@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
         openapi_tags=[
             {"name": "decisions", "description": "Checks, edits, stamps and verification."},
             {"name": "registry", "description": "Subjects (people) and consent grants."},
-            {"name": "blocklist", "description": "The public-figure blocklist (admin)."},
+            {"name": "blocklist", "description": "The public-figure blocklist (operator)."},
             {"name": "audit", "description": "The tamper-evident log (admin, auditor)."},
             {"name": "usage", "description": "Usage-monitoring flags (admin)."},
             {"name": "gateway", "description": "Envoy ext_authz."},
