@@ -36,7 +36,8 @@ Consent and public-figure gate, identity-preserving edits, provenance (watermark
 tamper-evident audit log for AI image edits of real people.
 
 **Auth**: `Authorization: Bearer lg_…` (or `x-guard-api-key`), a key from `guard keys create`.
-Roles: `admin`, `integrator`, `auditor`; every object belongs to the key's tenant.
+Tenant roles: `admin`, `integrator`, `auditor`; every object belongs to the key's tenant. The
+`operator` role has no tenant: the blocklist and public-figure links are its alone.
 
 **Errors and denials** are RFC 9457 `application/problem+json`; `type` is
 `https://likeness-guard.dev/problems/<code>` with the error code or the decision's deny reason
