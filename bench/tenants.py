@@ -26,7 +26,7 @@ from timing import median_ms
 
 from guard.db import Database, upgrade_to_head
 from guard.identity.models import FaceTemplateRow, RegistryStateRow, SubjectRow
-from guard.identity.template_index import TemplateIndex
+from guard.identity.template_index import TemplateIndex, seal_template
 from guard.secrets import TemplateCipher
 
 DIMENSION = 128
@@ -59,7 +59,7 @@ def _registry(folder: Path, total: int, tenants: int, cipher: TemplateCipher) ->
                     "subject_id": f"sub_{i:09d}",
                     "engine": "dlib",
                     "dimension": DIMENSION,
-                    "embedding_ciphertext": cipher.encrypt(vectors[i].tobytes()),
+                    "embedding_ciphertext": seal_template(cipher, vectors[i]),
                     "created_at": now,
                 }
                 for i in range(total)

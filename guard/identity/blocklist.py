@@ -122,9 +122,7 @@ class Blocklist:
         return figure
 
     def remove_figure(self, figure_id: str) -> PublicFigure:
-        figure = self.figures.pop(figure_id, None)
-        if figure is None:
-            raise NotFound(f"no public figure {figure_id} in the blocklist")
+        figure = self.figures.pop(self.figure(figure_id).id)
         self.index.remove(np.array(figure.vector_ids, dtype=np.int64))
         for vector_id in figure.vector_ids:
             self._owner.pop(vector_id, None)

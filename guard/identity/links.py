@@ -8,7 +8,6 @@ enrollable only while linked, see :mod:`guard.identity.enrollment`).
 
 from __future__ import annotations
 
-import numpy as np
 from sqlalchemy import delete, select
 
 from guard.db import Database
@@ -26,7 +25,7 @@ from guard.identity.records import (
     utc_now,
     validate_sha256,
 )
-from guard.identity.template_index import TemplateIndex
+from guard.identity.template_index import TemplateIndex, open_template
 from guard.secrets import TemplateCipher
 
 
@@ -91,7 +90,7 @@ class PublicFigureLinks:
                     FaceTemplateRow.engine == self.engine_name,
                 )
             ).all()
-            embeddings = [np.frombuffer(self._cipher.decrypt(c), np.float32) for _, c in stored]
+            embeddings = [open_template(self._cipher, c) for _, c in stored]
             matching = self._screen.matching(embeddings, figure) if embeddings else []
             removed = [
                 template_id for (template_id, _), hit in zip(stored, matching, strict=True) if hit

@@ -49,7 +49,7 @@ from guard.identity.records import (
     utc_now,
     validate_sha256,
 )
-from guard.identity.template_index import TemplateIndex
+from guard.identity.template_index import TemplateIndex, seal_template
 from guard.identity.tenancy import check_requester, check_tenant
 from guard.secrets import KeyedHasher, TemplateCipher
 
@@ -205,7 +205,7 @@ class ConsentRegistry:
                     subject_id=subject_id,
                     engine=self.engine_name,
                     dimension=self.dimension,
-                    embedding_ciphertext=self._cipher.encrypt(face.embedding.tobytes()),
+                    embedding_ciphertext=seal_template(self._cipher, face.embedding),
                     created_at=now,
                 )
                 for face in faces

@@ -34,6 +34,16 @@ from guard.secrets import TemplateCipher
 SEARCH_DEPTH = 16
 
 
+def seal_template(cipher: TemplateCipher, embedding: NDArray[np.float32]) -> bytes:
+    """A face template as stored: its float32 bytes, encrypted (the one stored form)."""
+    return cipher.encrypt(np.asarray(embedding, dtype=np.float32).tobytes())
+
+
+def open_template(cipher: TemplateCipher, ciphertext: bytes) -> NDArray[np.float32]:
+    """A stored template back as its embedding (:class:`Unavailable` with the wrong key)."""
+    return np.frombuffer(cipher.decrypt(ciphertext), np.float32)
+
+
 @dataclass
 class TemplateChange:
     """What one transaction did to the templates (filled in while it runs)."""
@@ -196,12 +206,7 @@ class TemplateIndex:
             by_tenant.setdefault(row.tenant, []).append(row)
         indexes: dict[str, VectorIndex] = {}
         for tenant, own in by_tenant.items():
-            vectors = np.stack(
-                [
-                    np.frombuffer(self._cipher.decrypt(r.embedding_ciphertext), np.float32)
-                    for r in own
-                ]
-            )
+            vectors = np.stack([open_template(self._cipher, r.embedding_ciphertext) for r in own])
             indexes[tenant] = VectorIndex(self._dimension)
             indexes[tenant].add(np.array([r.id for r in own], dtype=np.int64), vectors)
         self._indexes = indexes

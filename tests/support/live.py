@@ -16,6 +16,7 @@ import uvicorn
 
 from guard import Guard
 from guard.api import ApiKeyStore, Role
+from guard.api.keys import NO_TENANT
 from guard.samples import sample_bytes
 
 
@@ -34,7 +35,7 @@ class LiveService:
     def token(self, tenant: str, role: Role) -> str:
         """A key of ``tenant`` in ``role``; the operator's key (no tenant) for ``OPERATOR``."""
         if role is Role.OPERATOR:
-            tenant = "*"
+            tenant = NO_TENANT
         if (tenant, role) not in self.tokens:
             store = ApiKeyStore(self.guard.db)
             if role is Role.OPERATOR:
