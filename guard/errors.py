@@ -48,6 +48,18 @@ class UndecodableImage(InvalidInput):
     http_status = 422
 
 
+class UnprocessableInput(InvalidInput):
+    """Well-formed, but holding something the guard cannot account for or accept; ``code``
+    says what: ``unrecognised_image_field`` (an image where the API's adapter declares none),
+    ``unverifiable_image_reference`` (a URL or file id the guard cannot see behind),
+    ``ambiguous_request`` (duplicate keys or parts that readers resolve differently),
+    ``too_many_images``, ``too_many_parts``, ``invalid_text`` (not UTF-8, lone surrogates),
+    ``invalid_operation``, ``invalid_json``. Refused before any decision: nothing is audited."""
+
+    code = "unprocessable_input"
+    http_status = 422
+
+
 class EnrollmentRefused(InvalidInput):
     """This face may not become the subject's template; ``code`` says why:
     ``enrollment_matches_public_figure`` (the blocklist holds it and no operator linked this

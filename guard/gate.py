@@ -28,6 +28,7 @@ from guard.policy import (
     deny_unavailable,
 )
 from guard.recording import StageTimer
+from guard.requests import check_request_text
 from guard.safety import (
     NsfwClassifier,
     NsfwScore,
@@ -91,6 +92,7 @@ class Gate:
         settings = self._settings
         if not requester.strip():
             raise InvalidInput("requester (the grantee asking for the edit) must not be empty")
+        check_request_text(requester=requester, operation=operation, prompt=prompt)
         if len(prompt) > settings.max_prompt_chars:
             raise InvalidInput(
                 f"the prompt is {len(prompt):,} characters; the limit is "

@@ -9,10 +9,12 @@ Build them with keywords; they are frozen.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from guard.errors import UnprocessableInput
 from guard.media import OutputFormat
 
 if TYPE_CHECKING:
@@ -26,6 +28,28 @@ EditPhase = Literal["input_gate", "edit", "output_scan", "stamp"]
 """What ``Guard.edit`` is doing, in this order. A request the input gate denies never reaches
 ``edit``; an output the scan denies never reaches ``stamp``."""
 PhaseCallback = Callable[[EditPhase], None]
+
+
+OPERATION_NAME = re.compile(r"[a-z0-9_.\-]{1,64}")
+"""What an operation name may be: it is audited, matched by policies and shown to people."""
+
+
+def check_request_text(*, requester: str, operation: str, prompt: str) -> None:
+    """Refuse (422) an operation name outside :data:`OPERATION_NAME` and text that is not
+    text (lone surrogates cannot be encoded, audited or signed)."""
+    if not OPERATION_NAME.fullmatch(operation):
+        raise UnprocessableInput(
+            f"the operation {operation[:80]!r}{'…' if len(operation) > 80 else ''} is not an "
+            "operation name: 1 to 64 characters of a-z, 0-9, '_', '.' and '-'",
+            code="invalid_operation",
+        )
+    for what, text in (("requester", requester), ("prompt", prompt)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnprocessableInput(
+                f"the {what} holds a lone surrogate, which is not text", code="invalid_text"
+            ) from None
 
 
 @dataclass(frozen=True, kw_only=True)
