@@ -161,6 +161,16 @@ class Settings(BaseSettings):
         description="Largest request body; 0 means twice GUARD_MAX_IMAGE_BYTES plus 1 MiB.",
     )
 
+    # The gateway (ext_authz, ext_proc, GuardMiddleware).
+    gateway_routes: Path | None = Field(
+        default=None,
+        description="A YAML route map: which adapter reads which API path "
+        "(docs/service.md, Gateway adapters); none: the built-in map of the known APIs.",
+    )
+    gateway_max_images: int = Field(
+        default=8, ge=1, le=64, description="Images one gateway request may carry."
+    )
+
     # The editor that makes the pixels (`guard edit --editor` overrides it per command).
     editor: Literal["classic", "diffusers"] = "classic"
     diffusers_model_dir: Path | None = Field(
