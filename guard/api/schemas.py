@@ -306,6 +306,9 @@ class GatewayAllowOut(_Out):
 
     verdict: Literal["allow", "allow_with_conditions"]
     decision_id: str
+    decision_ids: list[str] = Field(
+        description="One decision per image the request carries (or one for its prompt)."
+    )
     audit_index: int
 
 

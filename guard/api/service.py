@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 
 from guard.api.flags import FlagStore
+from guard.api.gateway.flow import GatewayFlow
+from guard.api.gateway.routes import RouteMap
 from guard.api.keys import ApiKey, ApiKeyStore
 from guard.api.limits import Limits, open_limits
 from guard.api.metrics import ServiceMetrics
@@ -32,6 +34,7 @@ class Service:
     limits: Limits
     keys: ApiKeyStore
     flags: FlagStore
+    gateway: GatewayFlow
     _monitor: UsageMonitor | None = None
     _monitor_hasher: KeyedHasher | None = None
 
@@ -46,6 +49,7 @@ class Service:
             limits=open_limits(settings.redis_url),
             keys=ApiKeyStore(guard.db),
             flags=FlagStore(guard.db),
+            gateway=GatewayFlow(guard, RouteMap.from_settings(settings)),
         )
 
     def edit(self, request: EditRequest) -> Result:

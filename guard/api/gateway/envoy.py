@@ -3,12 +3,16 @@
 Envoy sends the authorization request with the original method, the original path under the
 configured ``path_prefix`` (``/v1/ext_authz``), the allowed headers and, with
 ``with_request_body``, the body (``x-envoy-auth-partial-body: true`` when it was cut short).
-The guard key travels in ``x-guard-api-key`` (added by Envoy's ``headers_to_add``); the
-operation in ``x-guard-operation`` or the body, default ``generate``.
+The guard key travels in ``x-guard-api-key`` (added by Envoy's ``headers_to_add``). The body
+is read by the original path's adapter (:class:`~guard.api.gateway.flow.GatewayFlow`); the
+operation comes from ``x-guard-operation``, a declared field, the route, or ``generate``.
 
 Allowed → 200 with ``x-guard-decision`` and ``x-guard-decision-id`` (Envoy copies them upstream
 when listed in ``allowed_upstream_headers``). Denied → 403 problem (503 when the guard cannot
-decide), which Envoy returns to the client. See ``examples/gateway/envoy.yaml``.
+decide), which Envoy returns to the client; a body the guard cannot account for → 4xx.
+
+ext_authz never sees the upstream's answer, so it **cannot watermark or sign** outputs: use the
+ext_proc server (``guard serve-ext-proc``) where outputs must be stamped.
 """
 
 from __future__ import annotations
@@ -20,13 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import WRITERS, require_gateway_key, service_of
-from guard.api.gateway.extract import extract_request
+from guard.api.gateway.body import single_headers
 from guard.api.keys import ApiKey
 from guard.api.routes.common import COMMON_ERRORS, DENIED, NOT_FOUND, UPLOAD_ERRORS, denial
 from guard.api.schemas import GatewayAllowOut
 from guard.api.views import hidden_from
 from guard.errors import PayloadTooLarge
-from guard.requests import CheckRequest
 
 router = APIRouter(tags=["gateway"])
 PATH_PREFIX = "/v1/ext_authz"
@@ -57,29 +60,29 @@ async def ext_authz(
             "with_request_body.max_request_bytes above the largest upload"
         )
     body = await request.body()
-    asked = await extract_request(request.headers.get("content-type", ""), body)
-    operation = request.headers.get("x-guard-operation") or asked.operation or "generate"
     service = service_of(request)
-    decision, receipt = await run_in_threadpool(
-        service.guard.check_with_receipt,
-        CheckRequest(
-            requester=key.requester, operation=operation, image=asked.image, prompt=asked.prompt
-        ),
+    checked = await run_in_threadpool(
+        service.gateway.check_request,
+        method=request.method,
+        path="/" + original_path,
+        headers=single_headers(request.headers.items()),
+        body=body,
+        requester=key.requester,
     )
-    await run_in_threadpool(service.observe, key, decision)
-    if not decision.allowed:
+    for decision in checked.decisions:
+        await run_in_threadpool(service.observe, key, decision)
+    if not checked.allowed:
         hidden = hidden_from(service.guard.registry, key.tenant)
-        return await run_in_threadpool(denial, decision, hidden, receipt=receipt.to_dict())
+        receipt = checked.receipt.to_dict()
+        return await run_in_threadpool(denial, checked.decision, hidden, receipt=receipt)
     # Envoy reads the headers (and ignores the body) of an allowing answer.
+    headers = checked.allow_headers()
     return JSONResponse(
         {
-            "verdict": decision.verdict.value,
-            "decision_id": decision.decision_id,
-            "audit_index": receipt.leaf_index,
+            "verdict": checked.decision.verdict.value,
+            "decision_id": checked.decision.decision_id,
+            "decision_ids": [d.decision_id for d in checked.decisions],
+            "audit_index": checked.receipt.leaf_index,
         },
-        headers={
-            "x-guard-decision": decision.verdict.value,
-            "x-guard-decision-id": decision.decision_id,
-            "x-guard-audit-index": str(receipt.leaf_index),
-        },
+        headers=headers,
     )

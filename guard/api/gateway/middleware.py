@@ -4,13 +4,16 @@
                           generator="acme-diffusion", generator_version="3.1",
                           paths={"/generate"})
 
-For a ``POST`` to one of ``paths`` it reads the body (see
-:mod:`guard.api.gateway.extract` for the shapes understood), checks it with
-``Guard.check`` and answers a denial itself (403 problem) without calling the app. Allowed, it
-replays the body to the app; a 2xx image response is scanned and stamped with ``Guard.stamp``
-(the request's image becomes the parent ingredient) and sent on with ``x-guard-*`` headers.
-A 2xx response that is not an image cannot be stamped, so it is withheld (502): an unmarked
-output must not leave. Non-2xx responses pass through unchanged. Other paths are untouched.
+For any request to one of ``paths`` it reads the body
+by the path's adapter (:mod:`guard.api.gateway.routes`; ``GUARD_GATEWAY_ROUTES`` or the
+built-in map of the known APIs, the guard's own shape elsewhere), checks every image in it
+and answers a denial itself (403 problem) without calling the app; a body with an image the
+adapter does not account for is refused (422). Allowed, it replays the body to the app and
+makes its 2xx answer safe (:mod:`guard.api.gateway.responses`): a bare image or every image in
+a JSON answer is scanned, watermarked and signed in place, with ``x-guard-*`` headers; an
+answer it cannot make safe (an image it denies, an image URL, an unreadable body) is withheld
+(502). An answer with no image passes. Non-2xx answers pass unchanged; other paths are
+untouched.
 """
 
 from __future__ import annotations
@@ -19,17 +22,17 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from guard.api.gateway.extract import extract_request
-from guard.api.problems import guard_error_response, problem
+from guard.api.gateway.body import single_headers
+from guard.api.gateway.flow import GatewayFlow
+from guard.api.gateway.routes import RouteMap
+from guard.api.problems import guard_error_response
 from guard.api.routes.common import denial
 from guard.errors import GuardError, PayloadTooLarge
-from guard.media import output_format_of_media_type
 from guard.pipeline import Guard
-from guard.requests import CheckRequest, StampRequest
 
 
 class GuardMiddleware:
@@ -42,6 +45,7 @@ class GuardMiddleware:
         generator: str,
         generator_version: str = "unknown",
         paths: Collection[str] = ("/generate",),
+        routes: RouteMap | None = None,
         default_operation: str = "generate",
         max_body_bytes: int | None = None,
     ) -> None:
@@ -51,14 +55,18 @@ class GuardMiddleware:
         self.generator = generator
         self.generator_version = generator_version
         self.paths = frozenset(paths)
-        self.default_operation = default_operation
+        self.flow = GatewayFlow(
+            guard,
+            routes or RouteMap.from_settings(guard.settings),
+            default_operation=default_operation,
+        )
         self.max_body_bytes = max_body_bytes or guard.settings.api_max_body_bytes
 
     def requester_for(self, scope: Scope) -> str:
         return self._requester if isinstance(self._requester, str) else self._requester(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         try:
@@ -85,56 +93,39 @@ class GuardMiddleware:
 
     async def _guarded(self, scope: Scope, receive: Receive) -> Response:
         body = await self._read_body(receive)
-        headers = Headers(scope=scope)
-        asked = await extract_request(headers.get("content-type", ""), body)
-        operation = headers.get("x-guard-operation") or asked.operation or self.default_operation
+        headers = single_headers(Headers(scope=scope).items())
         requester = self.requester_for(scope)
-        decision = await run_in_threadpool(
-            self.guard.check,
-            CheckRequest(
-                requester=requester, operation=operation, image=asked.image, prompt=asked.prompt
-            ),
+        checked = await run_in_threadpool(
+            self.flow.check_request,
+            method=scope["method"],
+            path=scope["path"],
+            headers=headers,
+            body=body,
+            requester=requester,
         )
-        if not decision.allowed:
-            return denial(decision)  # the platform itself: it sees its own registry
+        if not checked.allowed:
+            return denial(checked.decision)  # the platform itself: it sees its own registry
         status, response_headers, content = await self._call_app(scope, receive, body)
-        if not 200 <= status < 300:
-            return Response(content, status_code=status, headers=dict(response_headers))
-        media_type = response_headers.get("content-type", "").split(";")[0].strip().lower()
-        if not media_type.startswith("image/"):
-            return problem(
-                502,
-                "output_not_stampable",
-                f"the generator answered {media_type or 'without a content type'}, not an "
-                "image, so the output cannot be watermarked and signed; it is withheld",
-            )
-        result = await run_in_threadpool(
-            self.guard.stamp,
-            StampRequest(
-                image=content,
-                requester=requester,
-                generator=self.generator,
-                generator_version=self.generator_version,
-                operation=operation,
-                prompt=asked.prompt,
-                source_image=asked.image,
-                output_format=output_format_of_media_type(media_type),
-            ),
+        outcome = await run_in_threadpool(
+            self.flow.respond,
+            checked,
+            status=status,
+            headers={k: v for k, v in response_headers.items()},
+            body=content,
+            generator=self.generator,
+            generator_version=self.generator_version,
         )
-        if result.image is None or result.provenance is None:
-            return denial(result.decision, input_decision_id=decision.decision_id)
-        stamped = Response(result.image, status_code=status, media_type=result.provenance.mime_type)
-        replaced = {b"content-length", b"content-type", b"etag", b"content-md5"}
-        stamped.raw_headers += [
-            (name, value) for name, value in response_headers.raw if name.lower() not in replaced
+        if not outcome.changed:
+            return Response(content, status_code=status, headers=dict(response_headers))
+        answer = Response(outcome.body, status_code=outcome.status)
+        answer.raw_headers += [
+            (name, value)
+            for name, value in response_headers.raw
+            if name.decode("latin-1").lower() not in outcome.remove_headers
+            and name.decode("latin-1").lower() not in outcome.set_headers
         ]
-        guard_headers = stamped.headers
-        guard_headers["x-guard-decision"] = result.decision.verdict.value
-        guard_headers["x-guard-decision-id"] = result.decision.decision_id
-        guard_headers["x-guard-input-decision-id"] = decision.decision_id
-        guard_headers["x-guard-watermark-record"] = result.provenance.record_id
-        guard_headers["x-guard-manifest-label"] = result.provenance.manifest_label
-        return stamped
+        MutableHeaders(raw=answer.raw_headers).update(outcome.set_headers)
+        return answer
 
     async def _call_app(
         self, scope: Scope, receive: Receive, body: bytes
