@@ -19,7 +19,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,nsfw]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,nsfw,gateway]'
 	$(BIN)/python -m pip install --quiet --no-deps $(INSIGHTFACE)
 	$(BIN)/python -c "import cv2, dlib, faiss, insightface; print('environment ready: opencv', cv2.__version__, 'dlib', dlib.__version__, 'faiss', faiss.__version__)"
 	touch $(STAMP)
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 # The invisible-watermark baselines and the diffusers editor (torch, CPU build) for tests and
 # benchmarks only: the demo and the core library do not need them.
 $(BASELINES): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,nsfw,baselines,diffusers]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,nsfw,gateway,baselines,diffusers]'
 	$(BIN)/python -m pip install --quiet --no-deps $(INVISIBLE_WATERMARK)
 	touch $(BASELINES)
 
