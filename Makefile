@@ -62,6 +62,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/c2pa_signing.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/tenants.py
+	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/diffusion.py
 
