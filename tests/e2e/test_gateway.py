@@ -124,17 +124,29 @@ def test_envoy_operation_header_is_checked_against_the_policy(live: LiveFactory)
     service = live()
     key = service.token("acme", Role.INTEGRATOR)
     text = json.dumps({"prompt": "a cat"}).encode()
-    response = httpx.post(
-        f"{service.base_url}/v1/ext_authz/v1/images/generations",
-        headers={
-            "content-type": "application/json",
-            "x-guard-api-key": key,
-            "x-guard-operation": "face_swap",
-        },
-        content=text,
-    )
+
+    def check(path: str, operation: str) -> httpx.Response:
+        return httpx.post(
+            f"{service.base_url}/v1/ext_authz{path}",
+            headers={
+                "content-type": "application/json",
+                "x-guard-api-key": key,
+                "x-guard-operation": operation,
+            },
+            content=text,
+        )
+
+    # On a path no known API uses, the header names the operation.
+    response = check("/generate", "face_swap")
     assert response.status_code == 403
     assert response.json()["code"] == "operation_not_permitted"
+    # A known API's path says what it does: the header cannot swap in another operation (a
+    # grant for background_blur must not let a prompt edit through).
+    edits = check("/v1/images/edits", "background_blur")
+    decision = service.guard.audit.receipt_for_decision(edits.headers["x-guard-decision-id"])
+    assert decision.leaf_index >= 0
+    entry = service.guard.audit.entry(decision.leaf_index)
+    assert entry["operation"] == "prompt_edit"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import urllib.parse
 from dataclasses import dataclass
 
 import httpx
@@ -185,6 +186,44 @@ def _attempts() -> list[Attempt]:
             _json({"images": [{"image_url": DATA_URL}] * 9, "prompt": "p"}),
             "application/json",
             (422, "too_many_images"),
+        ),
+        Attempt(
+            "an image in the query string",
+            f"/generate?image={urllib.parse.quote(B64)}",
+            _json({"prompt": "p"}),
+            "application/json",
+            unrecognised,
+        ),
+        Attempt(
+            "an image in a header",
+            "/generate",
+            _json({"prompt": "p"}),
+            "application/json",
+            unrecognised,
+            (("x-reference-image", B64),),
+        ),
+        Attempt(
+            "a second gzip member",
+            "/generate",
+            gzip.compress(b"prompt=a+cat")
+            + gzip.compress(b"&image=" + urllib.parse.quote(B64).encode()),
+            "application/x-www-form-urlencoded",
+            deny,
+            (("content-encoding", "gzip"),),
+        ),
+        Attempt(
+            "JSON-looking body declared a form",
+            "/generate",
+            ('{"a":"&image=' + urllib.parse.quote(B64, safe="") + '&b="}').encode(),
+            "application/x-www-form-urlencoded",
+            unrecognised,  # the form reading checks the figure; the JSON reading refuses
+        ),
+        Attempt(
+            "an array of bytes where the image goes",
+            "/generate",
+            _json({"image": list(HANKS)}),
+            "application/json",
+            unrecognised,
         ),
         Attempt(
             "the figure in the mask",

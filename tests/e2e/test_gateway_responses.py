@@ -61,8 +61,11 @@ def guard(make_guard: GuardFactory) -> Guard:
     return guard
 
 
-async def _through(guard: Guard, answer: Answer) -> tuple[httpx.Response, bytes]:
-    """An OpenAI-style edit of the consenting model's photo, answered by ``answer(input)``."""
+async def _through(
+    guard: Guard, answer: Answer, *, root_path: str = ""
+) -> tuple[httpx.Response, bytes]:
+    """An OpenAI-style edit of the consenting model's photo, answered by ``answer(input)``
+    (the app mounted under ``root_path``, as ``uvicorn --root-path`` does)."""
     photo = crop("t1", ENROLL)
 
     async def edits(request: Request) -> Response:
@@ -80,10 +83,13 @@ async def _through(guard: Guard, answer: Answer) -> tuple[httpx.Response, bytes]
         routes=RouteMap.built_in(),
     )
     body, content_type = load_body("openai-edits-multipart-image", photo)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, root_path=root_path)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         response = await client.post(
-            "/v1/images/edits", content=body, headers={"content-type": content_type}, timeout=120
+            f"{root_path}/v1/images/edits",
+            content=body,
+            headers={"content-type": content_type},
+            timeout=120,
         )
     return response, photo
 
@@ -203,8 +209,37 @@ async def test_an_answer_showing_a_public_figure_is_withheld(guard: Guard) -> No
             ),
             "output_not_stampable",
         ),
+        (lambda _: _json_answer({"data": [{"url": "/files/out.png"}]}), "output_not_stampable"),
+        (
+            lambda _: _json_answer({"result": "cdn.example.com/x/out.webp?sig=1"}),
+            "output_not_stampable",
+        ),
+        (
+            lambda _: Response(status_code=303, headers={"location": "https://cdn.example/o.png"}),
+            "output_not_stampable",
+        ),
+        (
+            lambda photo: _json_answer(
+                {"ok": True}, **{"x-result": base64.b64encode(_edited(photo)).decode()}
+            ),
+            "output_not_stampable",
+        ),
+        (
+            lambda _: _json_answer({"data": list(sample_bytes("tom_hanks"))}),
+            "output_not_stampable",
+        ),
     ],
-    ids=["image-url", "event-stream", "opaque-binary", "nested-json"],
+    ids=[
+        "image-url",
+        "event-stream",
+        "opaque-binary",
+        "nested-json",
+        "relative-url",
+        "scheme-less-url",
+        "redirect",
+        "image-in-a-header",
+        "byte-array",
+    ],
 )
 async def test_answers_the_guard_cannot_make_safe_are_withheld(
     guard: Guard, answer: Answer, code: str
@@ -229,3 +264,28 @@ async def test_answers_without_new_images_pass_unchanged(guard: Guard) -> None:
     response, photo = await _through(guard, echo)
     assert response.status_code == 200
     assert base64.b64decode(response.json()["input"]["image"]) == photo
+
+
+@pytest.mark.anyio
+async def test_every_gzip_member_of_an_answer_is_read(guard: Guard) -> None:
+    def two_members(photo: bytes) -> Response:
+        document = json.dumps(_fill("openai-response-b64", _edited(photo))).encode()
+        half = len(document) // 2
+        return Response(
+            gzip.compress(document[:half]) + gzip.compress(document[half:]),
+            media_type="application/json",
+            headers={"content-encoding": "gzip"},
+        )
+
+    response, _ = await _through(guard, two_members)
+    assert response.status_code == 200, response.text
+    _verify(guard, response.json()["data"][0]["b64_json"], response.headers["x-guard-decision-id"])
+
+
+@pytest.mark.anyio
+async def test_an_app_under_a_root_path_is_still_guarded(guard: Guard) -> None:
+    hanks = sample_bytes("tom_hanks")
+    response, _ = await _through(
+        guard, lambda _: _json_answer(_fill("openai-response-b64", hanks)), root_path="/api"
+    )
+    assert response.status_code == 502, "the answer went out unscanned"

@@ -21,7 +21,8 @@ from guard.api.gateway.adapters import Role, adapter_named
 from guard.api.gateway.body import Body, parse_body, single_headers
 from guard.api.gateway.claims import Claimed, claim_request
 from guard.api.gateway.routes import RouteMap, normalise_path
-from guard.api.gateway.sniff import looks_like_image, read_string
+from guard.api.gateway.sniff import looks_like_image, trailing_bytes
+from guard.api.gateway.strings import read_string
 from guard.errors import InvalidInput, PayloadTooLarge, UnprocessableInput, UnsupportedMedia
 from guard.samples import sample_bytes
 
@@ -29,6 +30,7 @@ PHOTO = sample_bytes("tom_hanks")
 B64 = base64.b64encode(PHOTO).decode()
 GENERIC = adapter_named("generic")
 MAX = 64 * 1024 * 1024
+FORM = "application/x-www-form-urlencoded"
 
 
 def read(content_type: str, body: bytes, adapter: str = "generic", **headers: str) -> Claimed:
@@ -83,16 +85,19 @@ def test_strings_that_are_not_images() -> None:
 
 def test_a_body_is_read_by_what_it_is() -> None:
     as_json = json.dumps({"image": B64}).encode()
-    for label in ("text/plain", "application/x-www-form-urlencoded", "", "image/png"):
-        assert parse_body({"content-type": label}, as_json, max_bytes=MAX).kind == "json"
-    assert parse_body({"content-type": "application/octet-stream"}, PHOTO, max_bytes=MAX).kind == (
-        "image"
-    )
+    for label in ("text/plain", "", "image/png"):
+        (body,) = parse_body({"content-type": label}, as_json, max_bytes=MAX)
+        assert body.kind == "json"
+    # Declared a form but JSON-looking: read both ways, every reading accounted for.
+    kinds = [b.kind for b in parse_body({"content-type": FORM}, as_json, max_bytes=MAX)]
+    assert kinds == ["form", "json"]
+    (image,) = parse_body({"content-type": "application/octet-stream"}, PHOTO, max_bytes=MAX)
+    assert image.kind == "image"
     zipped = gzip.compress(as_json)
-    body = parse_body(
+    readings = parse_body(
         {"content-type": "application/json", "content-encoding": "gzip"}, zipped, max_bytes=MAX
     )
-    assert body == Body("json", document={"image": B64})
+    assert readings == (Body("json", document={"image": B64}),)
 
 
 def test_bodies_the_gateway_cannot_read_are_refused() -> None:
@@ -320,3 +325,173 @@ def test_no_multipart_body_carries_the_photo_unchecked(
     parts.append((name, ("photo.png", PHOTO, part_type) if as_file else B64))
     content_type, body = multipart(parts)
     _accounted_for(content_type, body, adapter)
+
+
+# -- what the cold review found (each a reproducer of a way around the reading) ----------------
+
+
+def _blank_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 180, 160)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _percent_all(text: str) -> str:
+    return "".join(f"%{ord(c):02X}" for c in text)
+
+
+@pytest.mark.parametrize(
+    ("name", "headers", "body", "code"),
+    [
+        (  # upstream form parsers read image=; the guard once read only the JSON
+            "JSON-looking body declared a form",
+            {"content-type": FORM},
+            ('{"a":"&image=' + _percent_all(B64) + '&b="}').encode(),
+            "checked",
+        ),
+        (  # Pillow ignores bytes after IEND; a form parser finds image= there
+            "a harmless image followed by form data",
+            {"content-type": FORM},
+            _blank_png() + b"&image=" + B64.encode() + b"&",
+            "invalid_text",
+        ),
+        (
+            "a harmless image followed by another, undeclared",
+            {"content-type": "application/octet-stream"},
+            _blank_png() + PHOTO,
+            "ambiguous_request",
+        ),
+        (  # Node's gunzip, Go and Python read every gzip member
+            "a second gzip member",
+            {"content-type": FORM, "content-encoding": "gzip"},
+            gzip.compress(b"prompt=a+cat") + gzip.compress(b"&picture=" + B64.encode()),
+            "unrecognised_image_field",
+        ),
+        (  # Werkzeug ends a part at a boundary after a bare LF
+            "a boundary after a bare line feed inside a part",
+            {"content-type": "multipart/form-data; boundary=B"},
+            b'--B\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+            + _blank_png()
+            + b'\n--B\nContent-Disposition: form-data; name="mask"; filename="m.png"\n\n'
+            + PHOTO
+            + b"\r\n--B--\r\n",
+            "ambiguous_request",
+        ),
+        (
+            "content in the multipart preamble",
+            {"content-type": "multipart/form-data; boundary=B"},
+            b"image=" + B64.encode() + b"\r\n--B\r\nContent-Disposition: form-data; "
+            b'name="prompt"\r\n\r\nhi\r\n--B--\r\n',
+            "ambiguous_request",
+        ),
+        (  # a lenient base64 decoder drops the dots
+            "base64 sprinkled with characters a lenient decoder drops",
+            {"content-type": "application/json"},
+            json.dumps(
+                {"init_image": ".".join(B64[i : i + 80] for i in range(0, len(B64), 80))}
+            ).encode(),
+            "unrecognised_image_field",
+        ),
+        (  # TGA has no magic number; a long binary blob counts as an image
+            "base64 of a format without a magic number",
+            {"content-type": "application/json"},
+            json.dumps({"style": base64.b64encode(bytes(range(256)) * 8).decode()}).encode(),
+            "unrecognised_image_field",
+        ),
+        (
+            "base64 wrapped at 76 columns inside prose",
+            {"content-type": "application/json"},
+            json.dumps(
+                {"prompt": "see:\n" + "\n".join(B64[i : i + 76] for i in range(0, len(B64), 76))}
+            ).encode(),
+            "unrecognised_image_field",
+        ),
+        (  # Jackson reads an int array into byte[]
+            "an array of bytes where an image goes",
+            {"content-type": "application/json"},
+            json.dumps({"image": list(PHOTO)}).encode(),
+            "unrecognised_image_field",
+        ),
+        (
+            "an array of bytes anywhere",
+            {"content-type": "application/json"},
+            json.dumps({"extra": {"type": "Buffer", "data": list(PHOTO)}}).encode(),
+            "unrecognised_image_field",
+        ),
+        (
+            "an image as a JSON key",
+            {"content-type": "application/json"},
+            json.dumps({B64: "x"}).encode(),
+            "unrecognised_image_field",
+        ),
+        (
+            "SVG with a BOM and a namespace prefix",
+            {"content-type": "application/json"},
+            json.dumps({"logo": "\ufeff<?xml version='1.0'?><svg:svg xmlns:svg='x'/>"}).encode(),
+            "unrecognised_image_field",
+        ),
+        (
+            "JSON nested deeper than any API",
+            {"content-type": "application/json"},
+            b'{"a":' * 990 + b"1" + b"}" * 990,
+            "invalid_json",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) and " " in value else "",
+)
+def test_reviewed_bypasses_are_refused(
+    name: str, headers: dict[str, str], body: bytes, code: str
+) -> None:
+    """Each is refused with ``code``, or (``checked``) its photo goes to the checks."""
+    if code == "checked":
+        claimed = claim_request(GENERIC, parse_body(headers, body, max_bytes=MAX), max_images=8)
+        assert PHOTO in [image.data for image in claimed.images], name
+        return
+    with pytest.raises(UnprocessableInput) as caught:
+        readings = parse_body(headers, body, max_bytes=MAX)
+        claim_request(GENERIC, readings, max_images=8)
+    assert caught.value.code == code, f"{name}: {caught.value.message}"
+
+
+def test_images_in_the_query_or_headers_are_refused() -> None:
+    readings = parse_body({"content-type": "application/json"}, b'{"prompt":"x"}', max_bytes=MAX)
+    for extra in ({"query": f"image={B64.replace('+', '%2B')}"}, {"headers": {"x-image": B64}}):
+        with pytest.raises(UnprocessableInput) as caught:
+            claim_request(GENERIC, readings, max_images=8, **extra)  # type: ignore[arg-type]
+        assert caught.value.code == "unrecognised_image_field"
+
+
+def test_a_long_boundary_or_odd_content_type_is_a_clean_refusal() -> None:
+    boundary = "b" * 300
+    body = f"--{boundary}\r\nContent-Disposition: form-data; name=p\r\n\r\nx\r\n--{boundary}--\r\n"
+    with pytest.raises(InvalidInput):
+        parse_body(
+            {"content-type": f"multipart/form-data; boundary={boundary}"},
+            body.encode(),
+            max_bytes=MAX,
+        )
+    with pytest.raises(InvalidInput):
+        parse_body({"content-type": "multipart/form-data; boundary=é€"}, b"--x--", max_bytes=MAX)
+
+
+def test_crafted_markup_costs_milliseconds() -> None:
+    """A regex with nested repetition once froze the process on 281 bytes."""
+    import time
+
+    for text in ("<!---->" * 40 + "x", "<!---->" * 100_000 + "x", ("A" * 95 + " ") * 20_000):
+        started = time.perf_counter()
+        read_string(text)
+        assert time.perf_counter() - started < 1.0, text[:20]
+
+
+def test_trailing_bytes_are_found_by_walking_the_file() -> None:
+    for name in ("t1", "tom_hanks", "astronaut"):
+        data = sample_bytes(name)
+        assert trailing_bytes(data) == 0
+        assert trailing_bytes(data + b"&image=x") == 8
+        # A fake end marker appended does not hide the extra bytes.
+        assert trailing_bytes(data + b"junk IEND\xaeB`\x82\xff\xd9") > 0

@@ -18,31 +18,12 @@ import urllib.parse
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
-
+from guard.api.gateway.multipart import MAX_FORM_PARTS, FormPart, ambiguous, read_multipart
 from guard.api.gateway.sniff import as_text, looks_like_image
+from guard.api.gateway.strings import MAX_DEPTH
 from guard.errors import InvalidInput, PayloadTooLarge, UnprocessableInput, UnsupportedMedia
-
-if TYPE_CHECKING:  # defined for type checkers only
-    from python_multipart.multipart import MultipartCallbacks
-
-
-@dataclass(frozen=True)
-class FormPart:
-    """One multipart part or urlencoded pair. ``filename`` is set for file parts."""
-
-    name: str
-    value: bytes
-    filename: str | None = None
-    content_type: str | None = None
-
-    @property
-    def is_file(self) -> bool:
-        return self.filename is not None
-
 
 BodyKind = Literal["empty", "json", "form", "image", "text"]
 
@@ -59,7 +40,6 @@ class Body:
 
 
 _FORM_LIKE = re.compile(rb"[\w.\-\[\]%+*~]+=[^&\s]*(&[\w.\-\[\]%+*~]+=[^&\s]*)*\s*")
-MAX_FORM_PARTS = 1000
 
 
 _SINGLE_HEADERS = frozenset(
@@ -74,37 +54,53 @@ def single_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     for raw_name, value in pairs:
         name = raw_name.lower()
         if name in headers and name in _SINGLE_HEADERS:
-            raise _ambiguous(f"the request has the {name} header twice")
+            raise ambiguous(f"the request has the {name} header twice")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
 
 
-def parse_body(headers: Mapping[str, str], body: bytes, *, max_bytes: int) -> Body:
-    """Read ``body`` under ``max_bytes`` (decompressed). ``headers`` are lower-case."""
+def parse_body(headers: Mapping[str, str], body: bytes, *, max_bytes: int) -> tuple[Body, ...]:
+    """Every way an upstream could read ``body`` (decompressed under ``max_bytes``; headers
+    lower-case). A declared form, multipart or JSON body is read as declared; a body that
+    also reads another way (a JSON-looking form, an image labelled as a form) is read that
+    way too, and the images of every reading are accounted for. Undeclared bodies are read
+    by what they are."""
     content_type = headers.get("content-type", "")
     body = decompressed(headers.get("content-encoding", ""), body, max_bytes=max_bytes)
     media_type = content_type.split(";", 1)[0].strip().lower()
     if not body.strip():
-        return Body("empty")
+        return (Body("empty"),)
     if media_type == "multipart/form-data":
-        return Body("form", parts=_multipart(content_type, body, max_bytes=max_bytes))
+        return (Body("form", parts=read_multipart(content_type, body, max_bytes=max_bytes)),)
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return (Body("json", document=parse_json(body)),)
+    if media_type == "application/x-www-form-urlencoded":
+        form = Body("form", parts=_urlencoded(body))
+        if body.lstrip()[:1] in (b"{", b"[", b'"'):
+            return (form, *_json_reading(body))
+        return (form,)
     if looks_like_image(body):
-        return Body("image", raw=body)
-    declared_json = media_type == "application/json" or media_type.endswith("+json")
-    if declared_json or body.lstrip()[:1] in (b"{", b"[", b'"'):
-        try:
-            return Body("json", document=parse_json(body))
-        except InvalidInput:
-            if declared_json:
-                raise
-    if media_type == "application/x-www-form-urlencoded" or _FORM_LIKE.fullmatch(body):
-        return Body("form", parts=_urlencoded(body))
+        return (Body("image", raw=body),)
+    if body.lstrip()[:1] in (b"{", b"[", b'"') and (readings := _json_reading(body)):
+        return readings
+    if _FORM_LIKE.fullmatch(body):
+        return (Body("form", parts=_urlencoded(body)),)
     if as_text(body) is None:
         raise UnsupportedMedia(
             f"the gateway cannot read a body of type {media_type or 'unlabelled'} that is "
             "neither an image, JSON, a form nor UTF-8 text; an upstream might, so it is refused"
         )
-    return Body("text", raw=body)
+    return (Body("text", raw=body),)
+
+
+def _json_reading(body: bytes) -> tuple[Body, ...]:
+    """The JSON reading of a body that may or may not be JSON (none if it is not)."""
+    try:
+        return (Body("json", document=parse_json(body)),)
+    except UnprocessableInput:
+        raise  # JSON, but refused (duplicate keys, lone surrogates, too deep)
+    except InvalidInput:
+        return ()
 
 
 def parse_json(data: bytes) -> object:
@@ -112,7 +108,10 @@ def parse_json(data: bytes) -> object:
     parser can hold."""
     text = utf8(data.removeprefix(b"\xef\xbb\xbf"), "the JSON body")
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        if _depth(document) > MAX_DEPTH:
+            raise RecursionError
+        return document
     except RecursionError:
         raise UnprocessableInput(
             "the JSON body is nested too deeply", code="invalid_json"
@@ -121,6 +120,21 @@ def parse_json(data: bytes) -> object:
         if isinstance(exc, _Refused):
             raise exc.error from None
         raise InvalidInput(f"the JSON body cannot be parsed: {exc}") from None
+
+
+def _depth(document: object) -> int:
+    """How deep a parsed JSON document nests (iteratively: it may be deep)."""
+    deepest, stack = 0, [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return deepest
 
 
 def utf8(data: bytes, what: str) -> str:
@@ -169,110 +183,30 @@ def decompressed(encoding: str, body: bytes, *, max_bytes: int) -> bytes:
             raise UnsupportedMedia(
                 f"the body is compressed with {coding!r}; the gateway reads gzip and deflate"
             )
-        wbits = 47 if coding != "deflate" else 15  # 47: gzip or zlib header, auto-detected
-        inflater = zlib.decompressobj(wbits)
-        try:
-            body = inflater.decompress(body, max_bytes + 1)
-        except zlib.error as exc:
-            raise InvalidInput(f"the {coding} body cannot be decompressed: {exc}") from None
-        if len(body) > max_bytes or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"the decompressed body is over {max_bytes:,} bytes")
+        body = _inflate(coding, body, max_bytes=max_bytes)
     return body
 
 
-def _multipart(content_type: str, body: bytes, *, max_bytes: int) -> tuple[FormPart, ...]:
-    _, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
-    if not boundary:
-        raise InvalidInput("the multipart body's content type names no boundary")
-    reader = _PartReader()
-    parser = MultipartParser(boundary, reader.callbacks(), max_size=max_bytes)
-    try:
-        parser.write(body)
-        parser.finalize()
-    except MultipartParseError as exc:
-        raise InvalidInput(f"the multipart body cannot be parsed: {exc}") from None
-    if not reader.finished:
-        raise InvalidInput("the multipart body ends before its closing boundary")
-    return tuple(reader.parts)
-
-
-class _PartReader:
-    """Collects parts with their headers from python-multipart's callbacks."""
-
-    def __init__(self) -> None:
-        self.parts: list[FormPart] = []
-        self.finished = False
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._field = b""
-        self._value = b""
-        self._data: list[bytes] = []
-
-    def callbacks(self) -> MultipartCallbacks:
-        return {
-            "on_part_begin": self._begin,
-            "on_header_field": self._header_field,
-            "on_header_value": self._header_value,
-            "on_header_end": self._header_end,
-            "on_part_data": self._part_data,
-            "on_part_end": self._end,
-            "on_end": self._finish,
-        }
-
-    def _begin(self) -> None:
-        self._headers, self._data = [], []
-        if len(self.parts) >= MAX_FORM_PARTS:
-            raise UnprocessableInput(
-                f"the multipart body has over {MAX_FORM_PARTS} parts", code="too_many_parts"
-            )
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers.append((self._field.strip().lower(), self._value.strip()))
-        self._field = self._value = b""
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        self._data.append(data[start:end])
-
-    def _end(self) -> None:
-        dispositions = [v for k, v in self._headers if k == b"content-disposition"]
-        types = [v for k, v in self._headers if k == b"content-type"]
-        encodings = [v for k, v in self._headers if k == b"content-transfer-encoding"]
-        if len(dispositions) != 1 or len(types) > 1:
-            raise _ambiguous("a multipart part has no or several Content-Disposition headers")
-        if encodings and encodings[0].strip().lower() not in (b"binary", b"8bit", b"7bit"):
-            raise UnsupportedMedia("a multipart part uses a Content-Transfer-Encoding")
-        disposition = dispositions[0].decode("latin-1")
-        if re.search(r";\s*(name|filename)\*", disposition, re.I):
-            # RFC 7578 forbids name*= and filename*=; readers that honour them and readers
-            # that ignore them name the part differently.
-            raise _ambiguous("a multipart part names itself with an extended parameter (name*=)")
-        _, options = parse_options_header(disposition)
-        name = options.get(b"name")
-        filename = options.get(b"filename")
-        self.parts.append(
-            FormPart(
-                name=_header_text(name) if name is not None else "",
-                value=b"".join(self._data),
-                filename=_header_text(filename) if filename is not None else None,
-                content_type=types[0].decode("latin-1") if types else None,
-            )
-        )
-
-    def _finish(self) -> None:
-        self.finished = True
-
-
-def _header_text(value: bytes) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
+def _inflate(coding: str, data: bytes, *, max_bytes: int) -> bytes:
+    """Every member of a gzip stream (readers upstream — Node's gunzip, Go's gzip.Reader,
+    Python's gzip — read them all, so the guard does too); trailing bytes after a deflate
+    stream are refused."""
+    wbits = 47 if coding != "deflate" else 15  # 47: gzip or zlib header, auto-detected
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out += inflater.decompress(data, max_bytes + 1 - len(out))
+        except zlib.error as exc:
+            raise InvalidInput(f"the {coding} body cannot be decompressed: {exc}") from None
+        if len(out) > max_bytes or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the decompressed body is over {max_bytes:,} bytes")
+        if not inflater.eof:
+            raise InvalidInput(f"the {coding} body ends before its stream does")
+        data = inflater.unused_data
+        if data and coding == "deflate":
+            raise ambiguous("bytes follow the deflate stream")
+    return bytes(out)
 
 
 def _urlencoded(body: bytes) -> tuple[FormPart, ...]:
@@ -293,9 +227,3 @@ def _urlencoded(body: bytes) -> tuple[FormPart, ...]:
     except ValueError as exc:
         raise UnprocessableInput(str(exc), code="too_many_parts") from None
     return tuple(FormPart(name, value.encode("utf-8")) for name, value in pairs)
-
-
-def _ambiguous(message: str) -> UnprocessableInput:
-    return UnprocessableInput(
-        f"{message}; readers disagree on such a request", code="ambiguous_request"
-    )

@@ -64,7 +64,7 @@ async def ext_authz(
     checked = await run_in_threadpool(
         service.gateway.check_request,
         method=request.method,
-        path="/" + original_path,
+        path=_original_path(request),
         headers=single_headers(request.headers.items()),
         body=body,
         requester=key.requester,
@@ -86,3 +86,12 @@ async def ext_authz(
         },
         headers=headers,
     )
+
+
+def _original_path(request: Request) -> str:
+    """The original path and query as Envoy sent them, still percent-encoded: the route map
+    decodes once, as the upstream's router does (``original_path`` is decoded already)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1")[len(PATH_PREFIX) :] or "/"
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path

@@ -218,7 +218,7 @@ class _Exchange:
             raise ProtocolError("request headers arrived twice on one stream")
         headers, pseudo = self._read(message.headers)
         self.method = pseudo.get(":method", "GET").upper()
-        self.path = pseudo.get(":path", "/").split("?", 1)[0] or "/"
+        self.path = pseudo.get(":path", "/") or "/"  # with its query: images there refuse
         # The key Envoy's configuration sends wins: a client cannot pick another requester.
         client_token = headers.pop(KEY_HEADER, None)
         token = self.metadata_token or client_token
@@ -306,6 +306,8 @@ class _Exchange:
             raise ProtocolError(f"the upstream's :status {status_text!r} is not a number")
         self.status = int(status_text)
         self.response_headers = headers
+        if 300 <= self.status < 400 and "location" in headers:
+            return self._respond(b"", phase="response_headers")  # a redirect is withheld
         if not _is_2xx(self.status):
             return pb.ProcessingResponse(response_headers=pb.HeadersResponse())
         if message.end_of_stream:

@@ -86,15 +86,24 @@ class GatewayFlow:
         body: bytes,
         requester: str,
     ) -> CheckedRequest:
-        """Check what a request to ``path`` asks for. ``headers`` have lower-case names."""
+        """Check what a request to ``path`` (its query string included: images there are
+        refused too) asks for. ``headers`` have lower-case names."""
         settings = self.guard.settings
+        path, _, query = path.partition("?")
         route = self.routes.route_for(path)
-        parsed = parse_body(headers, body, max_bytes=settings.api_max_body_bytes)
-        claimed = claim_request(route.adapter, parsed, max_images=settings.gateway_max_images)
+        readings = parse_body(headers, body, max_bytes=settings.api_max_body_bytes)
+        claimed = claim_request(
+            route.adapter,
+            readings,
+            max_images=settings.gateway_max_images,
+            query=query,
+            headers=headers,
+        )
+        # A known API's path says what it does; the caller may not name a laxer operation.
         operation = (
-            headers.get("x-guard-operation")
+            route.operation
+            or headers.get("x-guard-operation")
             or claimed.operation
-            or route.operation
             or self.default_operation
         )
         for found in claimed.images:  # refuse undecodable input before anything is audited
@@ -138,6 +147,12 @@ class GatewayFlow:
         withheld (502: an image was denied, or is out of reach — a URL, an unreadable body).
         ``hidden`` says which subjects the caller may not see in a withheld decision (another
         tenant's), as for denials."""
+        if 300 <= status < 400 and "location" in headers:
+            return ResponseOutcome.withholding(
+                "output_not_stampable",
+                f"the upstream redirected ({status}) to what the guard cannot check or stamp",
+                input_decision_id=checked.decision.decision_id,
+            )
         if not 200 <= status < 300:
             return ResponseOutcome.unchanged(status)
         return stamp_response(

@@ -18,6 +18,7 @@ untouched.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.api.gateway.body import single_headers
 from guard.api.gateway.flow import GatewayFlow
-from guard.api.gateway.routes import RouteMap
+from guard.api.gateway.routes import RouteMap, normalise_path
 from guard.api.problems import guard_error_response
 from guard.api.routes.common import denial
 from guard.errors import GuardError, PayloadTooLarge
@@ -54,7 +55,7 @@ class GuardMiddleware:
         self._requester = requester
         self.generator = generator
         self.generator_version = generator_version
-        self.paths = frozenset(paths)
+        self.paths = frozenset(normalise_path(path) for path in paths)
         self.flow = GatewayFlow(
             guard,
             routes or RouteMap.from_settings(guard.settings),
@@ -66,7 +67,7 @@ class GuardMiddleware:
         return self._requester if isinstance(self._requester, str) else self._requester(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or _route_path(scope) not in self.paths:
             await self.app(scope, receive, send)
             return
         try:
@@ -98,7 +99,7 @@ class GuardMiddleware:
         checked = await run_in_threadpool(
             self.flow.check_request,
             method=scope["method"],
-            path=scope["path"],
+            path=_encoded_route_path(scope) + _query(scope),
             headers=headers,
             body=body,
             requester=requester,
@@ -153,3 +154,23 @@ class GuardMiddleware:
 
         await self.app(scope, replay, capture)
         return status, Headers(raw=raw_headers), b"".join(chunks)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app's router matches: without the root path a server mounts it under
+    (``uvicorn --root-path``), normalised as :func:`normalise_path` does."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return normalise_path(path, encoded=False)
+
+
+def _encoded_route_path(scope: Scope) -> str:
+    """:func:`_route_path` as sent (percent-encoded), for the flow's route map to decode once."""
+    return urllib.parse.quote(_route_path(scope), safe="/:@!$&'()*+,;=-._~")
+
+
+def _query(scope: Scope) -> str:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"?{query}" if query else ""

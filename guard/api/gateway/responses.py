@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, NoReturn
 
 from guard.api.gateway.adapters import Role
 from guard.api.gateway.body import decompressed, parse_json
-from guard.api.gateway.sniff import as_text, holds_image, looks_like_image, read_string
+from guard.api.gateway.sniff import as_text, looks_like_image
+from guard.api.gateway.strings import (
+    MAX_DEPTH,
+    byte_array,
+    holds_image,
+    names_image_file,
+    read_string,
+)
 from guard.api.problems import PROBLEM_MEDIA_TYPE, denial_code
 from guard.errors import GuardError, InvalidInput
 from guard.media import output_format_of_media_type, sniff_mime_type
@@ -33,6 +40,9 @@ if TYPE_CHECKING:
     from guard.api.gateway.flow import CheckedRequest
 
 Path = tuple[str | int, ...]
+_TRANSPORT_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "transfer-encoding", "date", "server"}
+)
 REPLACED_HEADERS = ("content-length", "content-encoding", "etag", "content-md5", "digest")
 
 
@@ -139,6 +149,16 @@ class _Stamper:
         self.inputs = {image.data for image in checked.images}
 
     def response(self, status: int, headers: Mapping[str, str], body: bytes) -> ResponseOutcome:
+        for name, value in headers.items():
+            if name in _TRANSPORT_HEADERS:
+                continue
+            if read_string(value).kind == "image" or any(
+                names_image_file(token) for token in value.replace(",", " ").split()
+            ):
+                self.withhold(
+                    "output_not_stampable",
+                    f"the upstream's {name[:64]!r} header carries or points at an image",
+                )
         max_bytes = self.guard.settings.api_max_body_bytes
         try:
             body = decompressed(headers.get("content-encoding", ""), body, max_bytes=max_bytes)
@@ -172,7 +192,7 @@ class _Stamper:
                 f"the upstream answered {media_type or 'unlabelled'} binary that is no image "
                 "the guard can stamp",
             )
-        if read_string(text).kind == "image":
+        if read_string(text).kind == "image" or any(map(names_image_file, text.split())):
             self.withhold(
                 "output_not_stampable",
                 f"the upstream's {media_type or 'unlabelled'} answer carries an image the guard "
@@ -181,13 +201,19 @@ class _Stamper:
         return ResponseOutcome.unchanged(status)
 
     def json(self, value: object, path: Path) -> object:
+        where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path).lstrip(".")
+        if len(path) > MAX_DEPTH:
+            self.withhold("output_unreadable", f"its JSON nests deeper than {MAX_DEPTH}")
         if isinstance(value, dict):
+            if any(read_string(key).kind == "image" for key in value):
+                self.withhold("output_not_stampable", f"a key at {where} is an image")
             return {key: self.json(item, (*path, key)) for key, item in value.items()}
         if isinstance(value, list):
+            if byte_array(value) is not None:
+                self.withhold("output_not_stampable", f"{where} is an image as an array of bytes")
             return [self.json(item, (*path, index)) for index, item in enumerate(value)]
         if not isinstance(value, str) or not value.strip():
             return value
-        where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path).lstrip(".")
         declared = self.checked.route.adapter.response_role(path)
         read = read_string(value)
         if read.kind == "image":
@@ -197,7 +223,9 @@ class _Stamper:
             mime = _provenance(self.results[-1]).mime_type
             encoded = base64.b64encode(stamped).decode("ascii")
             return f"data:{mime};base64,{encoded}" if value.lstrip()[:5] == "data:" else encoded
-        if read.kind == "url" and not (declared and declared.role is Role.LINK):
+        if names_image_file(value) or (
+            read.kind == "url" and not (declared and declared.role is Role.LINK)
+        ):
             self.withhold(
                 "output_not_stampable",
                 f"the upstream answered a URL at {where or 'the top level'}; the guard can only "

@@ -124,10 +124,13 @@ class RouteMap:
         return cls.load(settings.gateway_routes)
 
 
-def normalise_path(path: str) -> str:
-    """The path an upstream router matches: no query, percent-decoded, ``.``/``..`` and
-    repeated slashes resolved."""
-    path = urllib.parse.unquote(path.split("?", 1)[0].split("#", 1)[0])
+def normalise_path(path: str, *, encoded: bool = True) -> str:
+    """The path an upstream router matches: no query, percent-decoded once (``encoded``:
+    ``False`` for a path a server decoded already), ``.``/``..`` and repeated slashes
+    resolved."""
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    if encoded:
+        path = urllib.parse.unquote(path)
     normal = posixpath.normpath("/" + path.lstrip("/"))
     return "/" + normal.lstrip("/")
 
