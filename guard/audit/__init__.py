@@ -6,6 +6,10 @@ C2SP checkpoint per append, receipts anyone can verify offline. See docs/audit.m
     >>> verify_receipt(result.receipts[-1], verifier)                 # doctest: +SKIP
     True
 
+A checkpoint seen earlier pins the history: :func:`verify_export` with ``pinned`` and
+:func:`check_consistency_answer` tell an extension from a rollback or a fork, and
+:class:`Witness` keeps the last checkpoint it saw and accepts only extensions of it.
+
 The Merkle tree itself (:mod:`guard.audit.merkle`) is this package's own business.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 from guard.audit.checkpoint import (
     AUDIT_KEY_NAME,
+    LEGACY_ORIGIN,
     PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
     Checkpoint,
@@ -21,6 +26,7 @@ from guard.audit.checkpoint import (
     checkpoint_key_file,
     create_checkpoint_key,
     load_checkpoint_signer,
+    log_origin,
 )
 from guard.audit.entries import (
     InForceRecorder,
@@ -31,34 +37,55 @@ from guard.audit.entries import (
     usage_flag_entry,
 )
 from guard.audit.export import ExportVerification, export_log, verify_export
+from guard.audit.history import (
+    HistoryCheck,
+    Verdict,
+    check_consistency_answer,
+    check_extension,
+    checkpoint_note,
+)
 from guard.audit.log import (
     AuditLog,
+    ConsistencyProof,
     Receipt,
     audit_verifier,
     canonical_json,
     open_audit_log,
     verify_receipt,
 )
+from guard.audit.witness import GivenCheckpoint, HttpLog, Observation, Witness
 
 __all__ = [
     "AUDIT_KEY_NAME",
+    "LEGACY_ORIGIN",
     "PRIVATE_KEY_FILE",
     "PUBLIC_KEY_FILE",
     "AuditLog",
     "Checkpoint",
     "CheckpointSigner",
     "CheckpointVerifier",
+    "ConsistencyProof",
     "ExportVerification",
+    "GivenCheckpoint",
+    "HistoryCheck",
+    "HttpLog",
     "InForceRecorder",
+    "Observation",
     "Receipt",
+    "Verdict",
+    "Witness",
     "audit_verifier",
     "blocklist_entry",
     "canonical_json",
+    "check_consistency_answer",
+    "check_extension",
     "checkpoint_key_file",
+    "checkpoint_note",
     "create_checkpoint_key",
     "decision_entry",
     "export_log",
     "load_checkpoint_signer",
+    "log_origin",
     "open_audit_log",
     "registry_entry",
     "release_entry",

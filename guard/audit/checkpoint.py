@@ -8,7 +8,14 @@ SHA-256(name || "\\n" || 0x01 || public key). Any C2SP note verifier (Go's
 golang.org/x/mod/sumdb/note, Tessera's tooling) can check it with the verifier key string
 :func:`verifier_key` prints.
 
-    >>> note = signer.sign(Checkpoint(ORIGIN, size=3, root=root, time=now))   # doctest: +SKIP
+The origin line must identify the log (tlog-checkpoint: "a unique identifier for the log
+identity"): a witness keeps one state per origin, so two deployments signing under one origin
+would look like one log forking. It is derived from the signing key,
+``likeness-guard/<first 16 hex digits of SHA-256(raw public key)>`` (:func:`log_origin`).
+Checkpoints signed before that under the shared :data:`LEGACY_ORIGIN` still verify with their
+key; nothing else does.
+
+    >>> note = signer.sign(Checkpoint(signer.origin, 3, root, now))           # doctest: +SKIP
     >>> CheckpointVerifier.from_key_string(vkey).verify(note).size              # doctest: +SKIP
     3
 """
@@ -29,7 +36,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from guard.errors import InvalidInput
 from guard.keyfile import KeyFile, KeyProblem, KeySource
 
-ORIGIN = "likeness-guard/audit/v1"
+# The origin every deployment used before it was derived from the key; still accepted from this
+# key's signatures so logs that began under it keep verifying (docs/audit.md).
+LEGACY_ORIGIN = "likeness-guard/audit/v1"
+ORIGIN = LEGACY_ORIGIN  # the old name, kept for importers; a log signs with log_origin(key)
+ORIGIN_PREFIX = "likeness-guard/"
 AUDIT_KEY_NAME = "likeness-guard-audit"
 _ED25519 = b"\x01"
 _DASH = "\u2014"
@@ -77,6 +88,13 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def log_origin(key: Ed25519PublicKey) -> str:
+    """The origin line of the log that ``key`` signs for: unique per deployment because each
+    deployment makes its own key, stable as long as the key is (schema-less, no spaces or "+",
+    as tlog-checkpoint recommends)."""
+    return ORIGIN_PREFIX + hashlib.sha256(_raw_public(key)).hexdigest()[:16]
+
+
 def verifier_key(name: str, key: Ed25519PublicKey) -> str:
     """The C2SP verifier key string ``<name>+<key id hex>+<base64(0x01 || public key)>``."""
     public = _raw_public(key)
@@ -93,6 +111,11 @@ class CheckpointSigner:
     @property
     def verifier_key(self) -> str:
         return verifier_key(self.name, self._key.public_key())
+
+    @property
+    def origin(self) -> str:
+        """The origin line this key's checkpoints carry."""
+        return log_origin(self._key.public_key())
 
     def sign(self, checkpoint: Checkpoint) -> str:
         body = checkpoint.body()
@@ -117,8 +140,19 @@ class CheckpointVerifier:
             raise InvalidInput("not an Ed25519 verifier key, or its key id does not match")
         return cls(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
 
+    @property
+    def origin(self) -> str:
+        """The origin line of the log this key signs for."""
+        return log_origin(self.key)
+
+    @property
+    def origins(self) -> tuple[str, str]:
+        """The origins accepted under this key: its own, and the legacy shared one."""
+        return (self.origin, LEGACY_ORIGIN)
+
     def verify(self, note: str) -> Checkpoint:
-        """The checkpoint ``note`` carries, if one of its signatures is this key's; else raise."""
+        """The checkpoint ``note`` carries, if one of its signatures is this key's and it names
+        this key's log (:attr:`origins`); else raise :class:`InvalidInput`."""
         body, separator, signatures = note.partition("\n\n")
         if not separator:
             raise InvalidInput("a signed note needs an empty line before its signatures")
@@ -138,7 +172,13 @@ class CheckpointVerifier:
                 self.key.verify(blob[4:], body.encode())
             except InvalidSignature as exc:
                 raise InvalidInput(f"the checkpoint signature of {self.name} is invalid") from exc
-            return Checkpoint.parse_body(body)
+            checkpoint = Checkpoint.parse_body(body)
+            if checkpoint.origin not in self.origins:
+                raise InvalidInput(
+                    f"the checkpoint names the log {checkpoint.origin!r}, not this key's "
+                    f"{self.origin!r}"
+                )
+            return checkpoint
         raise InvalidInput(f"the checkpoint carries no signature by {self.name}")
 
 

@@ -5,7 +5,9 @@ checkpoint signed right after that entry was appended), then ``{"latest_checkpoi
 Verification recomputes every leaf from the entry's canonical JSON and the tree with a compact
 range, and checks every signed checkpoint against the recomputed root at its size. Because each
 append has its own signed checkpoint, the first failure names the first altered, missing or
-moved entry.
+moved entry. What a file cannot show on its own (it is all signed) is that entries were dropped
+from its end, or that it is another history under the same key: ``pinned``, a checkpoint seen
+earlier, catches both (:mod:`guard.audit.history`).
 
     >>> report = verify_export(Path("audit.jsonl"), CheckpointVerifier.from_key_string(vkey))
     >>> report.ok, report.first_bad_index                                 # doctest: +SKIP
@@ -22,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from guard.audit.checkpoint import CheckpointVerifier
+from guard.audit.checkpoint import Checkpoint, CheckpointVerifier
 from guard.audit.log import AuditCheckpointRow, AuditEntryRow, AuditLog, canonical_json
 from guard.audit.merkle import CompactRange, leaf_hash
 from guard.errors import InvalidInput
@@ -75,79 +77,169 @@ def _rows(log: AuditLog, batch: int = 5000) -> Iterator[tuple[AuditEntryRow, str
         start = rows[-1].idx + 1
 
 
+# Enough to find where an export went wrong; past this, problems are counted, not listed, and
+# the file is still read to its end, so what is said about its closing checkpoint stays true.
+LISTED_PROBLEMS = 20
+_NO_LINE = object()  # no closing {"latest_checkpoint": …} line was read
+
+
 @dataclass
 class ExportVerification:
-    """The outcome of :func:`verify_export`; ``problems`` are in file order."""
+    """The outcome of :func:`verify_export`; ``problems`` are in file order (the first
+    :data:`LISTED_PROBLEMS` about entries, then every one about the end of the file and the
+    pinned checkpoint), ``unlisted`` counts the entry problems past the cap."""
 
     entries: int = 0
     checkpoints: int = 0
     first_bad_index: int | None = None
     problems: list[str] = field(default_factory=list)
     latest_size: int | None = None
+    unlisted: int = 0
+    pinned_size: int | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.latest_size == self.entries
+        return not self.problems and not self.unlisted and self.latest_size == self.entries
 
     def fail(self, index: int | None, problem: str) -> None:
+        """An entry's problem (listed up to the cap)."""
+        if self.first_bad_index is None and index is not None:
+            self.first_bad_index = index
+        if len(self.problems) >= LISTED_PROBLEMS:
+            self.unlisted += 1
+        else:
+            self.problems.append(problem)
+
+    def conclude(self, index: int | None, problem: str) -> None:
+        """A problem about the whole file, always listed."""
         if self.first_bad_index is None and index is not None:
             self.first_bad_index = index
         self.problems.append(problem)
 
 
 def verify_export(
-    path: Path, verifier: CheckpointVerifier, *, progress: Progress | None = None
+    path: Path,
+    verifier: CheckpointVerifier,
+    *,
+    progress: Progress | None = None,
+    pinned: Checkpoint | None = None,
 ) -> ExportVerification:
-    report = ExportVerification()
+    """Check every entry and checkpoint of the export at ``path``. With ``pinned`` (a checkpoint
+    seen earlier, already verified), also check that the export extends it: that the export
+    reaches its size and that its first ``pinned.size`` entries hash to its root, so a
+    truncated, rolled-back or forked export fails even if everything in it is signed."""
+    report = ExportVerification(pinned_size=pinned.size if pinned else None)
     compact = CompactRange()
-    latest: str | None = None
+    latest: object = _NO_LINE
+    pinned_matched: bool | None = None
     with path.open(encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
-            line: dict[str, Any] = json.loads(text)
-            if "latest_checkpoint" in line:
+            try:
+                line: Any = json.loads(text)
+            except json.JSONDecodeError as exc:
+                report.fail(
+                    report.entries,
+                    f"line {number} is not JSON ({exc.msg}): the file is damaged or cut off",
+                )
+                continue
+            if isinstance(line, dict) and "latest_checkpoint" in line:
                 latest = line["latest_checkpoint"]
                 continue
             _check_entry(line, report, compact, verifier)
+            if pinned is not None and compact.size == pinned.size:
+                pinned_matched = compact.root() == pinned.root
             if progress is not None:
                 progress(1)
-            if number > 0 and report.problems and len(report.problems) > 20:
-                report.problems.append("… stopping after 20 problems")
-                break
-    if latest is None:
-        report.fail(None, "the export has no latest checkpoint")
-        return report
-    try:
-        head = verifier.verify(latest)
-    except InvalidInput as exc:
-        report.fail(None, f"latest checkpoint: {exc.message}")
-        return report
-    report.latest_size = head.size
-    if head.size != report.entries:
-        report.fail(
-            None, f"the latest checkpoint covers {head.size} entries, the file has {report.entries}"
-        )
-    elif head.root != compact.root():
-        report.fail(None, "the latest checkpoint's root does not match the entries")
+    if pinned is not None:
+        _check_pinned(report, pinned, pinned_matched)
+    _check_latest(report, compact, verifier, latest)
     return report
 
 
+def _check_pinned(report: ExportVerification, pinned: Checkpoint, matched: bool | None) -> None:
+    if pinned.size == 0:
+        return
+    if report.entries < pinned.size:
+        report.conclude(
+            report.entries,
+            f"truncated or rolled back: the export has {report.entries} entries, the pinned "
+            f"checkpoint covers {pinned.size}: entries {report.entries}..{pinned.size - 1} "
+            "are missing",
+        )
+    elif not matched:
+        report.conclude(
+            None,
+            f"fork: the export's first {pinned.size} entries do not hash to the pinned "
+            f"checkpoint's root at size {pinned.size}: a different history under the same key "
+            "(or entries before it were changed)",
+        )
+
+
+def _check_latest(
+    report: ExportVerification,
+    compact: CompactRange,
+    verifier: CheckpointVerifier,
+    latest: object,
+) -> None:
+    if not isinstance(latest, str):
+        if report.entries == 0:
+            report.conclude(None, "the export is empty: no entries and no checkpoint")
+        elif latest is _NO_LINE:
+            report.conclude(
+                None,
+                f"the export stops after entry {report.entries - 1} without its closing "
+                "latest-checkpoint line: the file is cut short (truncated) or not a whole "
+                "`guard audit export`",
+            )
+        else:
+            report.conclude(None, "the closing latest-checkpoint line carries no checkpoint")
+        return
+    try:
+        head = verifier.verify(latest)
+    except InvalidInput as exc:
+        report.conclude(None, f"latest checkpoint: {exc.message}")
+        return
+    report.latest_size = head.size
+    if head.size > report.entries:
+        report.conclude(
+            report.entries,
+            f"truncated: the latest checkpoint covers {head.size} entries, the file has "
+            f"{report.entries}: entries {report.entries}..{head.size - 1} are missing",
+        )
+    elif head.size < report.entries:
+        report.conclude(
+            head.size,
+            f"the file has {report.entries} entries, its latest checkpoint covers only "
+            f"{head.size}: entries from {head.size} on are not covered by it",
+        )
+    elif head.root != compact.root():
+        report.conclude(None, "the latest checkpoint's root does not match the entries")
+
+
 def _check_entry(
-    line: dict[str, Any],
+    line: Any,
     report: ExportVerification,
     compact: CompactRange,
     verifier: CheckpointVerifier,
 ) -> None:
     expected = report.entries
+    if not isinstance(line, dict) or "entry" not in line:
+        report.fail(expected, f"entry {expected}: the line is not an export entry")
+        return
     index = line.get("index")
     if index != expected:
         report.fail(expected, f"entry {expected}: missing or out of order (found index {index})")
-    leaf = leaf_hash(canonical_json(line["entry"]))
+    try:
+        leaf = leaf_hash(canonical_json(line["entry"]))
+    except (TypeError, ValueError):
+        report.fail(expected, f"entry {expected}: its content is not canonical JSON")
+        return
     if leaf.hex() != line.get("leaf_hash"):
         report.fail(expected, f"entry {expected}: its content does not hash to its recorded leaf")
     compact.append(leaf)
     report.entries += 1
     note = line.get("checkpoint")
-    if note is None:
+    if not isinstance(note, str):
         report.fail(expected, f"entry {expected}: no checkpoint was signed after it")
         return
     try:

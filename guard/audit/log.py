@@ -27,7 +27,6 @@ from sqlalchemy import BigInteger, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from guard.audit.checkpoint import (
-    ORIGIN,
     PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
     Checkpoint,
@@ -45,7 +44,7 @@ from guard.audit.merkle import (
 )
 from guard.config import Settings
 from guard.db import Base, Database, UTCDateTime
-from guard.errors import InvalidInput, NotFound, Unavailable
+from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 
 class AuditEntryRow(Base):
@@ -122,6 +121,26 @@ def verify_receipt(
     return verify_inclusion(receipt.leaf_index, checkpoint.size, leaf, proof, checkpoint.root)
 
 
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """What the holder of the checkpoint at ``old_size`` needs to check that the log only grew
+    since: the checkpoint at ``new_size`` as the log signed it and the RFC 6962 consistency
+    proof between the two trees (see :func:`guard.audit.history.check_consistency_answer`)."""
+
+    old_size: int
+    new_size: int
+    proof: tuple[str, ...]
+    checkpoint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "proof": list(self.proof),
+            "checkpoint": self.checkpoint,
+        }
+
+
 class _StoredSubtrees:
     """Perfect-subtree hashes read from ``audit_nodes`` within one session (memoised)."""
 
@@ -151,15 +170,19 @@ class AuditLog:
         signer: CheckpointSigner | None = None,
         *,
         key_path: Path | None = None,
-        origin: str = ORIGIN,
     ) -> None:
         """``signer`` signs checkpoints; without one, the key file at ``key_path`` does, read
         when needed and again whenever it changes on disk (a missing or unusable file refuses
         appends, naming it), and without either the log is read-only (appends are refused)."""
         self.db = db
         self.signer = signer
-        self.origin = origin
         self.key_file = checkpoint_key_file(key_path) if key_path is not None else None
+
+    @property
+    def origin(self) -> str:
+        """The origin line of this log's checkpoints, derived from its signing key (so it is
+        unique per deployment; see :func:`guard.audit.checkpoint.log_origin`)."""
+        return self.current_signer().origin
 
     def current_signer(self) -> CheckpointSigner:
         """The key the next checkpoint is signed with (:class:`Unavailable` if there is none,
@@ -204,7 +227,7 @@ class AuditLog:
             nodes.remember(level, node_index, digest)
         size = index + 1
         root = root_hash(nodes, size)
-        note = signer.sign(Checkpoint(self.origin, size, root, now))
+        note = signer.sign(Checkpoint(signer.origin, size, root, now))
         session.add(AuditCheckpointRow(size=size, root=root.hex(), note=note))
         session.execute(update(AuditStateRow).where(AuditStateRow.id == 1).values(size=size))
         proof = inclusion_proof(nodes, index, size)
@@ -303,6 +326,33 @@ class AuditLog:
         with self.db.transaction() as session:
             proof = consistency_proof(_StoredSubtrees(session), old_size, new_size)
             return [step.hex() for step in proof]
+
+    def prove_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """The proof from the tree at ``old_size`` (any earlier checkpoint, or 0) to the one at
+        ``new_size`` (default: the latest), with the latter's signed checkpoint, read in one
+        transaction so the proof and the checkpoint are of the same tree."""
+        with self.db.transaction() as session:
+            latest = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
+            if old_size > latest:
+                raise Conflict(
+                    f"the log has {latest} entries, fewer than the {old_size} of the checkpoint "
+                    "held: it was truncated or rolled back since, or that checkpoint is "
+                    "another log's"
+                )
+            size = latest if new_size is None else new_size
+            if size == 0:
+                raise NotFound("the audit log is empty: no checkpoint yet")
+            if size > latest:
+                raise NotFound(f"no checkpoint at size {size} yet (the log has {latest} entries)")
+            if old_size > size:
+                raise InvalidInput(f"no consistency proof from size {old_size} down to {size}")
+            checkpoint = session.get(AuditCheckpointRow, size)
+            if checkpoint is None:
+                raise NotFound(f"the checkpoint at size {size} is missing; the log is damaged")
+            proof = consistency_proof(_StoredSubtrees(session), old_size, size)
+            return ConsistencyProof(
+                old_size, size, tuple(step.hex() for step in proof), checkpoint.note
+            )
 
 
 def _completed_subtrees(

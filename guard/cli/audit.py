@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,7 +24,7 @@ from guard.cli.render import emit_json
 from guard.config import Settings
 
 if TYPE_CHECKING:
-    from guard.audit import AuditLog
+    from guard.audit import AuditLog, Checkpoint, CheckpointVerifier
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 
@@ -144,30 +144,195 @@ def audit_export(
     out.print(f"wrote {count} entries to {output}")
 
 
+def _pinned_checkpoint(path: Path, verifier: CheckpointVerifier) -> Checkpoint:
+    """The checkpoint in ``path`` (a signed note, or JSON carrying one), verified: a pin that is
+    not this log's is refused before anything is compared with it."""
+    from guard.audit import checkpoint_note
+    from guard.errors import InvalidInput
+
+    try:
+        return verifier.verify(checkpoint_note(read_file(path).decode("utf-8", "replace")))
+    except InvalidInput as exc:
+        raise InvalidInput(f"the pinned checkpoint {path}: {exc.message}") from exc
+
+
 @audit_app.command("verify")
 def audit_verify(
     export: Path,
     key: Annotated[Path, typer.Option("--key", help="The log's verifier key file (.vkey).")],
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            help="A checkpoint seen earlier (signed note, its --json, or a witness state): the "
+            "export must extend it.",
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Recompute the whole tree of an export offline; exit 1 and name the first bad entry."""
+    """Recompute the whole tree of an export offline; exit 1 and say what is wrong (the first
+    bad entry where one can be named). With --since, also prove the export extends a checkpoint
+    seen earlier, so a truncated, rolled-back or forked export fails."""
     from guard.audit import CheckpointVerifier, verify_export
 
     with errors():
         verifier = CheckpointVerifier.from_key_string(read_file(key).decode())
+        pinned = _pinned_checkpoint(since, verifier) if since is not None else None
         entries = read_file(export).count(b"\n") - 1  # the last line is the latest checkpoint
         with progress_bar() as progress:
             task = progress.add_task("verifying", total=max(entries, 0))
-            report = verify_export(export, verifier, progress=lambda n: progress.advance(task, n))
+            report = verify_export(
+                export, verifier, progress=lambda n: progress.advance(task, n), pinned=pinned
+            )
     if json_output:
         emit_json({**asdict(report), "ok": report.ok})
     elif report.ok:
+        extends = f"; extends the pinned checkpoint at size {pinned.size}" if pinned else ""
         out.print(
-            f"[green]OK[/green]: {report.entries} entries, {report.checkpoints} signed checkpoints"
+            f"[green]OK[/green]: {report.entries} entries, {report.checkpoints} signed "
+            f"checkpoints{extends}"
         )
     else:
-        out.print(f"[red]FAILED[/red] (first bad entry: {report.first_bad_index})")
+        where = (
+            f" (first bad entry: {report.first_bad_index})"
+            if report.first_bad_index is not None
+            else ""
+        )
+        out.print(f"[red]FAILED[/red]{where}", soft_wrap=True)
         for problem in report.problems:
-            out.print(f"  {problem}")
+            out.print(f"  {problem}", soft_wrap=True, markup=False, highlight=False)
+        if report.unlisted:
+            out.print(f"  … and {report.unlisted} more problems with entries, not listed")
     if not report.ok:
         raise typer.Exit(EXIT_DENIED)
+
+
+@audit_app.command("consistency")
+def audit_consistency(
+    old_size: Annotated[
+        int, typer.Option("--from", min=0, help="The size of the checkpoint held earlier.")
+    ],
+    new_size: Annotated[
+        int | None, typer.Option("--to", min=1, help="The newer size (default: latest).")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """The consistency proof from the checkpoint at size FROM to the one at TO, with TO's
+    signed checkpoint; --json prints it as GET /v1/audit/consistency does (what `guard audit
+    witness --proof` reads)."""
+    with errors():
+        answer = _audit_log().prove_consistency(old_size, new_size).to_dict()
+    if json_output:
+        emit_json(answer)
+        return
+    out.print(f"consistency proof from size {answer['old_size']} to {answer['new_size']}:")
+    for step in answer["proof"]:
+        out.print(f"  {step}")
+    out.print("against the checkpoint:")
+    out.print(answer["checkpoint"], end="", highlight=False, markup=False)
+
+
+@audit_app.command("witness")
+def audit_witness(
+    state: Annotated[
+        Path, typer.Option("--state", help="The witness's state: the last checkpoint it kept.")
+    ],
+    key: Annotated[Path, typer.Option("--key", help="The log's verifier key file (.vkey).")],
+    url: Annotated[
+        str | None, typer.Option("--url", help="The guard service to ask (http(s)://host).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", envvar="GUARD_API_KEY", help="An auditor's or admin's API key for --url."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="The new checkpoint from a file, instead of --url."),
+    ] = None,
+    proof: Annotated[
+        Path | None,
+        typer.Option(
+            "--proof", help="With --checkpoint: the consistency proof JSON from the stored size."
+        ),
+    ] = None,
+    init: Annotated[
+        bool, typer.Option("--init", help="Start a missing state with this checkpoint.")
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Accept the log's new checkpoint only if it extends the one kept in STATE: check its
+    signature and a consistency proof, then replace STATE atomically. A rollback, a fork or
+    another log's checkpoint exits 1 and leaves STATE as it was (the rejected checkpoint is kept
+    in STATE.rejected). It does not cosign: see docs/audit.md."""
+    from guard.audit import (
+        CheckpointVerifier,
+        GivenCheckpoint,
+        HttpLog,
+        Verdict,
+        Witness,
+        checkpoint_note,
+    )
+    from guard.audit.witness import LogSource
+    from guard.errors import InvalidInput
+
+    with errors():
+        verifier = CheckpointVerifier.from_key_string(read_file(key).decode())
+        source: LogSource
+        if (url is None) == (checkpoint is None):
+            raise InvalidInput("give the new checkpoint with --url or with --checkpoint (one)")
+        if url is not None:
+            if not api_key:
+                raise InvalidInput("--url needs --api-key (or GUARD_API_KEY): an auditor's key")
+            source = HttpLog(url, api_key)
+        else:
+            assert checkpoint is not None
+            note = checkpoint_note(read_file(checkpoint).decode("utf-8", "replace"))
+            answer = _json_object(proof) if proof is not None else None
+            source = GivenCheckpoint(note, answer)
+        seen = Witness(state, verifier).observe(source, init=init)
+    check = seen.check
+    if json_output:
+        emit_json(
+            {
+                "ok": seen.ok,
+                "verdict": check.verdict.value if check else "initialised",
+                "message": check.message if check else None,
+                "origin": seen.current.origin,
+                "size": seen.current.size,
+                "previous_size": seen.previous.size if seen.previous else None,
+                "state": state,
+                "evidence": seen.evidence,
+            }
+        )
+    elif check is None:
+        out.print(
+            f"initialised {state}: trusting the checkpoint at size {seen.current.size} of "
+            f"{seen.current.origin} as the first one",
+            soft_wrap=True,
+        )
+    elif check.ok:
+        kept = "state updated" if check.verdict is Verdict.EXTENDS else "state unchanged"
+        out.print(f"[green]OK[/green]: {check.message}; {kept}", soft_wrap=True)
+    else:
+        out.print(f"[red]REJECTED[/red]: {check.message}", soft_wrap=True)
+        out.print(
+            f"  {state} still holds size {check.old_size}; the rejected checkpoint is kept in "
+            f"{seen.evidence}",
+            soft_wrap=True,
+        )
+    if not seen.ok:
+        raise typer.Exit(EXIT_DENIED)
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    from guard.errors import InvalidInput
+
+    try:
+        data = json.loads(read_file(path))
+    except ValueError as exc:
+        raise InvalidInput(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} is not a JSON object")
+    return data

@@ -266,13 +266,14 @@ def test_audit_commands(workdir: Path) -> None:
     code, output = run("audit", "prove", "0", "--size", "4")
     assert code == 0 and f"entry 0, leaf hash {proof['leaf_hash']}" in output
     assert all(step in output for step in proof["inclusion_proof"])
-    assert "likeness-guard/audit/v1\n4\n" in output  # the checkpoint it is proved against
+    origin = log.origin  # likeness-guard/<16 hex of this deployment's key>
+    assert f"{origin}\n4\n" in output  # the checkpoint it is proved against
     checkpoint = runner.invoke(app, ["audit", "checkpoint"])
     assert checkpoint.exit_code == 0
-    assert checkpoint.stdout.startswith("likeness-guard/audit/v1\n5\n")
+    assert checkpoint.stdout.startswith(f"{origin}\n5\n")
     signed = run_json("audit", "checkpoint", "--size", "4")
     assert isinstance(signed, dict) and signed["size"] == 4
-    assert signed["checkpoint"].startswith("likeness-guard/audit/v1\n4\n")
+    assert signed["checkpoint"].startswith(f"{origin}\n4\n")
     verifier_key = (workdir / "var" / "keys" / "audit" / "checkpoint.vkey").read_text().strip()
     assert signed["verifier_key"] == verifier_key
     code, output = run("audit", "export", "--out", "audit.jsonl")

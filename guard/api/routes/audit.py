@@ -1,9 +1,9 @@
 """``/v1/audit``: the tamper-evident log, read-only, for admins and auditors.
 
-The tree (checkpoints, consistency proofs) is global; entries are tenant-scoped: a key sees its
-tenant's entries and the global ones (policy and blocklist in force), and asking for another
-tenant's entry answers 404. Every entry can be proved against the latest signed checkpoint and
-verified offline with the public key in ``verifier_key``.
+The tree (checkpoints, consistency proofs from any earlier checkpoint) is global; entries are
+tenant-scoped: a key sees its tenant's entries and the global ones (policy and blocklist in
+force), and asking for another tenant's entry answers 404. Every entry can be proved against the
+latest signed checkpoint and verified offline with the public key in ``verifier_key``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,14 @@ from starlette.responses import StreamingResponse
 
 from guard.api.auth import READERS, require, service_of
 from guard.api.keys import ApiKey
-from guard.api.routes.common import COMMON_ERRORS, NOT_FOUND, Responses
-from guard.api.schemas import CheckpointOut, ConsistencyOut, EntriesOut, EntryOut, ReceiptOut
+from guard.api.routes.common import COMMON_ERRORS, CONFLICT, NOT_FOUND, Responses
+from guard.api.schemas import (
+    CheckpointOut,
+    ConsistencyProofOut,
+    EntriesOut,
+    EntryOut,
+    ReceiptOut,
+)
 from guard.api.views import receipt_body
 from guard.audit import PUBLIC_KEY_FILE, AuditLog, audit_verifier
 from guard.errors import InvalidInput, NotFound
@@ -97,22 +103,40 @@ def decision_receipt(
     return receipt_body(receipt)
 
 
-@router.get("/consistency", response_model=ConsistencyOut, responses=_READ)
+@router.get("/consistency", response_model=ConsistencyProofOut, responses={**_READ, **CONFLICT})
 def consistency(
     request: Request,
     _key: Annotated[ApiKey, Depends(_reader)],
-    old_size: Annotated[int, Query(ge=1, le=MAX_INDEX)],
-    new_size: Annotated[int, Query(ge=1, le=MAX_INDEX)],
+    from_size: Annotated[
+        int | None,
+        Query(alias="from", ge=0, le=MAX_INDEX, description="The size of a checkpoint held."),
+    ] = None,
+    to_size: Annotated[
+        int | None,
+        Query(alias="to", ge=1, le=MAX_INDEX, description="The newer size (default: latest)."),
+    ] = None,
+    old_size: Annotated[
+        int | None, Query(ge=1, le=MAX_INDEX, description="The older name of `from`.")
+    ] = None,
+    new_size: Annotated[
+        int | None, Query(ge=1, le=MAX_INDEX, description="The older name of `to`.")
+    ] = None,
 ) -> Any:
-    """Proof that the tree at ``new_size`` extends the tree at ``old_size`` (RFC 9162)."""
-    log = service_of(request).guard.audit
-    if not old_size <= new_size <= log.size():
-        raise InvalidInput(f"need 1 <= old_size <= new_size <= {log.size()} (the log's size)")
-    return {
-        "old_size": old_size,
-        "new_size": new_size,
-        "proof": log.consistency(old_size, new_size),
-    }
+    """Proof that the tree at ``to`` (default: the latest) extends the tree at ``from``, any
+    earlier checkpoint's size (RFC 9162), with the signed checkpoint at ``to``: a client holding
+    an earlier checkpoint checks both offline (``guard.audit.check_consistency_answer``). 409
+    when ``from`` is beyond the log: the log shrank since that checkpoint was signed."""
+    old = _one_of("from", from_size, "old_size", old_size)
+    if old is None:
+        raise InvalidInput("give `from`, the size of the checkpoint you hold")
+    new = _one_of("to", to_size, "new_size", new_size)
+    return service_of(request).guard.audit.prove_consistency(old, new).to_dict()
+
+
+def _one_of(name: str, value: int | None, old_name: str, old_value: int | None) -> int | None:
+    if value is not None and old_value is not None and value != old_value:
+        raise InvalidInput(f"`{name}` and `{old_name}` name the same size; they differ")
+    return value if value is not None else old_value
 
 
 @router.get(
