@@ -161,6 +161,35 @@ class Settings(BaseSettings):
         description="Largest request body; 0 means twice GUARD_MAX_IMAGE_BYTES plus 1 MiB.",
     )
 
+    # Faults and timeouts (docs/service.md, "Faults and timeouts"): how long a request may wait on
+    # the database before it is answered 503 ``unavailable``, and on Redis before rate limiting
+    # falls back to this worker's buckets. A row held locked elsewhere or a server that accepts
+    # and never answers must cost a request at most these, never minutes.
+    db_statement_timeout_s: float = Field(
+        default=15.0, gt=0.0, description="Longest one SQL statement may run (PostgreSQL)."
+    )
+    db_lock_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="Longest a statement waits for a lock (PostgreSQL lock_timeout, SQLite "
+        "busy timeout).",
+    )
+    db_connect_timeout_s: float = Field(
+        default=5.0, gt=0.0, description="Longest a new PostgreSQL connection may take."
+    )
+    redis_socket_timeout_ms: int = Field(
+        default=500, ge=1, description="Longest one Redis command may take."
+    )
+    redis_connect_timeout_ms: int = Field(
+        default=500, ge=1, description="Longest a new Redis connection may take."
+    )
+    redis_retry_after_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="After Redis failed, how long rate limits use this worker's buckets "
+        "before Redis is tried again.",
+    )
+
     # The gateway (ext_authz, ext_proc, GuardMiddleware).
     gateway_routes: Path | None = Field(
         default=None,

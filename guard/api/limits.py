@@ -6,7 +6,10 @@ round trip (a Lua script using the server's clock, so workers on several hosts a
 
 If a configured Redis stops answering, the limiter falls back to in-process buckets and says so
 in the log and in ``/readyz``: rate limiting degrades to per-worker, it never lets a request
-through unchecked and never turns into an outage of the guard itself.
+through unchecked and never turns into an outage of the guard itself. A Redis that accepts and
+never answers costs one socket timeout (``GUARD_REDIS_SOCKET_TIMEOUT_MS``), once per retry
+interval (``GUARD_REDIS_RETRY_AFTER_S``), not once per command: in between, calls go straight
+to the fallback.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from guard.config import Settings
 
 log = logging.getLogger("guard.api")
 
@@ -103,35 +109,77 @@ class LocalLimits:
 
 
 class RedisLimits:
-    """Buckets and counters in Redis, with an in-process fallback while Redis is down."""
+    """Buckets and counters in Redis, with an in-process fallback while Redis is down.
+
+    After a failure the fallback serves every call for ``retry_after_s``; then one caller tries
+    Redis again (the others keep the fallback meanwhile), so a stalled Redis costs at most one
+    timeout per interval instead of one per command. :meth:`healthy` (``/readyz``) always asks
+    Redis, so readiness tells the state as it is now.
+    """
 
     backend = "redis"
 
-    def __init__(self, url: str, *, fallback: LocalLimits | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        socket_timeout_ms: int = 500,
+        connect_timeout_ms: int = 500,
+        retry_after_s: float = 5.0,
+        fallback: LocalLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._redis = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout_ms / 1000,
+            socket_connect_timeout=connect_timeout_ms / 1000,
+            # redis-py retries a failed connection 3 times with up to seconds of backoff by
+            # default; the fallback is the retry here, so one failure costs one timeout.
+            retry=Retry(NoBackoff(), 0),
+        )
         self._bucket = self._redis.register_script(_BUCKET)
         self._fallback = fallback or LocalLimits()
         self._errors = (redis.RedisError, OSError)
-        self._down_since: float | None = None
+        self._clock = clock
+        self._retry_after_s = retry_after_s
+        self._state = threading.Lock()
+        self._retry_at: float | None = None  # None: Redis is up
         self._url = url
 
+    def _use_redis(self) -> bool:
+        with self._state:
+            if self._retry_at is None:
+                return True
+            now = self._clock()
+            if now < self._retry_at:
+                return False
+            # This caller tries Redis; the others keep the fallback until it has answered.
+            self._retry_at = now + self._retry_after_s
+            return True
+
     def _failed(self, exc: Exception) -> None:
-        if self._down_since is None:
-            log.warning(
-                "Redis at %s is not answering (%s); rate limits fall back to this worker",
-                self._url,
-                exc,
-            )
-            self._down_since = time.monotonic()
+        with self._state:
+            if self._retry_at is None:
+                log.warning(
+                    "Redis at %s is not answering (%s); rate limits fall back to this worker",
+                    self._url,
+                    exc,
+                )
+            self._retry_at = self._clock() + self._retry_after_s
 
     def _recovered(self) -> None:
-        if self._down_since is not None:
-            log.warning("Redis at %s answers again; rate limits are shared again", self._url)
-            self._down_since = None
+        with self._state:
+            if self._retry_at is not None:
+                log.warning("Redis at %s answers again; rate limits are shared again", self._url)
+                self._retry_at = None
 
     def take(self, key: str, *, rate: float, burst: int) -> float:
+        if not self._use_redis():
+            return self._fallback.take(key, rate=rate, burst=burst)
         try:
             wait = float(self._bucket(keys=[f"guard:bucket:{key}"], args=[rate, burst]))
         except self._errors as exc:
@@ -141,6 +189,8 @@ class RedisLimits:
         return wait
 
     def increment(self, name: str, ttl_seconds: int) -> int:
+        if not self._use_redis():
+            return self._fallback.increment(name, ttl_seconds)
         try:
             pipe = self._redis.pipeline()
             pipe.incr(f"guard:{name}")
@@ -153,6 +203,8 @@ class RedisLimits:
         return int(count)
 
     def add_distinct(self, name: str, member: str, ttl_seconds: int) -> int:
+        if not self._use_redis():
+            return self._fallback.add_distinct(name, member, ttl_seconds)
         try:
             pipe = self._redis.pipeline()
             pipe.sadd(f"guard:{name}", member)
@@ -175,8 +227,16 @@ class RedisLimits:
         return True
 
 
-def open_limits(redis_url: str) -> Limits:
-    return RedisLimits(redis_url) if redis_url else LocalLimits()
+def open_limits(settings: Settings) -> Limits:
+    """Redis limits when ``GUARD_REDIS_URL`` is set (with its timeouts), else in-process."""
+    if not settings.redis_url:
+        return LocalLimits()
+    return RedisLimits(
+        settings.redis_url,
+        socket_timeout_ms=settings.redis_socket_timeout_ms,
+        connect_timeout_ms=settings.redis_connect_timeout_ms,
+        retry_after_s=settings.redis_retry_after_s,
+    )
 
 
 def retry_after_header(wait: float) -> str:

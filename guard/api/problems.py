@@ -12,10 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from guard.api.limits import retry_after_header
+from guard.db import DatabaseFault
 from guard.errors import GuardError, RateLimited
 from guard.policy import Decision, ReasonCode
 
@@ -102,6 +105,19 @@ def install_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
+    async def on_database_error(_request: Request, exc: Exception) -> Response:
+        # guard.db turns a database fault into Unavailable at the session; one that escapes it
+        # anyway is still the database failing, not a bug to crash on: 503, never 500.
+        if isinstance(exc, IntegrityError):
+            return problem(409, "conflict", "the change conflicts with a stored row")
+        what = (
+            DatabaseFault.of(exc).what
+            if isinstance(exc, DBAPIError | PoolTimeoutError)
+            else f"database error ({type(exc).__name__})"
+        )
+        return problem(503, "unavailable", f"the database is unavailable: {what}")
+
     app.add_exception_handler(GuardError, on_guard_error)
+    app.add_exception_handler(SQLAlchemyError, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)

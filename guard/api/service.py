@@ -46,7 +46,7 @@ class Service:
             settings=settings,
             guard=guard,
             metrics=metrics,
-            limits=open_limits(settings.redis_url),
+            limits=open_limits(settings),
             keys=ApiKeyStore(guard.db),
             flags=FlagStore(guard.db),
             gateway=GatewayFlow(guard, RouteMap.from_settings(settings)),

@@ -180,12 +180,18 @@ def load_policy(path: Path) -> Policy:
 
 
 class PolicySource:
-    """Loads the policy file, reloading it when it changes on disk."""
+    """Loads the policy file, reloading it when it changes on disk.
+
+    What a parse gave, a policy or the :class:`Unavailable` naming the file's problems, is kept
+    until the file's stat changes (inode, size, modification and change times): a broken file
+    then costs one ``stat`` per request, not a parse (a large broken file took seconds each),
+    and stays broken, denying ``unavailable``, until it is replaced or rewritten.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._cached: tuple[tuple[int, int], Policy] | None = None
+        self._cached: tuple[tuple[int, int, int, int], Policy | Unavailable] | None = None
 
     def current(self) -> Policy:
         with self._lock:
@@ -195,7 +201,16 @@ class PolicySource:
                 raise Unavailable(
                     f"the policy {self.path} cannot be read (GUARD_POLICY_FILE): {exc}"
                 ) from exc
-            stamp = (stat.st_mtime_ns, stat.st_size)
+            # The inode catches a file swapped in by rename; ctime a rewrite within the
+            # modification time's granularity that kept the size.
+            stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
             if self._cached is None or self._cached[0] != stamp:
-                self._cached = (stamp, load_policy(self.path))
-            return self._cached[1]
+                try:
+                    loaded: Policy | Unavailable = load_policy(self.path)
+                except Unavailable as exc:
+                    loaded = exc
+                self._cached = (stamp, loaded)
+            outcome = self._cached[1]
+        if isinstance(outcome, Unavailable):
+            raise Unavailable(outcome.message)
+        return outcome
