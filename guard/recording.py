@@ -158,10 +158,11 @@ class DecisionRecorder:
     ) -> tuple[Decision, StampedImage | None]:
         """Watermark, sign and store an allowed output; withhold it (deny) if that fails."""
         try:
-            refs = consent_grant_refs(grants_from, self._hasher(), tenant=tenant_of(requester))
+            tenant = tenant_of(requester)
+            refs = consent_grant_refs(grants_from, self._hasher(), tenant=tenant)
             with self._timed("stamp"):
                 stamped = self._provenance.stamp(
-                    rgb, output_format, replace(context, consent_grant_refs=refs)
+                    rgb, output_format, replace(context, consent_grant_refs=refs, tenant=tenant)
                 )
             return context.decision, stamped
         except Unavailable as exc:

@@ -176,14 +176,25 @@ def stamp(
     _write_and_print(result, output, json_output)
 
 
-def verify(image: Path, json_output: JsonFlag = False) -> None:
+def verify(
+    image: Path,
+    json_output: JsonFlag = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer as TENANT's API keys would: a fingerprint leads only to its stamps "
+            "(default: every tenant's, the operator's view)."
+        ),
+    ] = None,
+) -> None:
     """Is IMAGE an untouched output of this guard, and under which decision?
 
     Exit 0 valid (or recovered from the watermark or fingerprint), 1 tampered or not from this
     guard, 2 error.
     """
     try:
-        report = open_guard().verify(read_file(image))
+        guard = open_guard()
+        report = guard.provenance.verify(read_file(image), guard.decode, tenant=tenant)
     except GuardError as exc:
         err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
         raise typer.Exit(2) from exc

@@ -31,7 +31,7 @@ from guard.media import (
     mime_type_of,
 )
 from guard.policy import Decision
-from guard.provenance.fingerprint import fingerprint
+from guard.provenance.fingerprint import fingerprint, information
 from guard.provenance.label import add_visible_label
 from guard.provenance.manifest import Ingredient, ManifestFacts, SoftwareAgent, sign_image
 from guard.provenance.signing import SigningCredentials, signing_credentials
@@ -52,6 +52,9 @@ class StampContext:
     parent: Ingredient | None = None
     title: str = "Likeness Guard output"
     audit_leaf_hash: str | None = None
+    # The requester's tenant: only its keys (and the operator) may find this stamp again by
+    # fingerprint. None (unknown) leaves it to the operator.
+    tenant: str | None = None
     # What reproduces the edit (model hashes, seed, ...), from the editor.
     editor_record: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
@@ -102,6 +105,9 @@ class Provenance:
     ) -> StampedImage:
         credentials = self.credentials()
         record_id = self.store.new_record_id()
+        # Measured on the picture as it came, before our label and mark: both are the same
+        # pattern on every output, so they must not make a flat picture look identifiable.
+        detail = information(rgb)
         if "visible_label" in context.decision.conditions:
             rgb = add_visible_label(rgb)
         marked = self.watermarker.embed(rgb, record_id)
@@ -145,17 +151,29 @@ class Provenance:
                 mime_type=mime_type,
                 fingerprint=stamped.fingerprint,
                 store_json=signed.store_json,
+                tenant=context.tenant,
+                fingerprint_information=detail,
             )
         )
         return stamped
 
-    def verify(self, data: bytes, decode: Callable[[bytes], DecodedImage]) -> VerificationReport:
+    def verify(
+        self,
+        data: bytes,
+        decode: Callable[[bytes], DecodedImage],
+        *,
+        tenant: str | None = None,
+    ) -> VerificationReport:
+        """Verify ``data`` as ``tenant`` would: a fingerprint leads only to that tenant's stamps.
+        ``None`` is the deployment's own view (every tenant's), for the operator, the CLI and
+        the library; the HTTP service passes the calling key's tenant."""
         anchors = self.settings.c2pa_trust_anchors
         return verify_image(
             data,
             decode,
             store=self.store,
             watermarker=self.watermarker,
+            tenant=tenant,
             trust_anchors=anchors.read_bytes() if anchors is not None else None,
             max_fingerprint_distance=self.settings.fingerprint_max_distance,
         )

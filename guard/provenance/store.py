@@ -3,6 +3,10 @@
 This is what makes credentials *durable*: a social network strips the C2PA manifest, the
 watermark's record id (or, failing that, the pHash) leads back to the stored copy.
 
+Each row remembers whose stamp it is (``tenant``, migration 0007) and how much its picture
+decided of its fingerprint (``fingerprint_information``): a fingerprint search looks only at one
+tenant's rows (or every tenant's, for the operator) and never at a fingerprint below the floor.
+
     >>> store = ManifestStore(Database(settings.database_url))        # doctest: +SKIP
     >>> store.by_record_id(detection.record_id).decision_id            # doctest: +SKIP
     'dec_5f0c...'
@@ -15,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import BigInteger, String, Text, select
+from sqlalchemy import BigInteger, SmallInteger, String, Text, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,6 +40,12 @@ class ManifestRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(16))
     store_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The tenant whose request was stamped; NULL when unknown (a stamp older than 0007 with no
+    # audit entry to say): only the operator's search sees such a row.
+    tenant: Mapped[str | None] = mapped_column(String(128), index=True)
+    # How many fingerprint coefficients the stamped picture decided (fingerprint.information);
+    # NULL for stamps older than 0007, which could not be measured.
+    fingerprint_information: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class StoredManifest:
     fingerprint: str
     store_json: str = field(repr=False)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tenant: str | None = None
+    fingerprint_information: int | None = None
 
     @classmethod
     def from_row(cls, row: ManifestRow) -> StoredManifest:
@@ -100,14 +112,29 @@ class ManifestStore:
             ).first()
             return StoredManifest.from_row(row) if row is not None else None
 
-    def nearest_by_fingerprint(self, query: str, max_distance: int) -> list[FingerprintMatch]:
-        """Stored manifests whose fingerprint is within ``max_distance`` bits, nearest first.
+    def nearest_by_fingerprint(
+        self, query: str, max_distance: int, *, tenant: str | None, min_information: int
+    ) -> list[FingerprintMatch]:
+        """``tenant``'s stored manifests (every tenant's when ``None``: the operator's view) whose
+        fingerprint is within ``max_distance`` bits of ``query``, nearest first.
 
-        Compares against every stored fingerprint (one column read and a vectorised popcount:
-        milliseconds at 10^5 rows); a multi-index hash would be the next step at 10^7.
+        Rows whose picture decided fewer than ``min_information`` fingerprint coefficients are
+        not candidates; rows stamped before that was measured (NULL) are, except the degenerate
+        fingerprints migration 0007 marked. Another tenant's rows are not read at all, so their
+        presence changes neither the answer nor the work done for it. Compares against every
+        candidate (one column read and a vectorised popcount: milliseconds at 10^5 rows); a
+        multi-index hash would be the next step at 10^7.
         """
+        statement = select(ManifestRow.record_id, ManifestRow.fingerprint).where(
+            or_(
+                ManifestRow.fingerprint_information.is_(None),
+                ManifestRow.fingerprint_information >= min_information,
+            )
+        )
+        if tenant is not None:
+            statement = statement.where(ManifestRow.tenant == tenant)
         with self.db.transaction() as session:
-            pairs = session.execute(select(ManifestRow.record_id, ManifestRow.fingerprint)).all()
+            pairs = session.execute(statement).all()
         if not pairs:
             return []
         ids = np.array([record_id for record_id, _ in pairs], dtype=np.int64)

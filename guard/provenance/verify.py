@@ -4,6 +4,16 @@ The order of evidence: the embedded C2PA manifest (signed, rich, but lost on the
 then the watermark, whose record id the manifest store resolves; then the perceptual fingerprint.
 Every failure of a reader becomes part of the report, never a traceback.
 
+The fingerprint is the weakest of the three (a match means "this picture or a sibling of it"),
+so two rules bound it (issue 17): a picture with too little in it to identify (flat colours,
+gradients, tiny images: ``fingerprint.MIN_INFORMATION``) is never recovered by fingerprint, and
+a fingerprint search sees only the verifying tenant's stamps (the operator, the CLI and the
+library see every tenant's): for a tenant, another tenant's stamp reads exactly as nobody's.
+The watermark is not scoped: it is read from the picture itself, not guessed, and what it
+recovers (the stored copy of the manifest the released file carried, with no tenant or
+requester name in it and grant references keyed per tenant) tells the verifier nothing the
+file did not already show.
+
 =====================  ==========================================================  ====
 outcome                meaning                                                     exit
 =====================  ==========================================================  ====
@@ -25,9 +35,9 @@ from typing import Any, Literal
 
 from guard.errors import InvalidInput
 from guard.media import DecodedImage, manifest_mime_type, sniff_mime_type
-from guard.provenance.fingerprint import fingerprint
+from guard.provenance.fingerprint import MIN_INFORMATION, Fingerprint, measure
 from guard.provenance.manifest import GUARD_ASSERTION, ManifestReading, read_manifest
-from guard.provenance.store import ManifestStore, StoredManifest
+from guard.provenance.store import FingerprintMatch, ManifestStore, StoredManifest
 from guard.provenance.watermark import Detection, Watermarker, record_id_text
 
 
@@ -100,10 +110,14 @@ def verify_image(
     *,
     store: ManifestStore,
     watermarker: Watermarker,
+    tenant: str | None,
     trust_anchors: bytes | None = None,
     max_fingerprint_distance: int = 8,
 ) -> VerificationReport:
-    """Verify ``data``; ``decode`` is the guard's safe decoder (bytes -> DecodedImage)."""
+    """Verify ``data``; ``decode`` is the guard's safe decoder (bytes -> DecodedImage).
+
+    ``tenant``: whose stamps a fingerprint may lead to (``None``: every tenant's, which only the
+    operator and the deployment itself may ask for)."""
     try:
         decoded: DecodedImage = decode(data)
     except InvalidInput as exc:
@@ -128,7 +142,10 @@ def verify_image(
     manifest = _manifest_finding(reading)
     detection = watermarker.detect(decoded.rgb)
     watermark = _watermark_finding(detection)
-    recovered_row, recovered = _recover(decoded, detection, store, max_fingerprint_distance)
+    query = measure(decoded.rgb)
+    recovered_row, recovered = _recover(
+        query, detection, store, tenant=tenant, max_distance=max_fingerprint_distance
+    )
     if manifest.found and manifest.problems and manifest.state == "Invalid":
         outcome, summary = VerificationOutcome.TAMPERED, _tampered(manifest)
     elif manifest.from_this_guard:
@@ -141,10 +158,7 @@ def verify_image(
             f"{recovered.manifest_label}",
         )
     else:
-        outcome, summary = (
-            VerificationOutcome.NOT_FROM_THIS_GUARD,
-            "no manifest, watermark or fingerprint of this guard was found",
-        )
+        outcome, summary = VerificationOutcome.NOT_FROM_THIS_GUARD, _not_found(query)
     decision = (
         reading.guard_assertion
         if outcome is VerificationOutcome.VALID
@@ -185,19 +199,48 @@ def _watermark_finding(detection: Detection) -> WatermarkFinding:
     )
 
 
+def fingerprint_match(
+    query: Fingerprint, store: ManifestStore, *, tenant: str | None, max_distance: int
+) -> FingerprintMatch | None:
+    """The nearest of ``tenant``'s stamps (every tenant's when ``None``) whose fingerprint is
+    within ``max_distance`` bits of ``query`` (``measure(rgb)`` of the picture verified);
+    ``None`` as well when the picture has too little in it for a fingerprint to identify."""
+    if not query.identifying:
+        return None
+    matches = store.nearest_by_fingerprint(
+        query.value, max_distance, tenant=tenant, min_information=MIN_INFORMATION
+    )
+    return matches[0] if matches else None
+
+
 def _recover(
-    decoded: DecodedImage, detection: Detection, store: ManifestStore, max_distance: int
+    query: Fingerprint,
+    detection: Detection,
+    store: ManifestStore,
+    *,
+    tenant: str | None,
+    max_distance: int,
 ) -> tuple[StoredManifest | None, RecoveredManifest | None]:
     if detection.found and detection.record_id is not None:
         stored = store.by_record_id(detection.record_id)
         if stored is not None:
             return stored, _recovered(stored, "watermark", None)
-    matches = store.nearest_by_fingerprint(fingerprint(decoded.rgb), max_distance)
-    if matches:
-        return matches[0].manifest, _recovered(
-            matches[0].manifest, "fingerprint", matches[0].distance
-        )
+    match = fingerprint_match(query, store, tenant=tenant, max_distance=max_distance)
+    if match is not None:
+        return match.manifest, _recovered(match.manifest, "fingerprint", match.distance)
     return None, None
+
+
+def _not_found(query: Fingerprint) -> str:
+    """Why nothing was found. It depends on the picture alone, never on what is stored, so it
+    cannot tell a tenant whether someone else stamped this picture."""
+    if query.identifying:
+        return "no manifest, watermark or fingerprint of this guard was found"
+    return (
+        "no manifest or watermark of this guard was found, and the picture has too little "
+        f"detail for a fingerprint to identify it ({query.information} of the "
+        f"{MIN_INFORMATION} decisive fingerprint coefficients needed)"
+    )
 
 
 def _recovered(
