@@ -61,6 +61,7 @@ from guard.provenance import (
     parent_ingredient,
 )
 from guard.recording import DecisionRecorder, Release, StageTimer
+from guard.request_checks import check_edit_request, check_stamp_request
 from guard.requests import (
     CheckRequest,
     DecisionSink,
@@ -70,6 +71,7 @@ from guard.requests import (
     Result,
     StageObserver,
     StampRequest,
+    check_request_text,
 )
 from guard.safety import (
     NsfwClassifier,
@@ -137,7 +139,7 @@ class Guard:
     ) -> None:
         self.settings = settings or Settings()
         configure_faiss_threads(self.settings.faiss_threads)
-        self.db = Database(self.settings.database_url)
+        self.db = Database.from_settings(self.settings)
         self.keys = Keyring(self.settings)
         self.face_engine = face_engine or create_face_engine(self.settings)
         self.policies = PolicySource(self.settings.policy_file)
@@ -292,12 +294,20 @@ class Guard:
         told the editor's steps."""
         tell = phase or _ignore_phase
         editor = self.editor
+        # Everything that could fail after the input decision is audited is checked first: a
+        # malformed edit is refused (InvalidInput) with nothing decided or audited.
+        check_request_text(
+            requester=request.requester, operation=request.operation, prompt=request.prompt
+        )
         if request.operation not in editor.operations:
             raise InvalidInput(
                 f"editor '{editor.name}' has no operation '{request.operation}'; "
                 f"choose one of {sorted(editor.operations)}"
             )
+        # The editor refuses the parameters it cannot run with, naming what each one takes;
+        # then what any editor's must be (a plug-in editor may check less) and the format.
         record = editor.describe(request.operation, request.params, request.prompt)
+        check_edit_request(request)
         tell("input_gate")
         decoded = self.decode(request.image)
         gate = self._gate.decide_input(
@@ -364,7 +374,13 @@ class Guard:
 
     def stamp(self, request: StampRequest) -> Result:
         """Scan an image another generator made; watermark, sign and return it if allowed."""
+        # The generator's names go into the signed manifest: refused now if they cannot be,
+        # not once the scan's decision is audited. The source image is read before deciding too.
+        check_stamp_request(request)
         decoded = self.decode(request.image)
+        parent = None
+        if request.source_image is not None:
+            parent = parent_ingredient(self.decode(request.source_image), request.source_image)
         gate = self._gate.decide_input(
             decoded.rgb,
             requester=request.requester,
@@ -372,9 +388,6 @@ class Guard:
             prompt=request.prompt,
             stage="output",
         )
-        parent = None
-        if request.source_image is not None:
-            parent = parent_ingredient(self.decode(request.source_image), request.source_image)
         context = StampContext(
             decision=gate.decision,
             operation=request.operation,

@@ -4,10 +4,11 @@
     >>> app = create_app(Settings(data_dir="/srv/guard"))     # doctest: +SKIP
     >>> # uvicorn.run(app, host="127.0.0.1", port=8080)
 
-Layers, outside in: request metrics → body size limit (413 before reading) → FastAPI (auth and
-rate limits per route, problem+json errors). Routes: ``guard.api.routes.*`` and the Envoy
-endpoint in ``guard.api.gateway.envoy``; the OpenAPI document is at ``/openapi.json``, Swagger UI
-at ``/docs`` and ReDoc at ``/redoc`` (assets served locally).
+Layers, outside in: request metrics → body size limit (413 before reading) → JSON bodies must
+be text (422 ``invalid_text``) → FastAPI (auth and rate limits per route, problem+json errors).
+Routes: ``guard.api.routes.*`` and the Envoy endpoint in ``guard.api.gateway.envoy``; the OpenAPI
+document is at ``/openapi.json``, Swagger UI at ``/docs`` and ReDoc at ``/redoc`` (assets served
+locally).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi_offline import FastAPIOffline
 
 from guard._version import __version__
 from guard.api.gateway import envoy
+from guard.api.json_text import JsonTextCheck
 from guard.api.metrics import RequestMetricsMiddleware
 from guard.api.problems import install_handlers
 from guard.api.routes import audit, blocklist, decisions, ops, registry, usage
@@ -101,6 +103,9 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Inside the size limit (added later = outside): it buffers JSON bodies to refuse lone
+    # surrogates and non-UTF-8 (422 invalid_text) before any route parses them.
+    app.add_middleware(JsonTextCheck, skip=(envoy.PATH_PREFIX,))
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=service.metrics)
     return app

@@ -4,7 +4,7 @@ schema, and FastAPI checks every response against them)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,16 +119,29 @@ class VerifyOut(_Out):
     decision: dict[str, Any] | None
 
 
+# A subject id as the registry makes them (sub_ and 24 hex digits), with room to spare; a
+# list of them is looked up one by one before the edit, so both are bounded.
+SubjectId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class EditParams(BaseModel):
     """The JSON ``params`` part of ``POST /v1/edits``."""
 
     model_config = ConfigDict(extra="forbid")
     operation: str = Field(min_length=1, examples=["background_blur"])
     prompt: str = Field(default="", max_length=10_000)
-    subject_ids: list[str] = Field(
-        default=[], description="Subjects the caller expects in the image (checked, not trusted)."
+    subject_ids: list[SubjectId] = Field(
+        default=[],
+        max_length=32,
+        description="Subjects the caller expects in the image (checked, not trusted).",
     )
-    params: dict[str, str | float | int | bool] = {}
+    params: dict[str, str | float | int | bool] = Field(
+        default={},
+        description="The editor's parameters for the operation (the README lists them), "
+        "checked before anything is decided: an unknown name or a value the editor cannot "
+        "take (text where it wants a number, NaN, Infinity, out of range) is 422 "
+        "`invalid_params` and nothing is audited.",
+    )
     output_format: Literal["png", "jpeg", "webp"] = "png"
 
 
@@ -141,7 +154,7 @@ class CheckParams(BaseModel):
 class StampParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     generator: str = Field(min_length=1, max_length=200, examples=["acme-diffusion"])
-    generator_version: str = Field(default="unknown", max_length=100)
+    generator_version: str = Field(default="unknown", min_length=1, max_length=100)
     operation: str = Field(default="generate", min_length=1)
     prompt: str = Field(default="", max_length=10_000)
     output_format: Literal["png", "jpeg", "webp"] | None = None
@@ -315,3 +328,11 @@ class GatewayAllowOut(_Out):
 class ReadinessOut(_Out):
     ready: bool
     checks: dict[str, str]
+
+
+class ConsistencyProofOut(ConsistencyOut):
+    """Check offline that the log only grew since a checkpoint held earlier: ``checkpoint``'s
+    signature with the guard's public key, then ``proof`` (RFC 6962 §2.1.2, hex) from the held
+    checkpoint's root at ``old_size`` to ``checkpoint``'s root at ``new_size``."""
+
+    checkpoint: str = Field(description="The signed checkpoint (C2SP signed note) at new_size.")

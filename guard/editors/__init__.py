@@ -53,7 +53,14 @@ class Editor(Protocol):
         self, operation: str, params: EditParams, prompt: str
     ) -> dict[str, str | int | float | bool]:
         """What the output's provenance must record to reproduce this edit (model, seed, ...);
-        empty for an editor whose name, version and parameters say it all."""
+        empty for an editor whose name, version and parameters say it all.
+
+        ``Guard.edit`` calls this before anything is decided, so it is also where an editor
+        refuses a request it could not run: :class:`~guard.errors.UnprocessableInput` with code
+        ``invalid_params`` naming the parameter (unknown, wrong type, not finite, out of range)
+        and what it takes. An edit the input gate allowed must not fail on its parameters
+        afterwards: the allow would be audited and the caller refused. The built-in editors
+        do it in ``validate_params`` (specs in :mod:`guard.editors.params`)."""
         ...
 
 

@@ -9,19 +9,18 @@ Runs in well under a second at 1024² on one core (see docs/benchmarks.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from guard.editors.params import Choice, Number, ParamSpec, ParamValue, check_params, shown
 from guard.errors import InvalidInput
 from guard.faces import Face
 from guard.media import RGBImage
 
 FloatImage = NDArray[np.float32]
 Params = Mapping[str, str | float | int | bool]
-T = TypeVar("T", str, float)
 
 GRADES: dict[str, tuple[tuple[float, float, float], float, float]] = {
     # name: (per-channel RGB gains, saturation factor, contrast factor)
@@ -35,20 +34,23 @@ LIGHT_DIRECTIONS = ("left", "right", "top", "bottom")
 GRABCUT_SIDE = 320
 
 
-def _param(params: Params, name: str, default: T, kind: Callable[[Any], T]) -> T:
-    value = params.get(name, default)
-    try:
-        return kind(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"edit parameter '{name}' has an invalid value {value!r}") from exc
-
-
-def _check_known(params: Params, known: set[str], operation: str) -> None:
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise InvalidInput(
-            f"unknown parameter(s) {unknown} for '{operation}'; known: {sorted(known)}"
-        )
+# Every parameter of every operation, what it takes and its default: checked before anything is
+# decided (validate_params) and read from here when the edit runs.
+SPECS: dict[str, dict[str, ParamSpec]] = {
+    "background_blur": {"strength": Number(0.0, 0.1, low_open=True)},
+    "relight": {
+        "direction": Choice(LIGHT_DIRECTIONS),
+        "intensity": Number(0.0, 1.0, low_open=True),
+    },
+    "color_grade": {"look": Choice(tuple(GRADES)), "amount": Number(0.0, 1.0, low_open=True)},
+    "sketch": {"shade": Number(0.0, 0.1)},
+}
+DEFAULTS: dict[str, dict[str, ParamValue]] = {
+    "background_blur": {"strength": 0.02},
+    "relight": {"direction": "left", "intensity": 0.7},
+    "color_grade": {"look": "teal_orange", "amount": 0.8},
+    "sketch": {"shade": 0.03},
+}
 
 
 def face_mask(shape: tuple[int, int], faces: Sequence[Face], *, grow: float = 1.35) -> FloatImage:
@@ -116,11 +118,27 @@ class ClassicEditor:
     version = "1.1.0"
     operations = frozenset({"background_blur", "relight", "color_grade", "sketch"})
 
+    def validate_params(self, operation: str, params: Params, prompt: str = "") -> None:
+        """Refuse an operation this editor lacks (400) or parameters it cannot run with (422
+        ``invalid_params``: unknown, of the wrong type, not finite or out of range)."""
+        self._read(operation, params)
+
     def describe(
         self, operation: str, params: Params, prompt: str
     ) -> dict[str, str | int | float | bool]:
-        """Nothing beyond the editor's name, version and the parameters: it is deterministic."""
+        """Nothing beyond the editor's name, version and the parameters: it is deterministic.
+        Checks them first (:meth:`validate_params`): ``Guard.edit`` calls this before deciding."""
+        self.validate_params(operation, params, prompt)
         return {}
+
+    def _read(self, operation: str, params: Params) -> dict[str, ParamValue]:
+        """The operation's parameters, checked, over its defaults."""
+        if operation not in SPECS:
+            raise InvalidInput(
+                f"the classic editor has no operation {shown(operation)}; "
+                f"choose one of {sorted(self.operations)}"
+            )
+        return {**DEFAULTS[operation], **check_params(operation, params, SPECS[operation])}
 
     def edit(
         self,
@@ -141,26 +159,19 @@ class ClassicEditor:
     def _edit(
         self, rgb: RGBImage, faces: Sequence[Face], operation: str, params: Params
     ) -> RGBImage:
+        self._read(operation, params)  # refuses an unknown operation before running any
         if operation == "background_blur":
             return self.background_blur(rgb, faces, params)
         if operation == "relight":
             return self.relight(rgb, faces, params)
         if operation == "color_grade":
             return self.color_grade(rgb, faces, params)
-        if operation == "sketch":
-            return self.sketch(rgb, params)
-        raise InvalidInput(
-            f"the classic editor has no operation '{operation}'; "
-            f"choose one of {sorted(self.operations)}"
-        )
+        return self.sketch(rgb, params)
 
     def background_blur(self, rgb: RGBImage, faces: Sequence[Face], params: Params) -> RGBImage:
         """Blur everything but the people. ``strength`` is the blur radius as a fraction of
         the image's longer side (default 0.02)."""
-        _check_known(params, {"strength"}, "background_blur")
-        strength = _param(params, "strength", 0.02, float)
-        if not 0.0 < strength <= 0.1:
-            raise InvalidInput("background_blur strength must be in (0, 0.1]")
+        strength = float(self._read("background_blur", params)["strength"])
         sigma = max(1.0, strength * max(rgb.shape[:2]))
         blurred = cv2.GaussianBlur(rgb, (0, 0), sigma).astype(np.float32)
         keep = np.maximum(person_mask(rgb, faces), face_mask(rgb.shape[:2], faces))
@@ -168,13 +179,8 @@ class ClassicEditor:
 
     def relight(self, rgb: RGBImage, faces: Sequence[Face], params: Params) -> RGBImage:
         """A soft directional light: ``direction`` left|right|top|bottom, ``intensity`` 0..1."""
-        _check_known(params, {"direction", "intensity"}, "relight")
-        direction = _param(params, "direction", "left", str)
-        intensity = _param(params, "intensity", 0.7, float)
-        if direction not in LIGHT_DIRECTIONS:
-            raise InvalidInput(f"relight direction must be one of {LIGHT_DIRECTIONS}")
-        if not 0.0 < intensity <= 1.0:
-            raise InvalidInput("relight intensity must be in (0, 1]")
+        values = self._read("relight", params)
+        direction, intensity = str(values["direction"]), float(values["intensity"])
         height, width = rgb.shape[:2]
         ramp = np.linspace(1.0, -1.0, width if direction in ("left", "right") else height)
         if direction in ("right", "bottom"):
@@ -192,13 +198,8 @@ class ClassicEditor:
 
     def color_grade(self, rgb: RGBImage, faces: Sequence[Face], params: Params) -> RGBImage:
         """A named look (``look``: warm|cool|teal_orange|vintage|mono) at ``amount`` 0..1."""
-        _check_known(params, {"look", "amount"}, "color_grade")
-        look = _param(params, "look", "teal_orange", str)
-        amount = _param(params, "amount", 0.8, float)
-        if look not in GRADES:
-            raise InvalidInput(f"color_grade look must be one of {sorted(GRADES)}")
-        if not 0.0 < amount <= 1.0:
-            raise InvalidInput("color_grade amount must be in (0, 1]")
+        values = self._read("color_grade", params)
+        look, amount = str(values["look"]), float(values["amount"])
         gains, saturation, contrast = GRADES[look]
         image = rgb.astype(np.float32)
         graded = image * np.array(gains, dtype=np.float32)
@@ -212,10 +213,7 @@ class ClassicEditor:
         """A pencil drawing of the picture (``shade`` 0..0.1: grey shading, default 0.03).
         Nothing photographic is left, faces included: policies use it where a person may be
         shown only as an illustration."""
-        _check_known(params, {"shade"}, "sketch")
-        shade = _param(params, "shade", 0.03, float)
-        if not 0.0 <= shade <= 0.1:
-            raise InvalidInput("sketch shade must be in [0, 0.1]")
+        shade = float(self._read("sketch", params)["shade"])
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         grey, _ = cv2.pencilSketch(bgr, sigma_s=60, sigma_r=0.07, shade_factor=shade)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))

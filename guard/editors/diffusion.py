@@ -35,7 +35,14 @@ from guard.devices import torch_device
 from guard.editors import ProgressCallback
 from guard.editors.face_protection import keep_faces
 from guard.editors.model_identity import ModelIdentity, identify_model, read_model_index
-from guard.errors import ConfigurationError, EditTimedOut, InvalidInput, Unavailable
+from guard.editors.params import Flag, Number, ParamSpec, check_params, shown
+from guard.errors import (
+    ConfigurationError,
+    EditTimedOut,
+    InvalidInput,
+    Unavailable,
+    UnprocessableInput,
+)
 from guard.faces import Face
 from guard.media import RGBImage
 
@@ -58,7 +65,14 @@ PIPELINES: dict[str, _PipelineKind] = {
     "FluxKontextPipeline": _PipelineKind("guidance_scale", 2.5, 16, True),
     "StableDiffusionInstructPix2PixPipeline": _PipelineKind("guidance_scale", 7.5, 8, False),
 }
-_PARAMS = {"seed", "steps", "guidance", "protect_faces"}
+
+# What a prompt edit takes; anything else is refused before anything is decided.
+SPECS: dict[str, ParamSpec] = {
+    "seed": Number(0, 2**63, high_open=True, integer=True),
+    "steps": Number(1, 500, integer=True),
+    "guidance": Number(0.0, 50.0),
+    "protect_faces": Flag(),
+}
 
 
 def working_size(height: int, width: int, long_side: int, multiple: int) -> tuple[int, int]:
@@ -69,14 +83,6 @@ def working_size(height: int, width: int, long_side: int, multiple: int) -> tupl
         max(multiple, round(height * scale / multiple) * multiple),
         max(multiple, round(width * scale / multiple) * multiple),
     )
-
-
-def _truthy(value: str | float | int | bool) -> bool:
-    if isinstance(value, str):
-        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise InvalidInput(f"protect_faces must be true or false, not {value!r}")
-        return value.lower() in ("true", "1", "yes")
-    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -92,30 +98,20 @@ class RunSettings:
     def from_params(
         cls, params: Mapping[str, str | float | int | bool], settings: Settings, kind: _PipelineKind
     ) -> RunSettings:
-        unknown = sorted(set(params) - _PARAMS)
-        if unknown:
-            raise InvalidInput(
-                f"unknown parameter(s) {unknown} for '{PROMPT_EDIT}'; known: {sorted(_PARAMS)}"
-            )
-        try:
-            seed = int(params.get("seed", 0))
-            steps = int(params.get("steps", settings.diffusers_steps))
-            default_guidance = (
-                settings.diffusers_guidance
-                if settings.diffusers_guidance is not None
-                else kind.default_guidance
-            )
-            guidance = float(params.get("guidance", default_guidance))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"seed, steps and guidance must be numbers: {exc}") from exc
-        if not 0 <= seed < 2**63:
-            raise InvalidInput("seed must be in [0, 2**63)")
-        if not 1 <= steps <= 500:
-            raise InvalidInput("steps must be in [1, 500]")
-        if not 0.0 <= guidance <= 50.0:
-            raise InvalidInput("guidance must be in [0, 50]")
-        protect = _truthy(params.get("protect_faces", settings.diffusers_protect_faces))
-        return cls(seed, steps, guidance, protect)
+        """The run ``params`` ask for, or :class:`UnprocessableInput` (``invalid_params``)
+        naming the parameter that is unknown or does not fit."""
+        given = check_params(PROMPT_EDIT, params, SPECS)
+        default_guidance = (
+            settings.diffusers_guidance
+            if settings.diffusers_guidance is not None
+            else kind.default_guidance
+        )
+        return cls(
+            seed=int(given.get("seed", 0)),
+            steps=int(given.get("steps", settings.diffusers_steps)),
+            guidance=float(given.get("guidance", default_guidance)),
+            protect_faces=bool(given.get("protect_faces", settings.diffusers_protect_faces)),
+        )
 
 
 class DiffusersEditor:
@@ -196,11 +192,28 @@ class DiffusersEditor:
 
     # editing -------------------------------------------------------------------------------
 
+    def validate_params(
+        self, operation: str, params: Mapping[str, str | float | int | bool], prompt: str = ""
+    ) -> RunSettings:
+        """The run this request asks for; refuses (before anything is decided) an operation
+        other than ``prompt_edit`` (400), an empty prompt (422 ``prompt_required``) and
+        parameters it cannot run with (422 ``invalid_params``)."""
+        if operation != PROMPT_EDIT:
+            raise InvalidInput(
+                f"the diffusers editor has no operation {shown(operation)}; choose {PROMPT_EDIT}"
+            )
+        if not prompt.strip():
+            raise UnprocessableInput(
+                f"'{PROMPT_EDIT}' needs a prompt saying what to change", code="prompt_required"
+            )
+        return RunSettings.from_params(params, self.settings, self._kind)
+
     def describe(
         self, operation: str, params: Mapping[str, str | float | int | bool], prompt: str
     ) -> dict[str, str | int | float | bool]:
-        """What makes this run reproducible, for the result and the C2PA manifest."""
-        run = RunSettings.from_params(params, self.settings, self._kind)
+        """What makes this run reproducible, for the result and the C2PA manifest. Checks the
+        request first (:meth:`validate_params`): ``Guard.edit`` calls this before deciding."""
+        run = self.validate_params(operation, params, prompt)
         return {
             "pipeline_class": self.pipeline_class,
             "model_index_sha256": self.model.model_index_sha256,
@@ -223,13 +236,7 @@ class DiffusersEditor:
         prompt: str = "",
         progress: ProgressCallback | None = None,
     ) -> RGBImage:
-        if operation != PROMPT_EDIT:
-            raise InvalidInput(
-                f"the diffusers editor has no operation '{operation}'; choose {PROMPT_EDIT}"
-            )
-        if not prompt.strip():
-            raise InvalidInput(f"'{PROMPT_EDIT}' needs a prompt saying what to change")
-        run = RunSettings.from_params(params, self.settings, self._kind)
+        run = self.validate_params(operation, params, prompt)
         with self._lock:
             made = self._run(rgb, prompt, run, progress)
         height, width = rgb.shape[:2]

@@ -10,6 +10,7 @@ before anything is decided or written.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -18,12 +19,14 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import JSONResponse
 
 from guard.api.auth import ALL_ROLES, WRITERS, require, service_of
+from guard.api.json_text import lone_surrogate_in
 from guard.api.keys import ApiKey
 from guard.api.routes.common import (
     COMMON_ERRORS,
     DENIED,
     NOT_FOUND,
     UPLOAD_ERRORS,
+    Model,
     Responses,
     denial,
     parse_json_body,
@@ -47,7 +50,7 @@ from guard.api.views import (
     receipt_body,
 )
 from guard.audit import Receipt
-from guard.errors import InvalidInput, UnsupportedMedia
+from guard.errors import InvalidInput, UnprocessableInput, UnsupportedMedia
 from guard.policy import Decision
 from guard.requests import CheckRequest, EditRequest, Result, StampRequest
 
@@ -56,6 +59,17 @@ _ERRORS: Responses = {**COMMON_ERRORS, **UPLOAD_ERRORS, **DENIED}
 
 ParamsPart = Annotated[str, Form(description="JSON; see the schema named in the summary.")]
 ImagePart = Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF.")]
+
+
+def _params(raw: str, model: type[Model]) -> Model:
+    """A ``params`` part (JSON). Strings holding a lone surrogate (``"\\ud800"``) are no text:
+    422 ``invalid_text``, as for a JSON body, before the part is read into ``model``."""
+    if lone_surrogate_in(raw):
+        raise UnprocessableInput(
+            "a string in the 'params' part holds a lone surrogate, which is not text",
+            code="invalid_text",
+        )
+    return parse_json_part(raw, model, "params")
 
 
 def _release(
@@ -126,7 +140,7 @@ async def check_input(request: Request) -> tuple[CheckParams, bytes | None]:
         params, image = form.get("params"), form.get("image")
         if not isinstance(params, str):
             raise InvalidInput("the 'params' part (JSON: operation, prompt) is missing")
-        parsed = parse_json_part(params, CheckParams, "params")
+        parsed = _params(params, CheckParams)
         if isinstance(image, StarletteUpload):
             return parsed, await image_bytes(image, "image")
         if image:  # a text part where a file belongs
@@ -180,7 +194,7 @@ async def create_edit(
 ) -> Any:
     """Run an edit through the whole guard. The stamped image comes back inline
     (``image.data_base64``) in the same response; it is not kept by the service."""
-    parsed = parse_json_part(params, EditParams, "params")
+    parsed = _params(params, EditParams)
     data = await image_bytes(image, "image")
     service = service_of(request)
     for subject_id in parsed.subject_ids:
@@ -225,7 +239,7 @@ async def create_stamp(
 ) -> Any:
     """The post-generation half of a gateway: the output is scanned under the policy's output
     rules; if allowed it is watermarked, signed and audited, and comes back inline."""
-    parsed = parse_json_part(params, StampParams, "params")
+    parsed = _params(params, StampParams)
     data = await image_bytes(image, "image")
     source = await image_bytes(source_image, "source_image") if source_image else None
     service = service_of(request)
@@ -254,11 +268,20 @@ async def create_stamp(
 )
 async def verify(
     request: Request,
-    _key: Annotated[ApiKey, Depends(require(*ALL_ROLES))],
+    key: Annotated[ApiKey, Depends(require(*ALL_ROLES))],
     image: ImagePart,
 ) -> Any:
     """Is this image an output of this guard, unaltered, and under which decision? Reads the
-    C2PA manifest, else recovers it by watermark or fingerprint (``outcome``)."""
+    C2PA manifest, else recovers it by watermark or fingerprint (``outcome``). A fingerprint
+    leads only to stamps of the calling key's tenant (another tenant's stamp reads as nobody's),
+    and never for a picture with too little in it to identify (flat colours, gradients, tiny
+    images)."""
     data = await image_bytes(image, "image")
-    report = await run_in_threadpool(service_of(request).guard.verify, data)
+    guard = service_of(request).guard
+    # Through Provenance rather than Guard.verify, which answers for the whole deployment (the
+    # library, the CLI): here the scope is the calling key's tenant (only tenants' roles may
+    # call this route, so there is always one).
+    report = await run_in_threadpool(
+        partial(guard.provenance.verify, tenant=key.tenant), data, guard.decode
+    )
     return report.to_dict()
