@@ -63,6 +63,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/tenants.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/provenance_false_recovery.py
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/diffusion.py
 

@@ -54,7 +54,9 @@ class UnprocessableInput(InvalidInput):
     ``unverifiable_image_reference`` (a URL or file id the guard cannot see behind),
     ``ambiguous_request`` (duplicate keys or parts that readers resolve differently),
     ``too_many_images``, ``too_many_parts``, ``invalid_text`` (not UTF-8, lone surrogates),
-    ``invalid_operation``, ``invalid_json``. Refused before any decision: nothing is audited."""
+    ``invalid_operation``, ``invalid_json``, ``invalid_params`` (an editor's parameter of the
+    wrong type, range or name), ``prompt_required``. Refused before any decision: nothing is
+    audited."""
 
     code = "unprocessable_input"
     http_status = 422
