@@ -6,6 +6,8 @@ female breast, buttocks or anus); covered body parts, bellies, feet, armpits and
 count. The detector also finds faces (``FACE_FEMALE``, ``FACE_MALE``), covered or turned away
 ones included, which the identity engine misses: they are reported as ``face_boxes`` so that a
 face nobody can identify is an unknown face, not "no face" (:mod:`guard.safety.unreadable`).
+A weak face detection is reported only when a second detector confirms it
+(:mod:`guard.safety.corroborate`): on its own it also fires on cats and blurred blobs.
 The policy decides what a score means (the default denies sexual content showing any real
 person's face, ``nsfw_real_person``).
 
@@ -26,6 +28,7 @@ from guard.devices import DeviceSetting, onnx_providers
 from guard.errors import Unavailable
 from guard.faces import BBox
 from guard.media import RGBImage
+from guard.safety.corroborate import FaceCorroborator
 
 SEXUAL_CLASSES = frozenset(
     {
@@ -40,7 +43,8 @@ SEXUAL_CLASSES = frozenset(
 
 FACE_CLASSES = frozenset({"FACE_FEMALE", "FACE_MALE"})
 # NudeNet's face confidences here: real faces 0.38–0.75 (t1.jpg, covered faces 0.26–0.67), no
-# face found at all on 18 photos without people (docs/benchmarks.md, red-team section).
+# face found at all on 18 photos without people (docs/benchmarks.md, red-team section). Between
+# this and corroborate.STRONG_FACE_SCORE a detection needs a second opinion (issue 17).
 FACE_MIN_SCORE = 0.25
 
 
@@ -51,7 +55,8 @@ class NsfwScore:
     labels: tuple[str, ...] = ()
     classifier: str = ""
     face_boxes: tuple[BBox, ...] = ()
-    """Faces the detector saw (x0, y0, x1, y1), whether or not they can be identified."""
+    """Faces the detector saw (x0, y0, x1, y1), whether or not they can be identified; weak
+    detections only where a second detector confirmed them."""
 
 
 class NsfwClassifier(Protocol):
@@ -83,6 +88,7 @@ class NudeNetClassifier:
         self._detector.onnx_session = onnxruntime.InferenceSession(
             str(model), providers=onnx_providers(device)
         )
+        self._corroborator = FaceCorroborator()
 
     def score(self, rgb: RGBImage) -> NsfwScore:
         # NudeNet's own path reads files with OpenCV, i.e. BGR: feed it the same.
@@ -91,11 +97,12 @@ class NudeNetClassifier:
         sexual = [d for d in detections if d["class"] in SEXUAL_CLASSES]
         top = max((float(d["score"]) for d in sexual), default=0.0)
         labels = tuple(sorted({str(d["class"]) for d in sexual}))
-        faces = tuple(
-            _box(d["box"], rgb.shape[:2])
+        scored = [
+            (_box(d["box"], rgb.shape[:2]), float(d["score"]))
             for d in detections
             if d["class"] in FACE_CLASSES and float(d["score"]) >= FACE_MIN_SCORE
-        )
+        ]
+        faces = self._corroborator.keep(rgb, scored)
         return NsfwScore(round(top, 4), labels, self.name, faces)
 
 
