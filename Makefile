@@ -66,6 +66,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/provenance_false_recovery.py
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/diffusion.py
+	$(BIN)/python bench/budget.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -240,6 +240,42 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000
     allow_multiframe: bool = False
 
+    # The cost budget per request (docs/service.md, Cost budget): every cap below is checked
+    # before the work it bounds, so no input within them can run a worker out of memory or
+    # keep small requests waiting without end.
+    max_image_aspect_ratio: float = Field(
+        default=20.0,
+        ge=1.0,
+        description="Longest side over shortest side an image may have (read from the "
+        "header); beyond it: 422 bad_aspect_ratio.",
+    )
+    max_decoded_image_bytes: int = Field(
+        default=192 * 1024 * 1024,
+        ge=1,
+        description="Bytes one image may take decoded (width x height x bands x sample "
+        "size, at least RGB), read from the header; beyond it: 413 image_too_large.",
+    )
+    api_max_concurrent_images: int = Field(
+        default=2,
+        ge=1,
+        description="Image requests (checks, edits, stamps, enrollments) one worker works on "
+        "at once.",
+    )
+    api_admission_queue: int = Field(
+        default=4,
+        ge=0,
+        description="Image requests one worker lets wait for a slot; past that: 503 busy.",
+    )
+    api_admission_retry_after_s: float = Field(
+        default=1.0, gt=0.0, description="The Retry-After a busy answer carries."
+    )
+    detect_max_side: int = Field(
+        default=1280,
+        ge=256,
+        description="Long side faces are searched at; larger images are searched on a "
+        "downscaled copy and each face is embedded from the full-resolution pixels.",
+    )
+
     @model_validator(mode="after")
     def _shipped_policy(self) -> Settings:
         if self.policy is None:

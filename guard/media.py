@@ -1,9 +1,11 @@
 """Safe image decoding and encoding.
 
-Every image that enters the guard goes through :func:`decode_image`, which enforces byte and pixel
-caps *before* pixels are decoded, refuses decompression bombs, truncated files and (unless asked)
-multi-frame files, applies the EXIF orientation and returns 8-bit RGB whatever the source mode
-(palette, CMYK, 16-bit, alpha). Every failure is a typed :class:`~guard.errors.InvalidInput`.
+Every image that enters the guard goes through :func:`decode_image`, which enforces byte, pixel,
+aspect-ratio and decoded-memory caps from the header *before* pixels are decoded (Pillow's
+``Image.open`` is lazy), so a 4 KB file declaring a huge or absurdly thin canvas costs nothing. It
+refuses decompression bombs, truncated files and (unless asked) multi-frame files, applies the EXIF
+orientation and returns 8-bit RGB whatever the source mode (palette, CMYK, 16-bit, alpha). Every
+failure is a typed :class:`~guard.errors.InvalidInput`.
 
     >>> decoded = decode_image(open("photo.jpg", "rb").read())  # doctest: +SKIP
     >>> decoded.rgb.shape, decoded.sha256[:8]                    # doctest: +SKIP
@@ -22,11 +24,21 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from guard.errors import InvalidInput, PayloadTooLarge, UndecodableImage, UnsupportedMedia
+from guard.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    UndecodableImage,
+    UnprocessableInput,
+    UnsupportedMedia,
+)
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 
 RGBImage = NDArray[np.uint8]
+
+# The refusal codes of the header caps (docs/service.md, Cost budget).
+IMAGE_TOO_LARGE = "image_too_large"
+BAD_ASPECT_RATIO = "bad_aspect_ratio"
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,8 @@ def decode_image(
     *,
     max_bytes: int = 25 * 1024 * 1024,
     max_pixels: int = 40_000_000,
+    max_aspect_ratio: float = 20.0,
+    max_decoded_bytes: int = 192 * 1024 * 1024,
     allow_multiframe: bool = False,
 ) -> DecodedImage:
     """Decode ``data`` into 8-bit RGB or raise :class:`InvalidInput` (and subclasses)."""
@@ -95,7 +109,13 @@ def decode_image(
         raise PayloadTooLarge(
             f"the image is {len(data):,} bytes; the limit is {max_bytes:,} (GUARD_MAX_IMAGE_BYTES)"
         )
-    image = _open_checked(data, max_pixels=max_pixels, allow_multiframe=allow_multiframe)
+    image = _open_checked(
+        data,
+        max_pixels=max_pixels,
+        max_aspect_ratio=max_aspect_ratio,
+        max_decoded_bytes=max_decoded_bytes,
+        allow_multiframe=allow_multiframe,
+    )
     source_format = str(image.format)
     try:
         with warnings.catch_warnings():
@@ -106,10 +126,21 @@ def decode_image(
         raise UndecodableImage(
             f"the image could not be decoded (truncated or corrupt): {exc}"
         ) from exc
+    except MemoryError as exc:  # a codec's own buffers on a host already short of memory
+        raise PayloadTooLarge(
+            "the image could not be decoded within the memory available", code=IMAGE_TOO_LARGE
+        ) from exc
     return DecodedImage(rgb=_to_rgb8(image), source_format=source_format, sha256=content_hash(data))
 
 
-def _open_checked(data: bytes, *, max_pixels: int, allow_multiframe: bool) -> Image.Image:
+def _open_checked(
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_aspect_ratio: float,
+    max_decoded_bytes: int,
+    allow_multiframe: bool,
+) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -120,18 +151,15 @@ def _open_checked(data: bytes, *, max_pixels: int, allow_multiframe: bool) -> Im
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PayloadTooLarge(
-            f"the image is a decompression bomb ({exc}); nothing was decoded"
+            f"the image is a decompression bomb ({exc}); nothing was decoded",
+            code=IMAGE_TOO_LARGE,
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UndecodableImage(f"the image header could not be read: {exc}") from exc
     width, height = image.size
     if width <= 0 or height <= 0:
         raise InvalidInput(f"the image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise PayloadTooLarge(
-            f"the image is {width}x{height} = {width * height:,} pixels; the limit is "
-            f"{max_pixels:,} (GUARD_MAX_IMAGE_PIXELS)"
-        )
+    _check_canvas(image, max_pixels, max_aspect_ratio, max_decoded_bytes)
     frames = int(getattr(image, "n_frames", 1))
     if frames > 1 and not allow_multiframe:
         raise InvalidInput(
@@ -141,16 +169,61 @@ def _open_checked(data: bytes, *, max_pixels: int, allow_multiframe: bool) -> Im
     return image
 
 
+def _check_canvas(
+    image: Image.Image, max_pixels: int, max_aspect_ratio: float, max_decoded_bytes: int
+) -> None:
+    """Refuse a canvas from its header alone: nothing has been allocated for its pixels yet.
+
+    The aspect ratio comes first: a 1x30,000,000 strip is under the pixel cap, yet every later
+    stage that turns or pads the image (rotated detection views) squares its long side."""
+    width, height = image.size
+    if max(width, height) > max_aspect_ratio * min(width, height):
+        raise UnprocessableInput(
+            f"the image is {width}x{height}, an aspect ratio over {max_aspect_ratio:g}:1 "
+            "(GUARD_MAX_IMAGE_ASPECT_RATIO); crop or pad it",
+            code=BAD_ASPECT_RATIO,
+        )
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"the image is {width}x{height} = {width * height:,} pixels; the limit is "
+            f"{max_pixels:,} (GUARD_MAX_IMAGE_PIXELS)",
+            code=IMAGE_TOO_LARGE,
+        )
+    decoded = width * height * _bytes_per_pixel(image.mode)
+    if decoded > max_decoded_bytes:
+        raise PayloadTooLarge(
+            f"the image is {width}x{height} in mode {image.mode}: {decoded:,} bytes decoded; "
+            f"the limit is {max_decoded_bytes:,} (GUARD_MAX_DECODED_IMAGE_BYTES)",
+            code=IMAGE_TOO_LARGE,
+        )
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """Bytes one decoded pixel takes, at least the 3 of the RGB copy every image becomes."""
+    if mode.startswith("I;16"):
+        sample = 2
+    elif mode in ("I", "F"):
+        sample = 4
+    else:
+        sample = 1
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):  # a raw mode Pillow does not list: assume the widest
+        bands = 4
+    return max(3, bands * sample)
+
+
 def _to_rgb8(image: Image.Image) -> RGBImage:
     """Any Pillow mode to HxWx3 uint8 RGB; alpha is composited over white."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        wide = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if mode.startswith("I;16") or wide.max(initial=0) > 255 else 255.0
-        gray = np.clip(np.rint(wide * (255.0 / peak)), 0, 255).astype(np.uint8)
+        # Integer arithmetic: a float64 copy would take 8 bytes a pixel (320 MB at the cap).
+        wide = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
+        peak = 65535 if mode.startswith("I;16") or int(wide.max(initial=0)) > 255 else 255
+        gray = ((wide * 255 + peak // 2) // peak).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     if mode == "F":
-        gray = np.clip(np.rint(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        gray = np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")

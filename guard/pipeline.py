@@ -253,6 +253,8 @@ class Guard:
             data,
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
+            max_aspect_ratio=settings.max_image_aspect_ratio,
+            max_decoded_bytes=settings.max_decoded_image_bytes,
             allow_multiframe=settings.allow_multiframe,
         )
 

@@ -6,6 +6,11 @@ dlib's model files are public domain (davisking/dlib-models) and may be used com
 HOG only sees upright faces, so detection also runs on copies turned by the angles in
 ``GUARD_DLIB_ROTATION_SWEEP`` (see :mod:`guard.faces.rotation`); each face is then embedded from
 the view it was found in, where it is upright.
+
+Detection runs at a working resolution (``GUARD_DETECT_MAX_SIDE``): a larger image is searched
+on a downscaled copy, so the cost and memory of a search are bounded whatever the input (a
+36 MP image searched at full size with upsampling and rotated views took over 5 GB). Each face
+found is then embedded from the full-resolution pixels around it, so recognition quality holds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 
 from guard.config import Settings
@@ -54,6 +60,7 @@ class DlibEngine:
         upsample: int = 1,
         min_detection_score: float = 0.2,
         rotation_sweep: tuple[float, ...] = (-30.0, 30.0),
+        detect_max_side: int = 1280,
     ) -> None:
         # face_recognition_models 0.3.0 (its last release) finds its weight files through
         # pkg_resources, which setuptools warns about on import; the lookup still works, and
@@ -77,6 +84,7 @@ class DlibEngine:
         self.upsample = upsample
         self.min_detection_score = min_detection_score
         self.rotation_sweep = rotation_sweep
+        self.detect_max_side = detect_max_side
         # One detector per view: dlib detectors must not be shared between threads, and the
         # views are searched in parallel (dlib releases the GIL; 1.7x faster on 2 cores).
         view_count = 1 + sum(1 for angle in rotation_sweep if angle != 0)
@@ -99,6 +107,7 @@ class DlibEngine:
             upsample=settings.dlib_upsample,
             min_detection_score=settings.dlib_min_detection_score,
             rotation_sweep=settings.dlib_rotation_sweep,
+            detect_max_side=settings.detect_max_side,
         )
 
     def detect_and_embed(self, rgb: RGBImage) -> list[Face]:
@@ -143,6 +152,23 @@ class DlibEngine:
         """Every face in the upright image and in each rotated view, one detection per face
         (the best-scoring view wins), left to right."""
         image = np.ascontiguousarray(rgb, dtype=np.uint8)
+        scale = working_scale(image.shape[0], image.shape[1], self.detect_max_side)
+        if scale == 1.0:
+            return self._detect_at(image)
+        height, width = image.shape[:2]
+        small = np.asarray(
+            cv2.resize(
+                image,
+                (max(1, round(width * scale)), max(1, round(height * scale))),
+                interpolation=cv2.INTER_AREA,  # averages: no aliasing of fine detail into edges
+            ),
+            dtype=np.uint8,
+        )
+        return [
+            full_resolution(d, image, scale, self._dlib.rectangle) for d in self._detect_at(small)
+        ]
+
+    def _detect_at(self, image: RGBImage) -> list[Detection]:
         turned = views(image, self.rotation_sweep)
         per_view = self._pool.map(self._detect_in, self._detectors, [v.image for v in turned])
         found = []
@@ -163,3 +189,46 @@ class DlibEngine:
         # A negative adjust_threshold lets weak detections through; the score cut decides.
         rects, scores, _ = detector.run(image, self.upsample, -1.0)
         return [(r, float(s)) for r, s in zip(rects, scores, strict=True)]
+
+
+def working_scale(height: int, width: int, max_side: int) -> float:
+    """The factor that brings the long side down to ``max_side``; 1.0 for smaller images."""
+    long_side = max(height, width)
+    return 1.0 if long_side <= max_side else max_side / long_side
+
+
+# How much of the full-resolution image around a face its crop holds, in face sizes: room for
+# the 5-point landmarks and the chip's 25 % padding at any angle of the sweep.
+CROP_FACES = 2.5
+
+
+def full_resolution(
+    detection: Detection, image: RGBImage, scale: float, rectangle: Any
+) -> Detection:
+    """A detection made on the image downscaled by ``scale`` as one on the full-resolution
+    ``image``: its box scaled back, and a view of just the face's surroundings, turned by the
+    detection's angle so the face stands upright, for landmarks and the descriptor. The crop
+    costs only (face size)^2, however large the image."""
+    rect = detection.rect
+    box = tuple(v / scale for v in detection.box)
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    face_width, face_height = rect.width() / scale, rect.height() / scale
+    side = max(1, int(np.ceil(CROP_FACES * max(face_width, face_height))))
+    forward = cv2.getRotationMatrix2D((centre_x, centre_y), detection.view.angle, 1.0)
+    forward[0, 2] += side / 2 - centre_x
+    forward[1, 2] += side / 2 - centre_y
+    crop = cv2.warpAffine(image, forward, (side, side), flags=cv2.INTER_LINEAR)
+    view = View(
+        detection.view.angle,
+        np.ascontiguousarray(crop),
+        np.asarray(cv2.invertAffineTransform(forward), dtype=np.float64),
+        (int(image.shape[0]), int(image.shape[1])),
+    )
+    half_width, half_height = face_width / 2, face_height / 2
+    upright = rectangle(
+        round(side / 2 - half_width),
+        round(side / 2 - half_height),
+        round(side / 2 + half_width),
+        round(side / 2 + half_height),
+    )
+    return Detection(view, upright, detection.score, (box[0], box[1], box[2], box[3]))

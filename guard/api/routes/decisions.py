@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import JSONResponse
 
+from guard.api.admission import Admitted
 from guard.api.auth import ALL_ROLES, WRITERS, require, service_of
 from guard.api.json_text import lone_surrogate_in
 from guard.api.keys import ApiKey
@@ -155,7 +156,9 @@ async def check_input(request: Request) -> tuple[CheckParams, bytes | None]:
     summary="Pre-generation gate (CheckParams as JSON, or multipart with an image)",
     openapi_extra={"requestBody": CHECK_BODY},
 )
-async def create_check(request: Request, key: Annotated[ApiKey, Depends(require(*WRITERS))]) -> Any:
+async def create_check(
+    request: Request, key: Annotated[ApiKey, Depends(require(*WRITERS))], _admitted: Admitted
+) -> Any:
     """May this key's requester do ``operation`` to this image and/or prompt? Nothing is
     edited; the decision is audited. A prompt-only check may send ``CheckParams`` as a JSON
     body; one with an image sends multipart form data (``params`` as JSON, ``image``)."""
@@ -189,6 +192,7 @@ def _checked(
 async def create_edit(
     request: Request,
     key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    _admitted: Admitted,
     params: ParamsPart,
     image: ImagePart,
 ) -> Any:
@@ -231,6 +235,7 @@ async def create_edit(
 async def create_stamp(
     request: Request,
     key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    _admitted: Admitted,
     params: ParamsPart,
     image: ImagePart,
     source_image: Annotated[

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from guard.api.admission import Admitted
 from guard.api.auth import ALL_ROLES, OPERATOR, READERS, WRITERS, require, service_of
 from guard.api.keys import ApiKey
 from guard.api.routes.common import COMMON_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, Responses
@@ -112,6 +113,7 @@ async def enroll_face(
     request: Request,
     subject_id: str,
     key: Annotated[ApiKey, Depends(require(*WRITERS))],
+    _admitted: Admitted,
     image: Annotated[UploadFile, File(description="A photo showing only this person.")],
 ) -> Any:
     """Enroll one face template (encrypted at rest) from a photo with exactly one face."""
