@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from guard.faces.dlib_weights import import_dlib
 from guard.faces.types import BBox, Face, FaceEngine, l2_normalise
 
 if TYPE_CHECKING:
     from guard.config import Settings
 
-__all__ = ["BBox", "Face", "FaceEngine", "create_face_engine", "l2_normalise"]
+__all__ = ["BBox", "Face", "FaceEngine", "create_face_engine", "import_dlib", "l2_normalise"]
 
 
 def create_face_engine(settings: Settings) -> FaceEngine:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +26,7 @@ import numpy as np
 
 from guard.config import Settings
 from guard.errors import ConfigurationError
+from guard.faces.dlib_weights import import_dlib
 from guard.faces.rotation import Box, View, iou, views
 from guard.faces.types import Face, clip_bbox, l2_normalise
 from guard.media import RGBImage
@@ -62,18 +62,8 @@ class DlibEngine:
         rotation_sweep: tuple[float, ...] = (-30.0, 30.0),
         detect_max_side: int = 1280,
     ) -> None:
-        # face_recognition_models 0.3.0 (its last release) finds its weight files through
-        # pkg_resources, which setuptools warns about on import; the lookup still works, and
-        # the warning would otherwise open the output of every command that builds a guard.
-        warnings.filterwarnings(
-            "ignore",
-            message="pkg_resources is deprecated",
-            category=UserWarning,
-            module="face_recognition_models",
-        )
         try:
-            import dlib
-            import face_recognition_models as weights
+            dlib, weights = import_dlib()
         except ImportError as exc:  # pragma: no cover - both are core dependencies
             raise ConfigurationError(
                 "the dlib face engine needs dlib-bin and face_recognition_models; reinstall "

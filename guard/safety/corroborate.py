@@ -12,13 +12,12 @@ detections (at most MAX_CHECKS an image, up to ~2.5 s each on a CPU), so few ima
 from __future__ import annotations
 
 import threading
-import warnings
 from typing import Any
 
 import cv2
 import numpy as np
 
-from guard.faces import BBox
+from guard.faces import BBox, import_dlib
 from guard.media import RGBImage
 
 # Above every NudeNet face score measured on the person-free corpus (max 0.371), below most
@@ -58,18 +57,8 @@ class FaceCorroborator:
     def _detector(self) -> Any:
         if not self._loaded:
             self._loaded = True
-            # Its weights are found through pkg_resources, which warns on import (as in
-            # guard/faces/dlib_engine.py); the lookup still works.
-            warnings.filterwarnings(
-                "ignore",
-                message="pkg_resources is deprecated",
-                category=UserWarning,
-                module="face_recognition_models",
-            )
             try:
-                import dlib
-                import face_recognition_models as weights
-
+                dlib, weights = import_dlib()
                 self._cnn = dlib.cnn_face_detection_model_v1(
                     weights.cnn_face_detector_model_location()
                 )
