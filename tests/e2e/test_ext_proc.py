@@ -100,6 +100,7 @@ class Chain:
     stub: Any
     upstream: TestClient
     streams: list[EnvoyStream]
+    processor: ExternalProcessor
 
     def key(self, role: Role = Role.INTEGRATOR, requester: str = REQUESTER) -> str:
         store = ApiKeyStore(self.guard.db)
@@ -171,7 +172,9 @@ def chain(make_guard: GuardFactory) -> Iterator[Chain]:
     server, port = build_server(processor, host="127.0.0.1", port=0, workers=4)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    running = Chain(guard, pb_grpc.ExternalProcessorStub(channel), TestClient(create_app()), [])
+    running = Chain(
+        guard, pb_grpc.ExternalProcessorStub(channel), TestClient(create_app()), [], processor
+    )
     try:
         yield running
     finally:
@@ -554,3 +557,17 @@ def test_serve_ext_proc_names_the_extra_when_grpc_is_missing(
     result = CliRunner().invoke(cli, ["serve-ext-proc"])
     assert result.exit_code == EXIT_UNAVAILABLE
     assert "likeness-guard[gateway]" in " ".join(result.stderr.split())
+
+
+def test_an_unexpected_error_ends_the_stream_and_nothing_is_forwarded(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is not swallowed into an answer: the stream fails, and Envoy (failure_mode_allow:
+    false) refuses the request instead of forwarding it."""
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("a bug in the flow")
+
+    monkeypatch.setattr(chain.processor.flow, "check_request", broken)
+    with pytest.raises(grpc.RpcError):
+        chain.request(chain.stream(), generation_request(chain.key()))

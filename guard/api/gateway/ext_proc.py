@@ -22,9 +22,10 @@ the upstream made; this service sees both halves of the exchange on one gRPC str
 
 Fail closed: anything the stream cannot account for — a body sent in parts (a streamed mode),
 a body that never came, messages out of order, a processing mode other than ``BUFFERED`` for
-either body, an error inside — is answered with an ``immediate_response`` problem (503, or the
-error's own status), never with a broken stream that a ``failure_mode_allow: true`` filter
-would wave through. Headers are read from ``raw_value`` (Envoy's default since 1.27) or
+either body — is answered with an ``immediate_response`` problem (503, or the error's own
+status). An unexpected error (a bug) is not caught: it ends the stream with a gRPC error, which
+Envoy refuses only under ``failure_mode_allow: false``, so that setting is required.
+Headers are read from ``raw_value`` (Envoy's default since 1.27) or
 ``value``, and written back in the field the stream's own headers came in. See
 ``examples/gateway/envoy-ext-proc.yaml`` and ``examples/gateway/README.md``.
 """
@@ -165,15 +166,9 @@ class _Exchange:
         except ProtocolError as exc:
             log.error("ext_proc: %s", exc)
             return self._immediate(problem(503, "unavailable", str(exc)))
-        except Exception:
-            log.exception("ext_proc: unexpected error; the exchange is refused (fail closed)")
-            return self._immediate(
-                problem(
-                    503,
-                    "unavailable",
-                    "the guard could not process this exchange, so it is refused",
-                )
-            )
+        # Anything else is a bug: it is not caught here. It ends the stream with a gRPC error,
+        # which Envoy answers as a refusal under failure_mode_allow: false (the required
+        # setting, examples/gateway/envoy-ext-proc.yaml); nothing is forwarded on a guess.
 
     def _check_protocol(self, message: Any) -> None:
         """Newer Envoys state the body modes in the first message: both must be BUFFERED.
