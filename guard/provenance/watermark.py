@@ -150,9 +150,18 @@ class TiledWatermarker:
         canonical = np.tile(tile, reps)[:canon_h, :canon_w]
         pattern = np.asarray(cv2.resize(canonical, (width, height), interpolation=cv2.INTER_CUBIC))
         target_rms = 255.0 / 10 ** (self.psnr_db / 20)
-        gain = target_rms / max(float(np.sqrt(np.mean(pattern**2))), 1e-6)
-        marked = rgb.astype(np.float32) + gain * pattern[..., None] * _EMBED_DIRECTION
-        return np.asarray(np.clip(np.rint(marked), 0, 255), dtype=np.uint8)
+        rms = float(cv2.norm(pattern, cv2.NORM_L2)) / math.sqrt(pattern.size)  # no squared copy
+        gain = np.float32(target_rms / max(rms, 1e-6))
+        # Band by band: the float copies of a whole 36 MP image took 1.5 GB; a band of rows
+        # takes a few MB, and each pixel gets exactly the same arithmetic.
+        marked = np.empty_like(rgb)
+        for top in range(0, height, _EMBED_BAND_ROWS):
+            rows = slice(top, top + _EMBED_BAND_ROWS)
+            band = rgb[rows].astype(np.float32)
+            band += gain * pattern[rows, :, None] * _EMBED_DIRECTION
+            np.clip(np.rint(band, out=band), 0, 255, out=band)
+            marked[rows] = band
+        return marked
 
     def detect(self, rgb: RGBImage) -> Detection:
         """Read the record id, if a valid payload is there. ``bits`` holds the raw code bits read
@@ -293,6 +302,7 @@ def _canonical_shape(height: int, width: int) -> tuple[int, int]:
 # directions cost the same MSE per unit). Photos hide it under different noise in each: busy
 # greyscale textures have almost none in chroma, colourful ones less in luma. The detector reads
 # both and weighs them by how clearly each carries the mark (maximal-ratio combining).
+_EMBED_BAND_ROWS = 256
 _LUMA_AXIS = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 _CHROMA_AXIS = np.array([1.0, 1.0, -2.0], dtype=np.float32) / np.sqrt(2.0).astype(np.float32)
 _EMBED_DIRECTION = (_LUMA_AXIS + _CHROMA_AXIS) / np.float32(np.sqrt(2.0))
