@@ -187,6 +187,8 @@ class Gate:
         if rgb is None or self._settings.nsfw_classifier == "none":
             return None
         if self._nsfw is None:
-            self._nsfw = NudeNetClassifier(self._settings.device)
+            self._nsfw = NudeNetClassifier(
+                self._settings.device, max_side=self._settings.detect_max_side
+            )
         with self._timed("nsfw"):
             return self._nsfw.score(rgb)

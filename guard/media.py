@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -131,6 +132,37 @@ def decode_image(
             "the image could not be decoded within the memory available", code=IMAGE_TOO_LARGE
         ) from exc
     return DecodedImage(rgb=_to_rgb8(image), source_format=source_format, sha256=content_hash(data))
+
+
+def header_pixels(data: bytes) -> int:
+    """The pixel count ``data``'s header declares (width x height), read without decoding
+    anything; 0 when no header Pillow accepts can be read (decoding will say why). What
+    admission control weighs a request by, before its image is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS)) as image:
+                width, height = image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        return 0
+    return max(0, width) * max(0, height)
+
+
+def working_scale(height: int, width: int, max_side: int) -> float:
+    """The factor that brings the long side down to ``max_side``; 1.0 for smaller images.
+    Stages that only need a view of the whole image (face search, the NSFW classifier) work
+    at this size, so their cost stops growing with the input past ``GUARD_DETECT_MAX_SIDE``."""
+    long_side = max(height, width)
+    return 1.0 if long_side <= max_side else max_side / long_side
+
+
+def downscaled(rgb: RGBImage, max_side: int) -> tuple[RGBImage, float]:
+    """``rgb`` with its long side at most ``max_side`` (area-averaged), and the scale used."""
+    scale = working_scale(rgb.shape[0], rgb.shape[1], max_side)
+    if scale == 1.0:
+        return rgb, 1.0
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)), scale
 
 
 def _open_checked(

@@ -29,7 +29,7 @@ from guard.errors import ConfigurationError
 from guard.faces.dlib_weights import import_dlib
 from guard.faces.rotation import Box, View, iou, views
 from guard.faces.types import Face, clip_bbox, l2_normalise
-from guard.media import RGBImage
+from guard.media import RGBImage, downscaled
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -142,18 +142,9 @@ class DlibEngine:
         """Every face in the upright image and in each rotated view, one detection per face
         (the best-scoring view wins), left to right."""
         image = np.ascontiguousarray(rgb, dtype=np.uint8)
-        scale = working_scale(image.shape[0], image.shape[1], self.detect_max_side)
+        small, scale = downscaled(image, self.detect_max_side)  # area-averaged: no aliasing
         if scale == 1.0:
             return self._detect_at(image)
-        height, width = image.shape[:2]
-        small = np.asarray(
-            cv2.resize(
-                image,
-                (max(1, round(width * scale)), max(1, round(height * scale))),
-                interpolation=cv2.INTER_AREA,  # averages: no aliasing of fine detail into edges
-            ),
-            dtype=np.uint8,
-        )
         return [
             full_resolution(d, image, scale, self._dlib.rectangle) for d in self._detect_at(small)
         ]
@@ -179,12 +170,6 @@ class DlibEngine:
         # A negative adjust_threshold lets weak detections through; the score cut decides.
         rects, scores, _ = detector.run(image, self.upsample, -1.0)
         return [(r, float(s)) for r, s in zip(rects, scores, strict=True)]
-
-
-def working_scale(height: int, width: int, max_side: int) -> float:
-    """The factor that brings the long side down to ``max_side``; 1.0 for smaller images."""
-    long_side = max(height, width)
-    return 1.0 if long_side <= max_side else max_side / long_side
 
 
 # How much of the full-resolution image around a face its crop holds, in face sizes: room for

@@ -27,7 +27,7 @@ import numpy as np
 from guard.devices import DeviceSetting, onnx_providers
 from guard.errors import Unavailable
 from guard.faces import BBox
-from guard.media import RGBImage
+from guard.media import RGBImage, downscaled
 from guard.safety.corroborate import FaceCorroborator
 
 SEXUAL_CLASSES = frozenset(
@@ -70,7 +70,8 @@ class NudeNetClassifier:
 
     name = "nudenet-3.4.2-320n"
 
-    def __init__(self, device: DeviceSetting = "auto") -> None:
+    def __init__(self, device: DeviceSetting = "auto", *, max_side: int = 1280) -> None:
+        self.max_side = max_side
         try:
             import onnxruntime
             from nudenet import NudeDetector
@@ -91,9 +92,15 @@ class NudeNetClassifier:
         self._corroborator = FaceCorroborator()
 
     def score(self, rgb: RGBImage) -> NsfwScore:
+        # The model sees 320 px; NudeNet pads and copies what it is given several times over
+        # (+325 MB for a 36 MP image), so a large image is first brought to the working size
+        # (GUARD_DETECT_MAX_SIDE) and the boxes scaled back to the full image.
+        small, scale = downscaled(rgb, self.max_side)
         # NudeNet's own path reads files with OpenCV, i.e. BGR: feed it the same.
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        bgr = np.ascontiguousarray(small[..., ::-1])
         detections = self._detector.detect(bgr)
+        for detection in detections:
+            detection["box"] = [round(v / scale) for v in detection["box"]]
         sexual = [d for d in detections if d["class"] in SEXUAL_CLASSES]
         top = max((float(d["score"]) for d in sexual), default=0.0)
         labels = tuple(sorted({str(d["class"]) for d in sexual}))

@@ -8,7 +8,7 @@ import pytest
 
 from guard.config import Settings
 from guard.faces import FaceEngine
-from guard.faces.dlib_engine import working_scale
+from guard.media import working_scale
 from guard.samples import SampleName, sample_rgb
 
 SAME = Settings(data_dir="unused").dlib_registry_threshold  # type: ignore[arg-type]
