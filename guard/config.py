@@ -266,14 +266,22 @@ class Settings(BaseSettings):
         ge=0,
         description="Image requests one worker lets wait for a slot; past that: 503 busy.",
     )
+    api_large_image_pixels: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="A request whose largest image declares more pixels than this is large: "
+        "large requests hold at most all slots but one and half the queue, so small ones "
+        "never wait behind them.",
+    )
     api_admission_retry_after_s: float = Field(
         default=1.0, gt=0.0, description="The Retry-After a busy answer carries."
     )
     detect_max_side: int = Field(
         default=1280,
         ge=256,
-        description="Long side faces are searched at; larger images are searched on a "
-        "downscaled copy and each face is embedded from the full-resolution pixels.",
+        description="Long side faces and NSFW content are searched at; larger images are "
+        "searched on a downscaled copy and each face is embedded from the full-resolution "
+        "pixels.",
     )
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from guard.api.admission import Admission
 from guard.api.flags import FlagStore
 from guard.api.gateway.flow import GatewayFlow
 from guard.api.gateway.routes import RouteMap
@@ -35,6 +36,7 @@ class Service:
     keys: ApiKeyStore
     flags: FlagStore
     gateway: GatewayFlow
+    admission: Admission
     _monitor: UsageMonitor | None = None
     _monitor_hasher: KeyedHasher | None = None
 
@@ -42,6 +44,7 @@ class Service:
     def build(cls, settings: Settings, guard: Guard | None = None) -> Service:
         metrics = ServiceMetrics()
         guard = guard or Guard(settings, sinks=[metrics], observer=metrics)
+        admission = Admission.from_settings(settings)  # one per worker, shared by every route
         return cls(
             settings=settings,
             guard=guard,
@@ -49,13 +52,16 @@ class Service:
             limits=open_limits(settings),
             keys=ApiKeyStore(guard.db),
             flags=FlagStore(guard.db),
-            gateway=GatewayFlow(guard, RouteMap.from_settings(settings)),
+            gateway=GatewayFlow(guard, RouteMap.from_settings(settings), admission=admission),
+            admission=admission,
         )
 
     def edit(self, request: EditRequest) -> Result:
-        """``Guard.edit``, reporting its steps as ``guard_edit_progress`` in /metrics."""
+        """``Guard.edit`` (holding an admission place), reporting its steps as
+        ``guard_edit_progress`` in /metrics."""
         try:
-            return self.guard.edit(request, progress=self.metrics.report_edit_progress)
+            with self.admission.admitted(request.image):
+                return self.guard.edit(request, progress=self.metrics.report_edit_progress)
         finally:
             self.metrics.report_edit_progress(0, 0)
 

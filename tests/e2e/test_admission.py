@@ -1,45 +1,26 @@
-"""Admission control: a worker full of image work answers 503 ``busy`` with ``Retry-After`` at
-once, instead of letting requests pile up behind a large image."""
+"""Admission control over HTTP and in the gateway: a worker full of image work answers 503
+``busy`` with ``Retry-After`` at once, instead of letting requests pile up behind a large image,
+and large images leave room for small ones (the rules themselves: tests/unit/test_admission.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
 import cv2
 import httpx
-import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from guard.api.admission import Admission, Busy
+from guard.api import GuardMiddleware
+from guard.api.admission import Admission
 from guard.media import encode_image
 from guard.samples import sample_rgb
+from tests.support.guards import GuardFactory
 from tests.support.live import LiveFactory, image_part, params
-
-
-def test_past_the_slots_and_the_queue_a_request_is_refused_at_once() -> None:
-    async def scenario() -> None:
-        admission = Admission(slots=1, queue=1, retry_after_s=2.0)
-        release = asyncio.Event()
-
-        async def hold() -> None:
-            async with admission.admitted():
-                await release.wait()
-
-        working = asyncio.create_task(hold())
-        waiting = asyncio.create_task(hold())
-        await asyncio.sleep(0)
-        with pytest.raises(Busy) as refused:
-            async with admission.admitted():
-                pass
-        assert (refused.value.http_status, refused.value.code) == (503, "busy")
-        assert refused.value.retry_after == 2.0
-        release.set()
-        await asyncio.gather(working, waiting)
-        async with admission.admitted():  # every place is free again
-            pass
-
-    asyncio.run(scenario())
 
 
 def test_a_second_concurrent_check_gets_503_busy(live: LiveFactory) -> None:
@@ -75,3 +56,63 @@ def test_a_second_concurrent_check_gets_503_busy(live: LiveFactory) -> None:
     with service.client() as api:  # the slot is free again
         third = api.post("/v1/checks", data=params(operation="relight"), files=image_part())
     assert third.status_code in (200, 403)
+
+
+def test_large_images_leave_a_slot_for_a_small_check(live: LiveFactory) -> None:
+    service = live(api_max_concurrent_images=2, api_admission_queue=0)
+    rgb = sample_rgb("astronaut")
+    large = encode_image(cv2.resize(rgb, (2560, 2560), interpolation=cv2.INTER_CUBIC), "png")
+    answers: list[httpx.Response] = []
+
+    def large_check() -> None:
+        with service.client() as api:
+            answers.append(
+                api.post(
+                    "/v1/checks",
+                    data=params(operation="relight"),
+                    files={"image": ("large.png", large, "image/png")},
+                    timeout=120,
+                )
+            )
+
+    worker = threading.Thread(target=large_check)
+    worker.start()
+    time.sleep(1.5)  # the large check holds the one slot large images may take
+    with service.client() as api:
+        # A prompt-only check takes a slot too, but is quick: the probe for "admitted now".
+        small = api.post("/v1/checks", json={"operation": "generate", "prompt": "a lighthouse"})
+        # Still refused after the small check was decided: the large one worked throughout.
+        second_large = api.post(
+            "/v1/checks",
+            data=params(operation="relight"),
+            files={"image": ("large.png", large, "image/png")},
+        )
+    worker.join()
+    assert small.status_code in (200, 403), small.text  # decided beside the large one
+    assert (second_large.status_code, second_large.json()["code"]) == (503, "busy")
+    assert answers[0].status_code in (200, 403)
+
+
+def test_guard_middleware_answers_busy_when_its_worker_is_full(
+    make_guard: GuardFactory,
+) -> None:
+    upstream_calls: list[str] = []
+
+    async def generate(request: Request) -> Response:
+        upstream_calls.append(request.url.path)
+        return Response(b"{}", media_type="application/json")
+
+    guard = make_guard()
+    app = GuardMiddleware(
+        Starlette(routes=[Route("/generate", generate, methods=["POST"])]),
+        guard=guard,
+        requester="acme/studio",
+        generator="stub",
+    )
+    app.flow.admission = admission = Admission(slots=1, queue=0, retry_after_s=2.0)
+    before = guard.audit.size()
+    with admission.admitted(None), TestClient(app) as client:
+        answer = client.post("/generate", data=params(prompt="a lighthouse"), files=image_part())
+    assert (answer.status_code, answer.json()["code"]) == (503, "busy")
+    assert answer.headers["retry-after"] == "2"
+    assert upstream_calls == [] and guard.audit.size() == before

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from examples.gateway.openai_stub import abstract_picture, create_app
 from guard import Guard
 from guard.api import ApiKeyStore, Role
+from guard.api.admission import Admission
 from guard.api.gateway.ext_proc import ExternalProcessor, build_server
 from guard.api.service import Service
 from guard.cli import app as cli
@@ -488,6 +489,21 @@ def test_a_request_the_guard_and_the_upstream_could_read_differently_is_refused(
     )
     status, _, problem = immediate(answer)
     assert (status, problem["code"]) == (422, "ambiguous_request")
+
+
+def test_a_full_worker_answers_busy_and_nothing_is_checked(chain: Chain) -> None:
+    admission = Admission(slots=1, queue=0, retry_after_s=3.0)
+    chain.processor.flow.admission = admission
+    before = chain.guard.audit.size()
+    with admission.admitted(None):  # another stream's check holds the only slot
+        answer, forwarded = chain.request(
+            chain.stream(), edit_request(chain.key(), sample_bytes("astronaut"))
+        )
+    assert forwarded is None
+    status, headers, problem = immediate(answer)
+    assert (status, problem["code"]) == (503, "busy")
+    assert headers["retry-after"] == "3"
+    assert chain.guard.audit.size() == before
 
 
 def test_a_body_over_the_cap_is_refused(chain: Chain) -> None:

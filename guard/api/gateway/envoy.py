@@ -23,7 +23,6 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from guard.api.admission import Admitted
 from guard.api.auth import WRITERS, require_gateway_key, service_of
 from guard.api.gateway.body import single_headers
 from guard.api.keys import ApiKey
@@ -54,7 +53,6 @@ async def ext_authz(
     request: Request,
     original_path: str,
     key: Annotated[ApiKey, Depends(require_gateway_key(*WRITERS))],
-    _admitted: Admitted,
 ) -> Response:
     if request.headers.get("x-envoy-auth-partial-body", "").lower() == "true":
         raise PayloadTooLarge(

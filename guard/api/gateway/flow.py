@@ -11,8 +11,9 @@ upstream answers.
                                generator="gpt-image-1", generator_version="2025-04")
 
 Both calls are synchronous and CPU-bound (faces are detected and embedded): front ends run
-them in a worker thread. Bad or unaccountable input raises an ``InvalidInput`` before anything
-is audited: every image is decoded before the first check.
+them in a worker thread, and the image work holds a place in the flow's admission (one per
+process; :mod:`guard.api.admission`). Bad or unaccountable input raises an ``InvalidInput``
+before anything is audited: every image is decoded before the first check.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from guard.api.admission import Admission
 from guard.api.gateway.body import parse_body
 from guard.api.gateway.claims import FoundImage, claim_request
 from guard.api.gateway.responses import ResponseOutcome, stamp_response
@@ -72,9 +74,17 @@ class CheckedRequest:
 
 
 class GatewayFlow:
-    def __init__(self, guard: Guard, routes: RouteMap, *, default_operation: str = "generate"):
+    def __init__(
+        self,
+        guard: Guard,
+        routes: RouteMap,
+        *,
+        admission: Admission | None = None,
+        default_operation: str = "generate",
+    ):
         self.guard = guard
         self.routes = routes
+        self.admission = admission or Admission.from_settings(guard.settings)
         self.default_operation = default_operation
 
     def check_request(
@@ -106,21 +116,25 @@ class GatewayFlow:
             or claimed.operation
             or self.default_operation
         )
-        for found in claimed.images:  # refuse undecodable input before anything is audited
-            self.guard.decode(found.data)
+        images: tuple[bytes | None, ...] = tuple(i.data for i in claimed.images) or (None,)
         decisions: list[Decision] = []
         receipts: list[Receipt] = []
-        images: tuple[bytes | None, ...] = tuple(i.data for i in claimed.images) or (None,)
-        for image in images:
-            decision, receipt = self.guard.check_with_receipt(
-                CheckRequest(
-                    requester=requester, operation=operation, image=image, prompt=claimed.prompt
+        with self.admission.admitted(*images):
+            for found in claimed.images:  # refuse undecodable input before anything is audited
+                self.guard.decode(found.data)
+            for image in images:
+                decision, receipt = self.guard.check_with_receipt(
+                    CheckRequest(
+                        requester=requester,
+                        operation=operation,
+                        image=image,
+                        prompt=claimed.prompt,
+                    )
                 )
-            )
-            decisions.append(decision)
-            receipts.append(receipt)
-            if not decision.allowed:
-                break
+                decisions.append(decision)
+                receipts.append(receipt)
+                if not decision.allowed:
+                    break
         return CheckedRequest(
             route=route,
             requester=requester,
@@ -157,6 +171,7 @@ class GatewayFlow:
             return ResponseOutcome.unchanged(status)
         return stamp_response(
             self.guard,
+            self.admission,
             checked,
             status=status,
             headers=headers,

@@ -13,7 +13,9 @@ makes its 2xx answer safe (:mod:`guard.api.gateway.responses`): a bare image or 
 a JSON answer is scanned, watermarked and signed in place, with ``x-guard-*`` headers; an
 answer it cannot make safe (an image it denies, an image URL, an unreadable body) is withheld
 (502). An answer with no image passes. Non-2xx answers pass unchanged; other paths are
-untouched.
+untouched. The image work holds a place in the middleware's admission
+(:mod:`guard.api.admission`, sized from the guard's settings): past it, 503 ``busy`` with
+``Retry-After``, and the app is not called.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
+from guard.api.admission import Admission
 from guard.api.gateway.adapters import Role
 from guard.api.gateway.body import decompressed, parse_json
 from guard.api.gateway.sniff import as_text, looks_like_image
@@ -107,6 +108,7 @@ class _Withhold(Exception):
 
 def stamp_response(
     guard: Guard,
+    admission: Admission,
     checked: CheckedRequest,
     *,
     status: int,
@@ -116,7 +118,7 @@ def stamp_response(
     generator_version: str,
     hidden: Callable[[str], bool] | None,
 ) -> ResponseOutcome:
-    stamper = _Stamper(guard, checked, generator, generator_version, hidden)
+    stamper = _Stamper(guard, admission, checked, generator, generator_version, hidden)
     try:
         return stamper.response(status, headers, body)
     except _Withhold as withholding:
@@ -135,12 +137,14 @@ class _Stamper:
     def __init__(
         self,
         guard: Guard,
+        admission: Admission,
         checked: CheckedRequest,
         generator: str,
         generator_version: str,
         hidden: Callable[[str], bool] | None,
     ) -> None:
         self.guard = guard
+        self.admission = admission
         self.hidden = hidden
         self.checked = checked
         self.generator = generator
@@ -246,18 +250,18 @@ class _Stamper:
                 f"the upstream answered more than {self.guard.settings.gateway_max_images} images",
             )
         mime = sniff_mime_type(data)
-        result = self.guard.stamp(
-            StampRequest(
-                image=data,
-                requester=checked.requester,
-                generator=self.generator,
-                generator_version=self.generator_version,
-                operation=checked.operation,
-                prompt=checked.prompt,
-                source_image=checked.source_image,
-                output_format=output_format_of_media_type(mime) if mime else None,
-            )
+        request = StampRequest(
+            image=data,
+            requester=checked.requester,
+            generator=self.generator,
+            generator_version=self.generator_version,
+            operation=checked.operation,
+            prompt=checked.prompt,
+            source_image=checked.source_image,
+            output_format=output_format_of_media_type(mime) if mime else None,
         )
+        with self.admission.admitted(data):
+            result = self.guard.stamp(request)
         if result.image is None or result.provenance is None:
             self.withhold(
                 denial_code(result.decision),

@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import JSONResponse
 
-from guard.api.admission import Admitted
 from guard.api.auth import ALL_ROLES, WRITERS, require, service_of
 from guard.api.json_text import lone_surrogate_in
 from guard.api.keys import ApiKey
@@ -156,15 +155,15 @@ async def check_input(request: Request) -> tuple[CheckParams, bytes | None]:
     summary="Pre-generation gate (CheckParams as JSON, or multipart with an image)",
     openapi_extra={"requestBody": CHECK_BODY},
 )
-async def create_check(
-    request: Request, key: Annotated[ApiKey, Depends(require(*WRITERS))], _admitted: Admitted
-) -> Any:
+async def create_check(request: Request, key: Annotated[ApiKey, Depends(require(*WRITERS))]) -> Any:
     """May this key's requester do ``operation`` to this image and/or prompt? Nothing is
     edited; the decision is audited. A prompt-only check may send ``CheckParams`` as a JSON
     body; one with an image sends multipart form data (``params`` as JSON, ``image``)."""
     parsed, data = await check_input(request)
     service = service_of(request)
     decision, receipt = await run_in_threadpool(
+        service.admission.run,
+        (data,),
         service.guard.check_with_receipt,
         CheckRequest(
             requester=key.requester, operation=parsed.operation, image=data, prompt=parsed.prompt
@@ -192,7 +191,6 @@ def _checked(
 async def create_edit(
     request: Request,
     key: Annotated[ApiKey, Depends(require(*WRITERS))],
-    _admitted: Admitted,
     params: ParamsPart,
     image: ImagePart,
 ) -> Any:
@@ -235,7 +233,6 @@ async def create_edit(
 async def create_stamp(
     request: Request,
     key: Annotated[ApiKey, Depends(require(*WRITERS))],
-    _admitted: Admitted,
     params: ParamsPart,
     image: ImagePart,
     source_image: Annotated[
@@ -249,6 +246,8 @@ async def create_stamp(
     source = await image_bytes(source_image, "source_image") if source_image else None
     service = service_of(request)
     result = await run_in_threadpool(
+        service.admission.run,
+        (data, source),
         service.guard.stamp,
         StampRequest(
             image=data,
@@ -282,11 +281,16 @@ async def verify(
     and never for a picture with too little in it to identify (flat colours, gradients, tiny
     images)."""
     data = await image_bytes(image, "image")
-    guard = service_of(request).guard
+    service = service_of(request)
+    guard = service.guard
     # Through Provenance rather than Guard.verify, which answers for the whole deployment (the
     # library, the CLI): here the scope is the calling key's tenant (only tenants' roles may
     # call this route, so there is always one).
     report = await run_in_threadpool(
-        partial(guard.provenance.verify, tenant=key.tenant), data, guard.decode
+        service.admission.run,
+        (data,),
+        partial(guard.provenance.verify, tenant=key.tenant),
+        data,
+        guard.decode,
     )
     return report.to_dict()

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from guard.api.admission import Admitted
 from guard.api.auth import ALL_ROLES, OPERATOR, READERS, WRITERS, require, service_of
 from guard.api.keys import ApiKey
 from guard.api.routes.common import COMMON_ERRORS, CONFLICT, NOT_FOUND, UPLOAD_ERRORS, Responses
@@ -113,14 +112,16 @@ async def enroll_face(
     request: Request,
     subject_id: str,
     key: Annotated[ApiKey, Depends(require(*WRITERS))],
-    _admitted: Admitted,
     image: Annotated[UploadFile, File(description="A photo showing only this person.")],
 ) -> Any:
     """Enroll one face template (encrypted at rest) from a photo with exactly one face."""
-    guard = service_of(request).guard
+    service = service_of(request)
+    guard = service.guard
     await run_in_threadpool(own_subject, guard.registry, subject_id, key.tenant)
     data = await image_bytes(image, "image")
-    template_ids = await run_in_threadpool(_enroll, guard, subject_id, data)
+    template_ids = await run_in_threadpool(
+        service.admission.run, (data,), _enroll, guard, subject_id, data
+    )
     return {"subject_id": subject_id, "template_ids": template_ids}
 
 
