@@ -3,7 +3,9 @@
 On disk (``GUARD_BLOCKLIST_DIR``, default ``<data_dir>/blocklist``)::
 
     manifest.json            names the current generation's files and their SHA-256
-    index-<generation>.faiss the FAISS IndexIDMap2(IndexFlatIP) of every figure's vectors
+    index-<generation>.faiss every figure's vectors and ids (an IndexIDMap2(IndexFlatIP)) and,
+                             past EXACT_LIMIT vectors, the trained IVF index (format 2; format 1,
+                             the bare IndexIDMap2, still loads and is rewritten as 2 on save)
     figures-<generation>.json  figure metadata: name, aliases, which vector ids are theirs
 
 A save writes the new generation's files first and replaces ``manifest.json`` last (atomic
@@ -37,9 +39,10 @@ import numpy as np
 
 from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
 from guard.faces import l2_normalise
-from guard.identity.vector_index import VectorIndex, best_per_owner
+from guard.identity.vector_index import EXACT_LIMIT, VectorIndex, best_per_owner
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # 1: the index file was a bare IndexIDMap2(IndexFlatIP)
 MANIFEST = "manifest.json"
 WRITE_LOCK = ".write.lock"
 T = TypeVar("T")
@@ -78,7 +81,11 @@ class Blocklist:
 
     @classmethod
     def empty(cls, engine_name: str, dimension: int) -> Blocklist:
-        return cls(engine_name=engine_name, dimension=dimension, index=VectorIndex(dimension))
+        return cls(
+            engine_name=engine_name,
+            dimension=dimension,
+            index=VectorIndex(dimension, approximate_above=EXACT_LIMIT),
+        )
 
     def __len__(self) -> int:
         return len(self.figures)
@@ -138,7 +145,9 @@ class Blocklist:
         return sorted(self.figures.values(), key=lambda f: f.id)
 
     def match(self, embeddings: Iterable[np.ndarray]) -> list[list[FigureCandidate]]:
-        """For each embedding, the most similar figures, best first (exact search)."""
+        """For each embedding, the most similar figures, best first. Similarities are exact;
+        past ``EXACT_LIMIT`` vectors which vectors are looked at is not (IVF: see
+        :mod:`guard.identity.vector_index` for the measured recall)."""
         queries = [np.asarray(e, dtype=np.float32) for e in embeddings]
         if not queries:
             return []
@@ -246,8 +255,11 @@ class BlocklistStore:
             raise Unavailable(
                 f"the public-figure blocklist at {self.directory} cannot be read: {exc}"
             ) from exc
-        if manifest.get("format") != FORMAT_VERSION:
-            raise Unavailable(f"blocklist format {manifest.get('format')!r} is not supported")
+        if manifest.get("format") not in READABLE_FORMATS:
+            raise Unavailable(
+                f"blocklist format {manifest.get('format')!r} is not supported; "
+                "rebuild it with `guard blocklist build`"
+            )
         if _sha256(index_bytes) != manifest.get("index_sha256") or _sha256(
             figures_bytes
         ) != manifest.get("figures_sha256"):
@@ -258,7 +270,7 @@ class BlocklistStore:
         try:
             sidecar = json.loads(figures_bytes)
             dimension = int(manifest["dimension"])
-            index = VectorIndex.from_bytes(index_bytes, dimension)
+            index = VectorIndex.from_bytes(index_bytes, dimension, approximate_above=EXACT_LIMIT)
             figures = {
                 f["id"]: PublicFigure(
                     id=f["id"],
