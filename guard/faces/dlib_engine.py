@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +36,32 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 # Two detections of one face in different rotated views overlap far more than this.
 SAME_FACE_IOU = 0.3
+
+
+class _DetectorBank:
+    """HOG detectors no engine of this process uses any more, for the next engine.
+
+    dlib builds its frontal-face detector from a serialised model on every call (0.43 s each,
+    three per engine: 1.3 s of every ``Guard()``), and a detector may serve one thread at a
+    time. An engine takes its detectors from here and gives them back when it is collected,
+    so a process that builds engine after engine (the CLI in tests, a library user's guards)
+    pays for them once, and no two live engines ever share one."""
+
+    def __init__(self) -> None:
+        self._spare: list[Any] = []
+        self._lock = threading.Lock()
+
+    def take(self, dlib: Any, count: int) -> list[Any]:
+        with self._lock:
+            taken = [self._spare.pop() for _ in range(min(count, len(self._spare)))]
+        return taken + [dlib.get_frontal_face_detector() for _ in range(count - len(taken))]
+
+    def give_back(self, detectors: list[Any]) -> None:
+        with self._lock:
+            self._spare.extend(detectors)
+
+
+_HOG_DETECTORS = _DetectorBank()
 
 
 @dataclass(frozen=True)
@@ -82,7 +109,8 @@ class DlibEngine:
             path = weights.cnn_face_detector_model_location()
             self._detectors = [dlib.cnn_face_detection_model_v1(path) for _ in range(view_count)]
         else:
-            self._detectors = [dlib.get_frontal_face_detector() for _ in range(view_count)]
+            self._detectors = _HOG_DETECTORS.take(dlib, view_count)
+            weakref.finalize(self, _HOG_DETECTORS.give_back, self._detectors)
         self._pool = ThreadPoolExecutor(
             max_workers=min(view_count, os.cpu_count() or 1), thread_name_prefix="dlib-detect"
         )
