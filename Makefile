@@ -47,12 +47,12 @@ $(INTEROP): tests/interop/package.json tests/interop/package-lock.json
 	npm install --prefix tests/interop --ignore-scripts --no-audit --no-fund --loglevel=error
 
 test: lint typecheck $(BASELINES) $(INTEROP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 # The edit-test loop: unit and integration tests on SQLite, without those marked slow (the
 # whole suite, e2e, PostgreSQL and the slow ones included, is `make test`).
 test-fast: $(BASELINES) $(INTEROP)
-	$(BIN)/python -m pytest -m "not slow and not postgres" tests/unit tests/integration
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow and not postgres" tests/unit tests/integration
 
 bench: $(BASELINES)
 	$(BIN)/python bench/faces.py

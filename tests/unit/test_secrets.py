@@ -97,7 +97,9 @@ def test_a_missing_hmac_key_names_the_file_and_the_setting(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b"not-a-fernet-key", Fernet.generate_key()[:-4], b"A" * 44 + b"!"]
+    "content",
+    [b"", b"not-a-fernet-key", Fernet.generate_key()[:-4], b"A" * 44 + b"!"],
+    ids=["empty", "not-base64", "truncated", "bad-padding"],  # stable: one per xdist worker
 )
 def test_a_garbage_template_key_file_is_refused_naming_the_file(
     settings: Settings, content: bytes

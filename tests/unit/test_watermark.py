@@ -120,9 +120,11 @@ def test_record_id_survives(
 
 
 @pytest.mark.slow
-def test_no_false_detection_on_200_unmarked_real_images() -> None:
-    images = [*natural_photos().values(), *photo_crops(200, 256, seed=2026)]
-    assert len(images) >= 200
+def test_no_false_detection_on_unmarked_real_images() -> None:
+    """A sample for the suite (~0.3 s a detection); bench/watermark.py measures the rate on
+    1,000 unmarked crops against the computed bound (docs/benchmarks.md)."""
+    images = [*natural_photos().values(), *photo_crops(24, 256, seed=2026)]
+    assert len(images) >= 30
     hits = [i for i, rgb in enumerate(images) if MARKER.detect(rgb).found]
     assert hits == []
 
