@@ -67,6 +67,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/diffusion.py
 	$(BIN)/python bench/budget.py
+	$(BIN)/python bench/blocklist.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache
