@@ -255,15 +255,19 @@ class Settings(BaseSettings):
         description="Bytes one image may take decoded (width x height x bands x sample "
         "size, at least RGB), read from the header; beyond it: 413 image_too_large.",
     )
+    # Slots and queue places each hold a worker thread (anyio's pool: 40, shared with the
+    # probes and every plain route): together they stay well below it.
     api_max_concurrent_images: int = Field(
         default=2,
         ge=1,
+        le=16,
         description="Image requests (checks, edits, stamps, enrollments) one worker works on "
         "at once.",
     )
     api_admission_queue: int = Field(
         default=4,
         ge=0,
+        le=16,
         description="Image requests one worker lets wait for a slot; past that: 503 busy.",
     )
     api_large_image_pixels: int = Field(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -134,10 +135,20 @@ def decode_image(
     return DecodedImage(rgb=_to_rgb8(image), source_format=source_format, sha256=content_hash(data))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def header_pixels(data: bytes) -> int:
     """The pixel count ``data``'s header declares (width x height), read without decoding
     anything; 0 when no header Pillow accepts can be read (decoding will say why). What
-    admission control weighs a request by, before its image is decoded."""
+    admission control weighs a request by, before its image is decoded.
+
+    A PNG's size is read from its IHDR chunk, which the format puts first: Pillow's opener
+    would also inflate every compressed text and ICC chunk before the pixels (0.2 s for a
+    crafted 60 KB file), work done before admission for every request."""
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width) * int(height)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

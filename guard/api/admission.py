@@ -11,9 +11,14 @@ with ``Retry-After``) at once, which keeps every admitted request's wait bounded
 Counting requests is not enough: two maximum-size images holding both slots keep a 512² check
 waiting for a whole large check. So requests are weighed by their pixels, read from the image
 headers before any decoding: one whose largest image is over ``GUARD_API_LARGE_IMAGE_PIXELS`` is
-*large*, and large requests may hold at most ``slots - 1`` slots (one, if there is only one
-slot) and half the queue. Whatever stream of large images arrives, at least one slot and half
-the queue stay for small requests, which wait only behind other small ones.
+*large*, and large requests may hold at most ``slots - 1`` slots and half the queue. Whatever
+stream of large images arrives, at least one slot (with two or more slots, the default) and half
+the queue stay for small requests, which wait only behind other small ones. With a single slot
+a large request takes it, and a small one waits for at most that one.
+
+One :class:`Admission` per process is the budget: the service and ext_proc share theirs through
+:class:`~guard.api.service.Service`; a ``GuardMiddleware`` builds its own from its guard's
+settings (an app that also mounts the service holds both budgets).
 
 The gate is thread-safe and blocking, because every caller already does its image work on a
 worker thread: the HTTP routes (inside ``run_in_threadpool``), the gateway flow (ext_authz,
@@ -28,6 +33,7 @@ or hands the work to it: ``run_in_threadpool(admission.run, [data], guard.check,
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
@@ -71,7 +77,7 @@ class Admission:
         self.retry_after_s = retry_after_s
         self._changed = threading.Condition()
         self._working = {False: 0, True: 0}  # by "is large"
-        self._waiting = {False: 0, True: 0}
+        self._queues: dict[bool, deque[object]] = {False: deque(), True: deque()}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Admission:
@@ -83,29 +89,42 @@ class Admission:
         )
 
     def is_large(self, images: tuple[bytes | None, ...]) -> bool:
-        """Whether the largest image declares more pixels than a small request may have.
-        An unreadable header counts as small: decoding refuses it before any real work."""
-        return max((header_pixels(i) for i in images if i), default=0) > self.large_image_pixels
+        """Whether the images together declare more pixels than a small request may have
+        (the sum: eight images just under the limit cost eight times one). An unreadable
+        header counts as nothing: decoding refuses it before any real work."""
+        return sum(header_pixels(i) for i in images if i) > self.large_image_pixels
 
     @contextmanager
-    def admitted(self, *images: bytes | None) -> Iterator[None]:
+    def admitted(self, *images: bytes | None, queue_full_ok: bool = False) -> Iterator[None]:
         """Hold a slot for the work on ``images`` (waiting in the queue for one if need be),
-        or raise :class:`Busy` at once when this request's share of the queue is full too."""
+        or raise :class:`Busy` at once when this request's share of the queue is full too.
+
+        A request without images (a prompt-only check) takes no slot: it costs milliseconds.
+        ``queue_full_ok`` is for work that belongs to a request already admitted once (the
+        gateway stamping what the upstream made for it): it waits its turn even past the
+        queue's size, since refusing it would throw the upstream's work away. Waiters of one
+        kind (small, large) are served in arrival order; a newcomer never overtakes them."""
+        if not any(images):
+            yield
+            return
         large = self.is_large(images)
+        turn = object()
         with self._changed:
-            if not self._may_work(large):
-                if not self._may_wait(large):
+            if self._queues[large] or not self._may_work(large):
+                if not queue_full_ok and not self._may_wait(large):
                     raise Busy(
                         "the service is working on as many images as it takes at once; retry "
                         "shortly (GUARD_API_MAX_CONCURRENT_IMAGES, GUARD_API_ADMISSION_QUEUE"
                         + (", GUARD_API_LARGE_IMAGE_PIXELS)" if large else ")"),
                         retry_after=self.retry_after_s,
                     )
-                self._waiting[large] += 1
+                queue = self._queues[large]
+                queue.append(turn)
                 try:
-                    self._changed.wait_for(lambda: self._may_work(large))
+                    self._changed.wait_for(lambda: queue[0] is turn and self._may_work(large))
                 finally:
-                    self._waiting[large] -= 1
+                    queue.remove(turn)
+                    self._changed.notify_all()  # the next in line may go now
             self._working[large] += 1
         try:
             yield
@@ -133,6 +152,6 @@ class Admission:
         return not large or self._working[True] < self.large_slots
 
     def _may_wait(self, large: bool) -> bool:
-        if sum(self._waiting.values()) >= self.queue:
+        if sum(len(q) for q in self._queues.values()) >= self.queue:
             return False
-        return not large or self._waiting[True] < self.large_queue
+        return not large or len(self._queues[True]) < self.large_queue

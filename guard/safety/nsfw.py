@@ -65,6 +65,10 @@ class NsfwClassifier(Protocol):
     def score(self, rgb: RGBImage) -> NsfwScore: ...
 
 
+MODEL_SIDE = 320
+"""NudeNet's input size: no working copy is made smaller than this."""
+
+
 class NudeNetClassifier:
     """NudeNet 3.4's detector (320 px input) on the device ``guard.devices`` picks."""
 
@@ -95,7 +99,7 @@ class NudeNetClassifier:
         # The model sees 320 px; NudeNet pads and copies what it is given several times over
         # (+325 MB for a 36 MP image), so a large image is first brought to the working size
         # (GUARD_DETECT_MAX_SIDE) and the boxes scaled back to the full image.
-        small, scale = downscaled(rgb, self.max_side)
+        small, scale = downscaled(rgb, max(self.max_side, MODEL_SIDE))
         # NudeNet's own path reads files with OpenCV, i.e. BGR: feed it the same.
         bgr = np.ascontiguousarray(small[..., ::-1])
         detections = self._detector.detect(bgr)

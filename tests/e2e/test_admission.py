@@ -9,6 +9,7 @@ import time
 
 import cv2
 import httpx
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,10 +18,11 @@ from starlette.testclient import TestClient
 
 from guard.api import GuardMiddleware
 from guard.api.admission import Admission
+from guard.api.app import create_app
 from guard.media import encode_image
-from guard.samples import sample_rgb
+from guard.samples import sample_bytes, sample_rgb
 from tests.support.guards import GuardFactory
-from tests.support.live import LiveFactory, image_part, params
+from tests.support.live import LiveFactory, LiveService, image_part, params, serve
 
 
 def test_a_second_concurrent_check_gets_503_busy(live: LiveFactory) -> None:
@@ -58,10 +60,15 @@ def test_a_second_concurrent_check_gets_503_busy(live: LiveFactory) -> None:
     assert third.status_code in (200, 403)
 
 
-def test_large_images_leave_a_slot_for_a_small_check(live: LiveFactory) -> None:
-    service = live(api_max_concurrent_images=2, api_admission_queue=0)
+def test_large_images_leave_a_slot_for_a_small_check(make_guard: GuardFactory) -> None:
+    guard = make_guard(api_max_concurrent_images=2, api_admission_queue=0)
+    app = create_app(guard=guard)
+    admission = app.state.service.admission
+    running = serve(app)
+    service = LiveService(guard, next(running))
     rgb = sample_rgb("astronaut")
-    large = encode_image(cv2.resize(rgb, (2560, 2560), interpolation=cv2.INTER_CUBIC), "png")
+    # 36 MP: seconds of work (decode, detection at the working size, NSFW).
+    large = encode_image(cv2.resize(rgb, (6000, 6000), interpolation=cv2.INTER_CUBIC), "jpeg")
     answers: list[httpx.Response] = []
 
     def large_check() -> None:
@@ -70,24 +77,34 @@ def test_large_images_leave_a_slot_for_a_small_check(live: LiveFactory) -> None:
                 api.post(
                     "/v1/checks",
                     data=params(operation="relight"),
-                    files={"image": ("large.png", large, "image/png")},
+                    files={"image": ("large.jpg", large, "image/jpeg")},
                     timeout=120,
                 )
             )
 
     worker = threading.Thread(target=large_check)
     worker.start()
-    time.sleep(1.5)  # the large check holds the one slot large images may take
+    for _ in range(600):  # until the large check holds the one slot large images may take
+        if admission._working[True]:
+            break
+        time.sleep(0.01)
     with service.client() as api:
-        # A prompt-only check takes a slot too, but is quick: the probe for "admitted now".
-        small = api.post("/v1/checks", json={"operation": "generate", "prompt": "a lighthouse"})
+        # A tiny faceless image is decided in milliseconds: the probe for "admitted now".
+        small = api.post(
+            "/v1/checks",
+            data=params(operation="relight"),
+            files={
+                "image": ("tiny.png", encode_image(np.full((64, 64, 3), 90, np.uint8)), "image/png")
+            },
+        )
         # Still refused after the small check was decided: the large one worked throughout.
         second_large = api.post(
             "/v1/checks",
             data=params(operation="relight"),
-            files={"image": ("large.png", large, "image/png")},
+            files={"image": ("large.jpg", large, "image/jpeg")},
         )
     worker.join()
+    next(running, None)
     assert small.status_code in (200, 403), small.text  # decided beside the large one
     assert (second_large.status_code, second_large.json()["code"]) == (503, "busy")
     assert answers[0].status_code in (200, 403)
@@ -111,7 +128,7 @@ def test_guard_middleware_answers_busy_when_its_worker_is_full(
     )
     app.flow.admission = admission = Admission(slots=1, queue=0, retry_after_s=2.0)
     before = guard.audit.size()
-    with admission.admitted(None), TestClient(app) as client:
+    with admission.admitted(sample_bytes("astronaut")), TestClient(app) as client:
         answer = client.post("/generate", data=params(prompt="a lighthouse"), files=image_part())
     assert (answer.status_code, answer.json()["code"]) == (503, "busy")
     assert answer.headers["retry-after"] == "2"

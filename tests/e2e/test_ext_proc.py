@@ -495,7 +495,7 @@ def test_a_full_worker_answers_busy_and_nothing_is_checked(chain: Chain) -> None
     admission = Admission(slots=1, queue=0, retry_after_s=3.0)
     chain.processor.flow.admission = admission
     before = chain.guard.audit.size()
-    with admission.admitted(None):  # another stream's check holds the only slot
+    with admission.admitted(sample_bytes("astronaut")):  # another stream holds the only slot
         answer, forwarded = chain.request(
             chain.stream(), edit_request(chain.key(), sample_bytes("astronaut"))
         )

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from guard.api.admission import Admission, Busy
 from guard.media import header_pixels
@@ -68,11 +68,24 @@ def test_header_pixels_read_without_decoding() -> None:
     assert header_pixels(b"") == 0
 
 
+def test_a_png_size_comes_from_its_ihdr_without_opening_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pillow's opener inflates compressed text chunks before the pixels; a crafted PNG would
+    make the header read cost real work before admission."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "A" * 8_000_000, zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(buffer, "PNG", pnginfo=info)
+    monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("Image.open was called"))
+    assert header_pixels(buffer.getvalue()) == 60_000
+
+
 def test_past_the_slots_and_the_queue_a_request_is_refused_at_once() -> None:
     admission = Admission(slots=1, queue=1, retry_after_s=2.0)
     with holding(admission, SMALL, SMALL) as (working, _):
         assert working.wait(5)
-        wait_until(lambda: admission._waiting[False] == 1)
+        wait_until(lambda: len(admission._queues[False]) == 1)
         with pytest.raises(Busy) as refused, admission.admitted(SMALL):
             pass
     assert (refused.value.http_status, refused.value.code) == (503, "busy")
@@ -86,7 +99,7 @@ def test_large_requests_leave_a_slot_and_half_the_queue_to_small_ones() -> None:
     assert (admission.large_slots, admission.large_queue) == (1, 2)
     with holding(admission, LARGE, LARGE, LARGE) as (first, *_):
         assert first.wait(5)
-        wait_until(lambda: admission._waiting[True] == 2)
+        wait_until(lambda: len(admission._queues[True]) == 2)
         with pytest.raises(Busy), admission.admitted(LARGE):  # the large share is full
             pass
         done = threading.Event()
@@ -101,15 +114,61 @@ def test_large_requests_leave_a_slot_and_half_the_queue_to_small_ones() -> None:
         thread.join()
 
 
-def test_a_request_is_as_large_as_its_largest_image() -> None:
+def test_a_request_is_as_large_as_its_images_together() -> None:
     admission = Admission(slots=2, queue=0, large_image_pixels=2_000_000)
     with holding(admission, LARGE) as (working,):
         assert working.wait(5)
         # a small image next to a large one is a large request
         with pytest.raises(Busy), admission.admitted(SMALL, LARGE):
             pass
+        # eight images just under the limit are eight times the work of one
+        with pytest.raises(Busy), admission.admitted(*[png(1400, 1400)] * 8):
+            pass
         with admission.admitted(SMALL, None):  # a prompt-only part weighs nothing
             pass
+
+
+def test_a_request_without_images_takes_no_slot() -> None:
+    admission = Admission(slots=1, queue=0)
+    with holding(admission, SMALL) as (working,):
+        assert working.wait(5)
+        with admission.admitted(None):  # a prompt-only check is not refused as busy
+            pass
+        with pytest.raises(Busy), admission.admitted(SMALL):
+            pass
+
+
+def test_work_for_an_admitted_request_waits_past_the_queue() -> None:
+    admission = Admission(slots=1, queue=0)
+    done = threading.Event()
+    with holding(admission, SMALL) as (working,):
+        assert working.wait(5)
+
+        def stamp_the_answer() -> None:
+            with admission.admitted(SMALL, queue_full_ok=True):
+                done.set()
+
+        thread = threading.Thread(target=stamp_the_answer)
+        thread.start()
+        assert not done.wait(0.2)  # it waits for the slot instead of being refused
+    thread.join(5)
+    assert done.is_set()
+
+
+def test_newcomers_do_not_overtake_waiters() -> None:
+    admission = Admission(slots=1, queue=4)
+    order: list[str] = []
+    with holding(admission, SMALL) as (working,):
+        assert working.wait(5)
+        threads = []
+        for waiting, name in enumerate(("first", "second", "third"), start=1):
+            thread = threading.Thread(target=admission.run, args=([SMALL], order.append, name))
+            thread.start()
+            threads.append(thread)
+            wait_until(lambda w=waiting: len(admission._queues[False]) == w)
+    for thread in threads:
+        thread.join(5)
+    assert order == ["first", "second", "third"]
 
 
 def test_one_slot_is_shared_and_waiters_are_admitted_in_turn() -> None:
@@ -125,7 +184,7 @@ def test_one_slot_is_shared_and_waiters_are_admitted_in_turn() -> None:
             )
             thread.start()
             threads.append(thread)
-        wait_until(lambda: sum(admission._waiting.values()) == 2)
+        wait_until(lambda: sum(map(len, admission._queues.values())) == 2)
         assert order == []
     for thread in threads:
         thread.join(5)

@@ -260,7 +260,10 @@ class _Stamper:
             source_image=checked.source_image,
             output_format=output_format_of_media_type(mime) if mime else None,
         )
-        with self.admission.admitted(data):
+        # The request was admitted when it was checked: its answer waits its turn rather than
+        # be refused after the upstream did the work. The source is weighed too: the stamp
+        # decodes it again for the manifest's parent ingredient.
+        with self.admission.admitted(data, checked.source_image, queue_full_ok=True):
             result = self.guard.stamp(request)
         if result.image is None or result.provenance is None:
             self.withhold(

@@ -82,7 +82,10 @@ async def add_figure(
 ) -> Any:
     figure = parse_json_part(params, FigureIn, "params")
     photos = [await image_bytes(image, "images") for image in images]
-    return await run_in_threadpool(_add, service_of(request), figure, photos, key)
+    service = service_of(request)
+    return await run_in_threadpool(
+        service.admission.run, photos, _add, service, figure, photos, key
+    )
 
 
 def _remove(service: Service, figure_id: str, key: ApiKey) -> Any:
