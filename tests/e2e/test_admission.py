@@ -25,26 +25,30 @@ from tests.support.guards import GuardFactory
 from tests.support.live import LiveFactory, LiveService, image_part, params, serve
 
 
+def check_in_background(
+    service: LiveService, image: bytes, media_type: str
+) -> tuple[threading.Thread, list[httpx.Response]]:
+    """Send a check of ``image`` from a thread; its answer lands in the list when it is done."""
+    answers: list[httpx.Response] = []
+
+    def check() -> None:
+        with service.client() as api:
+            files = {"image": ("large.img", image, media_type)}
+            answers.append(
+                api.post("/v1/checks", data=params(operation="relight"), files=files, timeout=120)
+            )
+
+    worker = threading.Thread(target=check)
+    worker.start()
+    return worker, answers
+
+
 def test_a_second_concurrent_check_gets_503_busy(live: LiveFactory) -> None:
     service = live(api_max_concurrent_images=1, api_admission_queue=0)
     before = service.guard.audit.size()
     rgb = sample_rgb("astronaut")
     large = encode_image(cv2.resize(rgb, (2560, 2560), interpolation=cv2.INTER_CUBIC), "png")
-    first: list[httpx.Response] = []
-
-    def slow_check() -> None:
-        with service.client() as api:
-            first.append(
-                api.post(
-                    "/v1/checks",
-                    data=params(operation="relight"),
-                    files={"image": ("large.png", large, "image/png")},
-                    timeout=120,
-                )
-            )
-
-    worker = threading.Thread(target=slow_check)
-    worker.start()
+    worker, first = check_in_background(service, large, "image/png")
     time.sleep(1.5)  # the large check is uploaded and working (it takes seconds)
     with service.client() as api:
         second = api.post("/v1/checks", data=params(operation="relight"), files=image_part())
@@ -69,21 +73,7 @@ def test_large_images_leave_a_slot_for_a_small_check(make_guard: GuardFactory) -
     rgb = sample_rgb("astronaut")
     # 36 MP: seconds of work (decode, detection at the working size, NSFW).
     large = encode_image(cv2.resize(rgb, (6000, 6000), interpolation=cv2.INTER_CUBIC), "jpeg")
-    answers: list[httpx.Response] = []
-
-    def large_check() -> None:
-        with service.client() as api:
-            answers.append(
-                api.post(
-                    "/v1/checks",
-                    data=params(operation="relight"),
-                    files={"image": ("large.jpg", large, "image/jpeg")},
-                    timeout=120,
-                )
-            )
-
-    worker = threading.Thread(target=large_check)
-    worker.start()
+    worker, answers = check_in_background(service, large, "image/jpeg")
     for _ in range(600):  # until the large check holds the one slot large images may take
         if admission._working[True]:
             break
