@@ -14,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from guard import CheckRequest
+from guard.api import Role
 from guard.api.app import create_app
+from guard.api.gateway.sniff import as_text
 from guard.cli import app as cli_app
 from guard.errors import InvalidInput, PayloadTooLarge
 from guard.media import decode_image
@@ -275,3 +278,48 @@ def test_bad_input_exits_2_from_the_command(
         (tmp_path / "in.img").write_bytes(case.make())
         result = runner.invoke(cli_app, ["check", "in.img", "--as", "acme/app"])
         assert result.exit_code == 2, (case.name, result.output)  # 1 would say "denied"
+
+
+def test_the_refused_corpus_through_every_image_route(make_guard: Callable[..., object]) -> None:
+    """Every bad file gets the same typed refusal from every route an image enters by (the
+    gateway's as a 4xx of its own reading), and nothing is audited."""
+    guard = make_guard(api_rate_per_second=1000.0, api_rate_burst=1000)  # ~150 requests
+    subject = guard.registry.create_subject("acme")  # type: ignore[attr-defined]
+    running = serve(create_app(guard=guard))
+    service = LiveService(guard, next(running))  # type: ignore[arg-type]
+    key = service.token("acme", Role.INTEGRATOR)
+    routes: list[tuple[str, dict[str, str]]] = [
+        ("/v1/edits", params(operation="relight")),
+        ("/v1/stamps", params(generator="acme-diffusion")),
+        ("/v1/verify", {}),
+        (f"/v1/subjects/{subject.id}/faces", {}),
+    ]
+    before = guard.audit.size()  # type: ignore[attr-defined]
+    try:
+        with service.client() as api:
+            for case in BAD:
+                data = case.make()
+                for path, fields in routes:
+                    files = {"image": (f"{case.name}.img", data, declared_type(case))}
+                    response = api.post(path, data=fields, files=files)
+                    if path == "/v1/verify" and response.status_code == 200:
+                        # A verification report, not a decision: a file it cannot read is
+                        # reported as such (outcome "error"), as for a damaged signed file.
+                        assert response.json()["outcome"] == "error", (case.name, response.text)
+                        continue
+                    assert response.status_code == case.status, (path, case.name, response.text)
+                    if case.code:
+                        assert response.json()["code"] == case.code, (path, case.name)
+                if as_text(data) is not None:
+                    continue  # empty or text: no image, and the gateway reads it as such
+                gateway = httpx.post(
+                    f"{service.base_url}/v1/ext_authz/v1/images/edits",
+                    headers={"x-guard-api-key": key, "content-type": declared_type(case)},
+                    content=data,
+                    timeout=60,
+                )
+                assert 400 <= gateway.status_code < 500, (case.name, gateway.text)
+    finally:
+        next(running, None)
+    assert guard.audit.size() == before  # type: ignore[attr-defined]
+    assert guard.registry.template_ids(subject.id) == []  # type: ignore[attr-defined]
