@@ -261,8 +261,8 @@ class Settings(BaseSettings):
         default=2,
         ge=1,
         le=16,
-        description="Image requests (checks, edits, stamps, enrollments) one worker works on "
-        "at once.",
+        description="Requests with images (checks, edits, stamps, verifies, enrollments, "
+        "gateway checks and stamps) one worker works on at once.",
     )
     api_admission_queue: int = Field(
         default=4,
@@ -273,7 +273,7 @@ class Settings(BaseSettings):
     api_large_image_pixels: int = Field(
         default=2_000_000,
         ge=1,
-        description="A request whose largest image declares more pixels than this is large: "
+        description="A request whose images together declare more pixels than this is large: "
         "large requests hold at most all slots but one and half the queue, so small ones "
         "never wait behind them.",
     )

@@ -36,7 +36,6 @@ class Service:
     keys: ApiKeyStore
     flags: FlagStore
     gateway: GatewayFlow
-    admission: Admission
     _monitor: UsageMonitor | None = None
     _monitor_hasher: KeyedHasher | None = None
 
@@ -44,7 +43,6 @@ class Service:
     def build(cls, settings: Settings, guard: Guard | None = None) -> Service:
         metrics = ServiceMetrics()
         guard = guard or Guard(settings, sinks=[metrics], observer=metrics)
-        admission = Admission.from_settings(settings)  # one per worker, shared by every route
         return cls(
             settings=settings,
             guard=guard,
@@ -52,9 +50,13 @@ class Service:
             limits=open_limits(settings),
             keys=ApiKeyStore(guard.db),
             flags=FlagStore(guard.db),
-            gateway=GatewayFlow(guard, RouteMap.from_settings(settings), admission=admission),
-            admission=admission,
+            gateway=GatewayFlow(guard, RouteMap.from_settings(settings)),
         )
+
+    @property
+    def admission(self) -> Admission:
+        """This worker's one admission, shared by every route and the gateway flow."""
+        return self.gateway.admission
 
     def edit(self, request: EditRequest) -> Result:
         """``Guard.edit`` (holding an admission place), reporting its steps as

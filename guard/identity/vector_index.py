@@ -155,12 +155,6 @@ class VectorIndex:
     def ids(self) -> NDArray[np.int64]:
         return self._ids[: self._count].copy()
 
-    def vectors(self) -> NDArray[np.float32]:
-        """The stored vectors, row ``i`` belonging to ``ids()[i]`` (a read-only view)."""
-        view = self._vectors[: self._count]
-        view.flags.writeable = False
-        return view
-
     def search(self, queries: NDArray[np.float32], k: int) -> list[list[Hit]]:
         """The ``k`` nearest ids per query, most similar first; similarities are exact."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)
