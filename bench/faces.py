@@ -1,184 +1,192 @@
-"""Per-stage cost of the identity gate, and blocklist query latency at scale.
+"""Face recall against cost, per configuration of the dlib face path, on every real test photo
+and transform.
 
-Prints Markdown tables (paste them into docs/benchmarks.md):
+Ground truth is identity, not boxes: the people the baseline engine finds in each untouched
+photo (insightface's t1.jpg: 6, Tom_Hanks_54745.png: 1, scikit-image's astronaut: 1). A person
+counts as found in a transformed image when one face read there matches them at the registry
+threshold (the strict one: a face found but not recognised is not counted as found).
 
-1. decode, detect, embed, registry match and blocklist match at 512² and 1024², for the HOG and
-   the CNN (MMOD) detectors with the default rotation sweep, as a ratio to the baseline of HOG
-   on the upright image only.
-2. blocklist query latency (one face, exact FAISS IndexFlatIP) at 10k and 1M random unit
-   vectors, against the baseline of a brute-force NumPy matrix product over the same vectors.
+Cases: each photo untouched, JPEG 50, resized by half, flipped, cropped by 10 %, turned by
+±15°, ±20°, ±30° and 45°, scaled up to 1024 px and to 3 MP, and the photo pasted small into a
+2048² scene (the person's face 48, 64 and 96 px wide; and 96 px turned by 20°).
 
-Usage: ``python bench/faces.py [--quick]`` (``--quick`` uses 100k instead of 1M and fewer repeats).
+Configurations: the working side of the upright search (``GUARD_DETECT_MAX_SIDE``), and where
+turned views are searched: everywhere (the baseline, the face path up to 2026-12-02), only
+around faces NudeNet saw that the upright search missed (the default since issue 18), or
+nowhere. The cost is the face stage alone (NudeNet runs for every image either way, for NSFW
+and for unreadable faces; its cost is printed once).
+
+Usage: ``python bench/faces.py [--quick]`` (``--quick``: fewer configurations).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from guard.bootstrap import initialise
 from guard.config import Settings
-from guard.devices import configure_faiss_threads
-from guard.faces import Face, l2_normalise
+from guard.faces import Face
 from guard.faces.dlib_engine import DlibEngine
-from guard.identity import Blocklist
-from guard.media import decode_image, encode_image
-from guard.pipeline import Guard
-from guard.samples import sample_rgb
+from guard.faces.rotation import views
+from guard.media import RGBImage
+from guard.safety import NudeNetClassifier
+from guard.samples import TRANSFORMS, sample_rgb
 
-REGISTRY_TEMPLATES = 1_000
+SAME = Settings(data_dir=Path("unused")).dlib_registry_threshold
+PHOTOS = ("t1", "tom_hanks", "astronaut")
+SCENE_SIDE = 2048
 
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def timed(function: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median and 99th percentile wall time in milliseconds."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, int(0.99 * len(samples)))]
+def resized(rgb: RGBImage, long_side: int) -> RGBImage:
+    factor = long_side / max(rgb.shape[:2])
+    size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=interpolation))
 
 
-def square_group_photo(side: int) -> bytes:
-    t1 = sample_rgb("t1")
-    height, width = t1.shape[:2]
-    left = (width - height) // 2
-    square = np.ascontiguousarray(t1[:, left : left + height])
-    return encode_image(cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA), "jpeg")
+def in_scene(rgb: RGBImage, face_width: float, face_px: int, angle: float = 0.0) -> RGBImage:
+    """The photo scaled so its face is ``face_px`` wide, pasted into a 2048² real scene."""
+    scene = cv2.resize(sample_rgb("coffee"), (SCENE_SIDE, SCENE_SIDE))
+    small = resized(rgb, max(1, round(max(rgb.shape[:2]) * face_px / face_width)))
+    if angle:
+        small = views(small, (angle,))[-1].image
+    height, width = small.shape[:2]
+    top, left = SCENE_SIDE // 3, SCENE_SIDE // 3
+    scene[top : top + height, left : left + width] = small[: SCENE_SIDE - top, : SCENE_SIDE - left]
+    return scene
 
 
-def random_faces(count: int, seed: int) -> list[Face]:
-    vectors = np.random.default_rng(seed).normal(size=(count, 128))
-    return [Face((0, 0, 1, 1), (), 1.0, l2_normalise(v), "dlib") for v in vectors]
+@dataclass(frozen=True)
+class Case:
+    photo: str
+    name: str
+    kind: str  # plain, turned, small
+    image: RGBImage
 
 
-def stage_row(
-    engine: DlibEngine, data: bytes, guard: Guard, blocklist: Blocklist, runs: int
-) -> tuple[int, list[float]]:
-    """Face count and median ms of decode, detect, embed, registry and blocklist match."""
-    rgb = decode_image(data).rgb
-    detections = engine.detect(rgb)
-    embeddings = [f.embedding for f in engine.embed(detections)]
-    stages: list[Callable[[], object]] = [
-        lambda: decode_image(data),
-        lambda: engine.detect(rgb),
-        lambda: engine.embed(detections),
-        lambda: guard.registry.match(embeddings),
-        lambda: blocklist.match(embeddings),
-    ]
-    return len(embeddings), [timed(stage, runs)[0] for stage in stages]
+def cases(reference: dict[str, list[Face]]) -> list[Case]:
+    found = []
+    for photo in PHOTOS:
+        rgb = sample_rgb(photo)  # type: ignore[arg-type]
+        found.append(Case(photo, "untouched", "plain", rgb))
+        for name, transform in sorted(TRANSFORMS.items()):
+            found.append(Case(photo, name, "plain", transform(rgb)))
+        for angle in (-30, -20, -15, 15, 20, 30, 45):
+            found.append(Case(photo, f"turned {angle}°", "turned", views(rgb, (angle,))[-1].image))
+        found.append(Case(photo, "1024 px", "plain", resized(rgb, 1024)))
+        found.append(Case(photo, "3 MP", "plain", resized(rgb, 2080)))
+        width = statistics.median(f.bbox[2] - f.bbox[0] for f in reference[photo])
+        for face_px in (48, 64, 96):
+            found.append(Case(photo, f"{face_px} px face", "small", in_scene(rgb, width, face_px)))
+        found.append(Case(photo, "96 px face, 20°", "small", in_scene(rgb, width, 96, 20)))
+    return found
 
 
-def stage_table(repeats: int) -> list[str]:
-    rows = [
-        "| image | detector | faces | decode ms | detect ms | embed ms | registry match ms "
-        "| blocklist match ms | total ms | total vs baseline |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(data_dir=Path(directory))
-        # The baseline is HOG on the upright image only; the default adds two rotated passes.
-        engines = {
-            "hog, upright only (baseline)": DlibEngine(detector="hog", rotation_sweep=()),
-            "hog + ±30° sweep (default)": DlibEngine(detector="hog"),
-            "cnn + ±30° sweep": DlibEngine(detector="cnn"),
-        }
-        guard = Guard(settings, face_engine=engines["hog + ±30° sweep (default)"])
-        initialise(settings, guard.face_engine)
-        subject = guard.registry.create_subject("bench")
-        guard.registry.enroll(subject.id, random_faces(REGISTRY_TEMPLATES, seed=1))
-        blocklist = Blocklist.empty("dlib", 128)
-        vectors = random_faces(10_000, seed=2)
-        for first in range(0, len(vectors), 10):
-            blocklist.add_figure(
-                f"fig-{first}", "x", [f.embedding for f in vectors[first : first + 10]]
+@dataclass(frozen=True)
+class Config:
+    label: str
+    engine: DlibEngine
+    steer: bool  # pass NudeNet's faces as candidates
+
+
+def configs(quick: bool) -> list[Config]:
+    sides = (1280, 640) if quick else (1280, 960, 640)
+    found = [Config("1280, turned views everywhere (baseline)", DlibEngine(), steer=False)]
+    for side in sides:
+        found.append(
+            Config(
+                f"{side}, turned views at NudeNet's faces", DlibEngine(detect_max_side=side), True
             )
-        for side in (512, 1024):
-            data = square_group_photo(side)
-            hog_total = 0.0
-            for kind, engine in engines.items():
-                log(f"stages at {side}² with {kind}")
-                runs = max(2, repeats // 5) if kind.startswith("cnn") else repeats
-                count, ms = stage_row(engine, data, guard, blocklist, runs)
-                total = sum(ms)
-                hog_total = hog_total or total
-                rows.append(
-                    f"| t1 {side}² | {kind} | {count} | {ms[0]:.1f} | {ms[1]:.1f} | {ms[2]:.1f} | "
-                    f"{ms[3]:.2f} | {ms[4]:.2f} | {total:.0f} | {total / hog_total:.1f}× |"
-                )
-        guard.close()
-    return rows
-
-
-def query_row(size: int, queries: int, rng: np.random.Generator) -> str:
-    """Build a blocklist of ``size`` random vectors (10 per figure) and time single queries."""
-    per_figure = 10
-    matrix = rng.normal(size=(size, 128)).astype(np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    start = time.perf_counter()
-    blocklist = Blocklist.empty("dlib", 128)
-    for first in range(0, size, per_figure):
-        blocklist.add_figure(f"fig-{first}", "x", list(matrix[first : first + per_figure]))
-    build_s = time.perf_counter() - start
-    members = rng.choice(size, queries, replace=False)
-    noisy = matrix[members] + rng.normal(scale=0.02, size=(queries, 128)).astype(np.float32)
-    probes = [l2_normalise(v) for v in noisy]
-    faiss_probes, numpy_probes = iter(probes), iter(probes)
-    faiss_p50, faiss_p99 = timed(lambda: blocklist.match([next(faiss_probes)]), queries)
-    numpy_p50, _ = timed(lambda: int(np.argmax(matrix @ next(numpy_probes))), queries)
-    hits = sum(
-        blocklist.match([probe])[0][0].figure_id == f"fig-{(member // per_figure) * per_figure}"
-        for probe, member in zip(probes, members, strict=True)
+        )
+    found.append(
+        Config("1280, no turned views", DlibEngine(rotation_sweep=()), steer=False),
     )
-    return (
-        f"| {size:,} | {build_s:.1f} | {faiss_p50:.2f} | {faiss_p99:.2f} | {numpy_p50:.2f} | "
-        f"{faiss_p50 / numpy_p50:.2f} | {hits / queries:.3f} |"
+    return found
+
+
+def recall_of(faces: list[Face], people: list[Face]) -> int:
+    return sum(
+        any(float(face.embedding @ person.embedding) >= SAME for face in faces) for person in people
     )
-
-
-def query_table(sizes: list[int], queries: int) -> list[str]:
-    rows = [
-        "| blocklist vectors | build s | FAISS p50 ms | FAISS p99 ms | NumPy baseline p50 ms "
-        "| FAISS / baseline | top-1 recall |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    rng = np.random.default_rng(3)
-    for size in sizes:
-        log(f"blocklist of {size:,} random vectors")
-        rows.append(query_row(size, queries, rng))
-    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100k instead of 1M, fewer repeats")
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    configure_faiss_threads(Settings().faiss_threads)
-    repeats = 5 if args.quick else 15
-    sizes = [10_000, 100_000] if args.quick else [10_000, 1_000_000]
+    baseline = DlibEngine()
+    reference = {p: baseline.detect_and_embed(sample_rgb(p)) for p in PHOTOS}  # type: ignore[arg-type]
+    all_cases = cases(reference)
+    nudenet = NudeNetClassifier("cpu")
+    seen: list[list[tuple[int, int, int, int]]] = []
+    nudenet_ms = []
+    for case in all_cases:
+        start = time.perf_counter()
+        seen.append([face.box for face in nudenet.score(case.image).faces])
+        nudenet_ms.append((time.perf_counter() - start) * 1000)
     print(
-        f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"{__import__('os').cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}; "
-        f"registry {REGISTRY_TEMPLATES:,} templates, stage blocklist 10,000 vectors\n"
+        f"\n`bench/faces.py` — {datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} cores; {len(all_cases)} images, "
+        f"{sum(len(reference[c.photo]) for c in all_cases)} people to find; NudeNet "
+        f"{statistics.median(nudenet_ms):.0f} ms p50 an image (paid by every configuration)\n"
     )
-    print("\n".join(stage_table(repeats)))
-    print()
-    print("\n".join(query_table(sizes, queries=100 if args.quick else 300)))
+    kinds = ("plain", "turned", "small")
+    print(
+        "| working side, turned views | found (all) | "
+        + " | ".join(f"found ({k})" for k in kinds)
+        + " | extra faces | face stage p50 ms | mean ms | mean vs baseline |"
+    )
+    print("|---|---|" + "---|" * len(kinds) + "---|---|---|---|")
+    baseline_mean = 0.0
+    misses: dict[str, list[str]] = {}
+    for config in configs(args.quick):
+        log(config.label)
+        found = {k: 0 for k in kinds}
+        total = {k: 0 for k in kinds}
+        extra = 0
+        times = []
+        for case, boxes in zip(all_cases, seen, strict=True):
+            people = reference[case.photo]
+            start = time.perf_counter()
+            faces = config.engine.detect_and_embed(
+                case.image, candidates=boxes if config.steer else None
+            )
+            times.append((time.perf_counter() - start) * 1000)
+            hits = recall_of(faces, people)
+            found[case.kind] += hits
+            total[case.kind] += len(people)
+            extra += max(0, len(faces) - hits)
+            if hits < len(people):
+                misses.setdefault(config.label, []).append(
+                    f"{case.photo} {case.name} ({hits}/{len(people)})"
+                )
+        mean = statistics.mean(times)
+        baseline_mean = baseline_mean or mean
+        all_found, all_total = sum(found.values()), sum(total.values())
+        print(
+            f"| {config.label} | {all_found}/{all_total} | "
+            + " | ".join(f"{found[k]}/{total[k]}" for k in kinds)
+            + f" | {extra} | {statistics.median(times):.0f} | {mean:.0f} | "
+            f"{mean / baseline_mean:.2f}× |",
+            flush=True,
+        )
+    print("\nMissed people per configuration:\n")
+    for label, missed in misses.items():
+        print(f"- {label}: " + "; ".join(missed))
 
 
 if __name__ == "__main__":

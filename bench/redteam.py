@@ -34,7 +34,7 @@ from guard.config import Settings
 from guard.faces.dlib_engine import DlibEngine
 from guard.identity import Blocklist, PublicFigure, reference_face
 from guard.media import RGBImage
-from guard.safety import NudeNetClassifier, PromptScreen, unreadable_faces
+from guard.safety import NudeNetClassifier, PromptScreen, UnreadableFaces
 from guard.samples import flip, jpeg, sample_rgb
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "redteam" / "prompts.jsonl"
@@ -143,6 +143,7 @@ def faces() -> None:
             [reference_face(engine.detect_and_embed(rgb), figure_id).embedding],
         )
     nudenet = NudeNetClassifier("cpu")
+    unreadable_faces = UnreadableFaces()
     print(f"\nface gate: dlib, blocklist threshold {threshold} (cosine), and NudeNet's face net\n")
     print(
         "| transform | " + " | ".join(photos) + " | identified as the figure | denied by the gate |"
@@ -152,7 +153,8 @@ def faces() -> None:
         cells, hits, denied = [], 0, 0
         for figure_id, rgb in photos.items():
             image = transform(rgb)
-            found = engine.detect_and_embed(image)
+            seen = nudenet.score(image).faces
+            found = engine.detect_and_embed(image, candidates=[face.box for face in seen])
             matches = blocklist.match([f.embedding for f in found])
             best = max(
                 (
@@ -165,7 +167,7 @@ def faces() -> None:
             )
             hit = best >= threshold
             # A face NudeNet sees that dlib cannot read is an unknown face: denied.
-            unreadable = unreadable_faces(nudenet.score(image).face_boxes, found)
+            unreadable = unreadable_faces.boxes(image, seen, found)
             hits += hit
             denied += hit or bool(unreadable)
             if hit:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from guard.audit import InForceRecorder
 from guard.config import Settings
 from guard.errors import InvalidInput, Unavailable
-from guard.faces import Face, FaceEngine
+from guard.faces import BBox, Face, FaceEngine
 from guard.identity import Blocklist, BlocklistStore, ConsentRegistry, Matcher, tenant_of
 from guard.media import RGBImage
 from guard.policy import (
@@ -34,6 +34,7 @@ from guard.safety import (
     NsfwScore,
     NudeNetClassifier,
     PromptScreens,
+    UnreadableFaces,
     appeared_faces,
     drift_facts,
     with_unreadable,
@@ -78,6 +79,7 @@ class Gate:
         self._nsfw = nsfw
         self._timed = timed
         self._screens = PromptScreens()
+        self._unreadable_faces = UnreadableFaces()
 
     def decide_input(
         self,
@@ -104,8 +106,8 @@ class Gate:
             blocklist = self._blocklists.current()
             self._in_force.record(policy, blocklist)
             matcher = self._matcher(blocklist)
-            with self._timed("faces"):
-                faces = self._engine.detect_and_embed(rgb) if rgb is not None else []
+            nsfw = self._nsfw_score(rgb)
+            faces = self._faces(rgb, nsfw)
             with self._timed("match"):
                 facts = matcher.facts_for(faces, requester=requester)
                 figures = self._screens.figures(
@@ -119,12 +121,11 @@ class Gate:
                 subjects = matcher.prompt_subjects(
                     ((m.identity_id, m.evidence()) for m in named), requester=requester
                 )
-            nsfw = self._nsfw_score(rgb)
             request_facts = RequestFacts(
                 stage=stage,
                 requester=requester,
                 operation=operation,
-                faces=with_unreadable(facts, faces, nsfw),
+                faces=with_unreadable(facts, self._unreadable(rgb, nsfw, faces)),
                 prompt_figures=tuple(m.identity_id for m in figures),
                 prompt_mentions={m.identity_id: m.evidence() for m in figures},
                 prompt_subjects=subjects,
@@ -143,7 +144,8 @@ class Gate:
         each consented person is still the same person, nothing the policy forbids was made."""
         assert gate.matcher is not None and gate.policy is not None  # an allowed gate has both
         try:
-            output_faces = self._engine.detect_and_embed(edited)
+            nsfw = self._nsfw_score(edited)
+            output_faces = self._faces(edited, nsfw)
             facts = gate.matcher.facts_for(output_faces, requester=requester)
             checked = [
                 fd.face_index
@@ -151,14 +153,13 @@ class Gate:
                 if fd.verdict is Verdict.ALLOW and fd.kind != "unknown"
             ]
             threshold = self._settings.drift_threshold(self._engine.name)
-            nsfw = self._nsfw_score(edited)
             return decide(
                 gate.policy,
                 RequestFacts(
                     stage="output",
                     requester=requester,
                     operation=operation,
-                    faces=with_unreadable(facts, output_faces, nsfw),
+                    faces=with_unreadable(facts, self._unreadable(edited, nsfw, output_faces)),
                     drift=drift_facts(gate.faces, checked, output_faces, threshold=threshold),
                     appeared=appeared_faces(gate.faces, output_faces, threshold=threshold),
                     nsfw_score=nsfw.score if nsfw else None,
@@ -179,6 +180,23 @@ class Gate:
             blocklist_threshold=settings.blocklist_threshold(engine.name),
             near_miss_margin=settings.near_miss_margin(engine.name),
         )
+
+    def _faces(self, rgb: RGBImage | None, nsfw: NsfwScore | None) -> list[Face]:
+        """Every face the identity engine reads, looking harder where NudeNet saw one."""
+        if rgb is None:
+            return []
+        candidates = [face.box for face in nsfw.faces] if nsfw is not None else None
+        with self._timed("faces"):
+            return self._engine.detect_and_embed(rgb, candidates=candidates)
+
+    def _unreadable(
+        self, rgb: RGBImage | None, nsfw: NsfwScore | None, faces: Sequence[Face]
+    ) -> tuple[BBox, ...]:
+        """The faces NudeNet saw that the identity engine could not read (unknown faces)."""
+        if rgb is None or nsfw is None:
+            return ()
+        with self._timed("unreadable"):
+            return self._unreadable_faces.boxes(rgb, nsfw.faces, faces)
 
     def _nsfw_score(self, rgb: RGBImage | None) -> NsfwScore | None:
         """The NSFW score of an image and the faces its detector saw (``None``: no image, or

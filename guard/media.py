@@ -278,12 +278,17 @@ def _to_rgb8(image: Image.Image) -> RGBImage:
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 
+# zlib level 1, not Pillow's default 6: at 1024² level 6 took 299 of the 338 ms an edit spent
+# stamping, level 1 takes 67 ms for a file 14 % larger (issue 18). Every stamped PNG pays it.
+PNG_COMPRESS_LEVEL = 1
+
+
 def encode_image(rgb: RGBImage, fmt: OutputFormat = "png", *, quality: int = 92) -> bytes:
     """Encode 8-bit RGB pixels; JPEG and WebP use ``quality``."""
     buffer = io.BytesIO()
     image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
     if fmt == "png":
-        image.save(buffer, format="PNG", optimize=False)
+        image.save(buffer, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
     elif fmt == "jpeg":
         image.save(buffer, format="JPEG", quality=quality)
     else:

@@ -14,13 +14,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from guard.faces.boxes import same_face
 from guard.faces.dlib_weights import import_dlib
 from guard.faces.types import BBox, Face, FaceEngine, l2_normalise
 
 if TYPE_CHECKING:
     from guard.config import Settings
 
-__all__ = ["BBox", "Face", "FaceEngine", "create_face_engine", "import_dlib", "l2_normalise"]
+__all__ = [
+    "BBox",
+    "Face",
+    "FaceEngine",
+    "create_face_engine",
+    "import_dlib",
+    "l2_normalise",
+    "same_face",
+]
 
 
 def create_face_engine(settings: Settings) -> FaceEngine:

@@ -9,6 +9,7 @@ bring models it is licensed to use.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from guard.config import Settings
 from guard.devices import DeviceSetting, onnx_providers
 from guard.errors import ConfigurationError
-from guard.faces.types import Face, clip_bbox, l2_normalise
+from guard.faces.types import BBox, Face, clip_bbox, l2_normalise
 from guard.media import RGBImage
 
 SETTING = "GUARD_INSIGHTFACE_MODEL_DIR"
@@ -86,7 +87,11 @@ class ArcFaceEngine:
             device=settings.device,
         )
 
-    def detect_and_embed(self, rgb: RGBImage) -> list[Face]:
+    def detect_and_embed(
+        self, rgb: RGBImage, *, candidates: Sequence[BBox] | None = None
+    ) -> list[Face]:
+        # SCRFD searches the whole image in one pass: there is no second pass to steer.
+        del candidates
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         height, width = bgr.shape[:2]
         with self._lock:

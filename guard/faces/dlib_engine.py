@@ -3,39 +3,56 @@ ResNet descriptor, with the weights shipped in the ``face_recognition_models`` p
 
 dlib's model files are public domain (davisking/dlib-models) and may be used commercially.
 
-HOG only sees upright faces, so detection also runs on copies turned by the angles in
-``GUARD_DLIB_ROTATION_SWEEP`` (see :mod:`guard.faces.rotation`); each face is then embedded from
-the view it was found in, where it is upright.
+The cost of a search is set by the faces, not the pixels:
 
-Detection runs at a working resolution (``GUARD_DETECT_MAX_SIDE``): a larger image is searched
-on a downscaled copy, so the cost and memory of a search are bounded whatever the input (a
-36 MP image searched at full size with upsampling and rotated views took over 5 GB). Each face
-found is then embedded from the full-resolution pixels around it, so recognition quality holds.
+- The upright search runs at a working resolution (``GUARD_DETECT_MAX_SIDE``): a larger image is
+  searched on a downscaled copy, so its cost and memory are bounded whatever the input (a 36 MP
+  image searched at full size with upsampling and turned views took over 5 GB).
+- HOG only sees upright faces. Where a second detector saw a face the upright search did not
+  find (``candidates``: NudeNet's faces, which it finds turned too), copies of just that place,
+  turned by the angles in ``GUARD_DLIB_ROTATION_SWEEP``, are searched at the size HOG reads
+  best (see :mod:`guard.faces.rotation`). Without a second detector every turned view of the
+  whole image is searched, as the only safe choice.
+- Each face is embedded from the full-resolution pixels around it, turned upright, so
+  recognition quality holds; a face whose aligned chip is bit for bit one embedded before (the
+  output of an edit that left it alone) reuses that descriptor instead of computing it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from guard.config import Settings
 from guard.errors import ConfigurationError
+from guard.faces.boxes import Box, iou, same_face
 from guard.faces.dlib_weights import import_dlib
-from guard.faces.rotation import Box, View, iou, views
-from guard.faces.types import Face, clip_bbox, l2_normalise
+from guard.faces.rotation import View, views
+from guard.faces.types import BBox, Face, clip_bbox, l2_normalise
 from guard.media import RGBImage, downscaled
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 # Two detections of one face in different rotated views overlap far more than this.
 SAME_FACE_IOU = 0.3
+# Around a second detector's face, HOG searches a crop of this many face sizes, scaled so the
+# face is about this many pixels: twice HOG's 80 px window, so no upsampling is needed and a
+# turned face still fills the window.
+AROUND_CROP_FACES = 2.0
+AROUND_FACE_PX = 160
+# Descriptors kept for chips seen before (the output scan of an edit that left a face alone).
+DESCRIPTOR_CACHE = 256
 
 
 class _DetectorBank:
@@ -116,6 +133,7 @@ class DlibEngine:
         )
         self._shape = dlib.shape_predictor(weights.pose_predictor_five_point_model_location())
         self._descriptor = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
+        self._descriptors: OrderedDict[bytes, NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -128,14 +146,16 @@ class DlibEngine:
             detect_max_side=settings.detect_max_side,
         )
 
-    def detect_and_embed(self, rgb: RGBImage) -> list[Face]:
+    def detect_and_embed(
+        self, rgb: RGBImage, *, candidates: Sequence[BBox] | None = None
+    ) -> list[Face]:
         with self._lock:
-            return self._embed(self._detect(rgb))
+            return self._embed(self._detect(rgb, candidates))
 
-    def detect(self, rgb: RGBImage) -> list[Detection]:
+    def detect(self, rgb: RGBImage, *, candidates: Sequence[BBox] | None = None) -> list[Detection]:
         """Detection alone (for benchmarks and diagnostics)."""
         with self._lock:
-            return self._detect(rgb)
+            return self._detect(rgb, candidates)
 
     def embed(self, detections: list[Detection]) -> list[Face]:
         """Landmarks and descriptors for detections (for benchmarks and diagnostics)."""
@@ -150,7 +170,6 @@ class DlibEngine:
             image = detection.view.image
             shape = self._shape(image, detection.rect)
             chip = self._dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING)
-            descriptor = np.asarray(self._descriptor.compute_face_descriptor(chip))
             points = detection.view.map_points(
                 np.array([(p.x, p.y) for p in shape.parts()], dtype=float)
             )
@@ -160,43 +179,95 @@ class DlibEngine:
                     bbox=clip_bbox(*detection.box, width, height),
                     landmarks=tuple((float(x), float(y)) for x, y in points),
                     score=detection.score,
-                    embedding=l2_normalise(descriptor),
+                    embedding=self._descriptor_of(chip),
                     engine=self.name,
                 )
             )
         return faces
 
-    def _detect(self, rgb: RGBImage) -> list[Detection]:
-        """Every face in the upright image and in each rotated view, one detection per face
-        (the best-scoring view wins), left to right."""
+    def _descriptor_of(self, chip: RGBImage) -> NDArray[np.float32]:
+        """The descriptor of an aligned chip; the same pixels give the same descriptor, so a
+        chip seen before (verified by its hash, never assumed) is not computed again."""
+        key = hashlib.sha256(np.ascontiguousarray(chip).tobytes()).digest()
+        cached = self._descriptors.get(key)
+        if cached is not None:
+            self._descriptors.move_to_end(key)
+            return cached
+        descriptor = l2_normalise(np.asarray(self._descriptor.compute_face_descriptor(chip)))
+        self._descriptors[key] = descriptor
+        if len(self._descriptors) > DESCRIPTOR_CACHE:
+            self._descriptors.popitem(last=False)
+        return descriptor
+
+    def _detect(self, rgb: RGBImage, candidates: Sequence[BBox] | None) -> list[Detection]:
+        """Every face, one detection per face (the best-scoring view wins), left to right:
+        the upright search of the working copy, then turned views around each candidate it
+        did not find (every turned view of the working copy when there are no candidates)."""
         image = np.ascontiguousarray(rgb, dtype=np.uint8)
         small, scale = downscaled(image, self.detect_max_side)  # area-averaged: no aliasing
-        if scale == 1.0:
-            return self._detect_at(image)
-        return [
-            full_resolution(d, image, scale, self._dlib.rectangle) for d in self._detect_at(small)
-        ]
-
-    def _detect_at(self, image: RGBImage) -> list[Detection]:
-        turned = views(image, self.rotation_sweep)
-        per_view = self._pool.map(self._detect_in, self._detectors, [v.image for v in turned])
-        found = []
-        for view, detections in zip(turned, per_view, strict=True):
-            for rect, score in detections:
-                if score >= self.min_detection_score:
-                    box = view.map_box(rect.left(), rect.top(), rect.right(), rect.bottom())
-                    found.append(Detection(view, rect, score, box))
+        sweep = self.rotation_sweep if candidates is None else ()
+        found = self._detect_at(small, sweep, self.upsample)
+        if scale != 1.0:
+            found = [full_resolution(d, image, scale, self._dlib.rectangle) for d in found]
+        for candidate in candidates or ():
+            if not any(same_face(candidate, d.box) for d in found):
+                found.extend(self._detect_around(image, candidate))
         kept: list[Detection] = []
         for detection in sorted(found, key=lambda d: d.score, reverse=True):
             if all(iou(detection.box, other.box) <= SAME_FACE_IOU for other in kept):
                 kept.append(detection)
         return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
 
-    def _detect_in(self, detector: Any, image: RGBImage) -> list[tuple[Any, float]]:
+    def _detect_around(self, image: RGBImage, candidate: BBox) -> list[Detection]:
+        """The faces in a crop around ``candidate``, searched upright and turned, with the crop
+        scaled so the face is ``AROUND_FACE_PX`` wide whatever its size in the image."""
+        x0, y0, x1, y1 = candidate
+        side = max(x1 - x0, y1 - y0)
+        if side < 1:
+            return []
+        height, width = image.shape[:2]
+        half = side * AROUND_CROP_FACES / 2
+        centre_x, centre_y = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = max(0, int(centre_x - half)), max(0, int(centre_y - half))
+        right, bottom = min(width, int(centre_x + half)), min(height, int(centre_y + half))
+        if right <= left or bottom <= top:
+            return []
+        scale = AROUND_FACE_PX / side
+        crop = cv2.resize(
+            image[top:bottom, left:right],
+            (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale))),
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
+        found = []
+        for detection in self._detect_at(np.ascontiguousarray(crop), self.rotation_sweep, 0):
+            # As a detection on the whole image scaled by ``scale``, then at full resolution.
+            bx0, by0, bx1, by1 = detection.box
+            box = (bx0 + left * scale, by0 + top * scale, bx1 + left * scale, by1 + top * scale)
+            moved = Detection(detection.view, detection.rect, detection.score, box)
+            found.append(full_resolution(moved, image, scale, self._dlib.rectangle))
+        return found
+
+    def _detect_at(
+        self, image: RGBImage, sweep: tuple[float, ...], upsample: int
+    ) -> list[Detection]:
+        """Detections above the score cut in the image and its views turned by ``sweep``."""
+        turned = views(image, sweep)
+        per_view = self._pool.map(
+            self._detect_in, self._detectors, [v.image for v in turned], [upsample] * len(turned)
+        )
+        found = []
+        for view, detections in zip(turned, per_view, strict=False):
+            for rect, score in detections:
+                if score >= self.min_detection_score:
+                    box = view.map_box(rect.left(), rect.top(), rect.right(), rect.bottom())
+                    found.append(Detection(view, rect, score, box))
+        return found
+
+    def _detect_in(self, detector: Any, image: RGBImage, upsample: int) -> list[tuple[Any, float]]:
         if self.detector_kind == "cnn":
-            return [(d.rect, float(d.confidence)) for d in detector(image, self.upsample)]
+            return [(d.rect, float(d.confidence)) for d in detector(image, upsample)]
         # A negative adjust_threshold lets weak detections through; the score cut decides.
-        rects, scores, _ = detector.run(image, self.upsample, -1.0)
+        rects, scores, _ = detector.run(image, upsample, -1.0)
         return [(r, float(s)) for r, s in zip(rects, scores, strict=True)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,7 +45,13 @@ class FaceEngine(Protocol):
     @property
     def dimension(self) -> int: ...
 
-    def detect_and_embed(self, rgb: RGBImage) -> list[Face]: ...
+    def detect_and_embed(
+        self, rgb: RGBImage, *, candidates: Sequence[BBox] | None = None
+    ) -> list[Face]:
+        """Every face in ``rgb``. ``candidates`` are places where a second detector saw a face:
+        an engine whose detector misses some faces (turned ones, for dlib's HOG) looks harder
+        there. ``None`` says no second detector ran, so the engine must search everywhere."""
+        ...
 
 
 def clip_bbox(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> BBox:

@@ -3,7 +3,7 @@ usage monitoring."""
 
 from __future__ import annotations
 
-from guard.safety.nsfw import NsfwClassifier, NsfwScore, NudeNetClassifier
+from guard.safety.nsfw import NsfwClassifier, NsfwScore, NudeNetClassifier, SeenFace
 from guard.safety.output_scan import appeared_faces, drift_facts, pair_faces
 from guard.safety.prompt import (
     Named,
@@ -14,7 +14,7 @@ from guard.safety.prompt import (
     figures_named_in,
     normalise_text,
 )
-from guard.safety.unreadable import unreadable_faces, with_unreadable
+from guard.safety.unreadable import UnreadableFaces, unread_faces, with_unreadable
 from guard.safety.usage import UsageAlert, UsageCounters, UsageMonitor
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "PromptMatch",
     "PromptScreen",
     "PromptScreens",
+    "SeenFace",
+    "UnreadableFaces",
     "UsageAlert",
     "UsageCounters",
     "UsageMonitor",
@@ -34,6 +36,6 @@ __all__ = [
     "figures_named_in",
     "normalise_text",
     "pair_faces",
-    "unreadable_faces",
+    "unread_faces",
     "with_unreadable",
 ]

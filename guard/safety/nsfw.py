@@ -4,10 +4,10 @@ faces that detector sees.
 The score of an image is the highest confidence of a *sexual* exposure class (exposed genitalia,
 female breast, buttocks or anus); covered body parts, bellies, feet, armpits and faces do not
 count. The detector also finds faces (``FACE_FEMALE``, ``FACE_MALE``), covered or turned away
-ones included, which the identity engine misses: they are reported as ``face_boxes`` so that a
-face nobody can identify is an unknown face, not "no face" (:mod:`guard.safety.unreadable`).
-A weak face detection is reported only when a second detector confirms it
-(:mod:`guard.safety.corroborate`): on its own it also fires on cats and blurred blobs.
+ones included, which the identity engine misses. They are reported as ``faces``: the identity
+engine looks harder where they are (turned views of just those places), and a face nobody can
+identify is an unknown face, not "no face" (:mod:`guard.safety.unreadable`, where a weak one
+counts only if a second detector confirms it: on its own it also fires on cats and blurs).
 The policy decides what a score means (the default denies sexual content showing any real
 person's face, ``nsfw_real_person``).
 
@@ -28,7 +28,6 @@ from guard.devices import DeviceSetting, onnx_providers
 from guard.errors import Unavailable
 from guard.faces import BBox
 from guard.media import RGBImage, downscaled
-from guard.safety.corroborate import FaceCorroborator
 
 SEXUAL_CLASSES = frozenset(
     {
@@ -49,14 +48,21 @@ FACE_MIN_SCORE = 0.25
 
 
 @dataclass(frozen=True)
+class SeenFace:
+    """A face the NSFW detector saw, identifiable or not, and its confidence."""
+
+    box: BBox
+    score: float
+
+
+@dataclass(frozen=True)
 class NsfwScore:
     score: float
     """Highest confidence of a sexual exposure class in the image, 0 when there is none."""
     labels: tuple[str, ...] = ()
     classifier: str = ""
-    face_boxes: tuple[BBox, ...] = ()
-    """Faces the detector saw (x0, y0, x1, y1), whether or not they can be identified; weak
-    detections only where a second detector confirmed them."""
+    faces: tuple[SeenFace, ...] = ()
+    """Every face the detector saw (x0, y0, x1, y1 and confidence), weak ones included."""
 
 
 class NsfwClassifier(Protocol):
@@ -93,7 +99,6 @@ class NudeNetClassifier:
         self._detector.onnx_session = onnxruntime.InferenceSession(
             str(model), providers=onnx_providers(device)
         )
-        self._corroborator = FaceCorroborator()
 
     def score(self, rgb: RGBImage) -> NsfwScore:
         # The model sees 320 px; NudeNet pads and copies what it is given several times over
@@ -108,12 +113,11 @@ class NudeNetClassifier:
         sexual = [d for d in detections if d["class"] in SEXUAL_CLASSES]
         top = max((float(d["score"]) for d in sexual), default=0.0)
         labels = tuple(sorted({str(d["class"]) for d in sexual}))
-        scored = [
-            (_box(d["box"], rgb.shape[:2]), float(d["score"]))
+        faces = tuple(
+            SeenFace(_box(d["box"], rgb.shape[:2]), round(float(d["score"]), 4))
             for d in detections
-            if d["class"] in FACE_CLASSES and float(d["score"]) >= FACE_MIN_SCORE
-        ]
-        faces = self._corroborator.keep(rgb, scored)
+            if d["class"] in FACE_CLASSES
+        )
         return NsfwScore(round(top, 4), labels, self.name, faces)
 
 

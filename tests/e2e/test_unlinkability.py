@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from guard import DecisionEvent, DecisionSink, Guard
 from guard.api import Role, create_app
 from guard.bootstrap import initialise
 from guard.config import Settings
-from guard.faces import Face, FaceEngine
+from guard.faces import BBox, Face, FaceEngine
 from guard.media import RGBImage
 from guard.samples import sample_bytes
 from tests.support.live import LiveService, params, serve
@@ -66,10 +66,14 @@ class CachedEngine:
     def dimension(self) -> int:
         return self._engine.dimension
 
-    def detect_and_embed(self, rgb: RGBImage) -> list[Face]:
-        key = hashlib.sha256(rgb.tobytes() + repr(rgb.shape).encode()).hexdigest()
+    def detect_and_embed(
+        self, rgb: RGBImage, *, candidates: Sequence[BBox] | None = None
+    ) -> list[Face]:
+        key = hashlib.sha256(
+            rgb.tobytes() + repr(rgb.shape).encode() + repr(candidates).encode()
+        ).hexdigest()
         if key not in self._seen:
-            self._seen[key] = self._engine.detect_and_embed(rgb)
+            self._seen[key] = self._engine.detect_and_embed(rgb, candidates=candidates)
         return list(self._seen[key])
 
     def __getattr__(self, name: str) -> Any:

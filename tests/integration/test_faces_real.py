@@ -9,6 +9,7 @@ import pytest
 
 from guard.config import Settings
 from guard.faces import FaceEngine
+from guard.safety import NudeNetClassifier
 from guard.samples import TRANSFORMS, SampleName, sample_rgb
 
 # The stricter of the two: "same person" must hold for consent, "different" for the blocklist.
@@ -100,3 +101,54 @@ def test_rotation_sweep_off_misses_tilted_faces() -> None:
     upright_only = DlibEngine(rotation_sweep=())
     turned = views(sample_rgb("t1"), (30,))[-1].image
     assert len(upright_only.detect_and_embed(turned)) < 6
+
+
+@pytest.fixture(scope="module")
+def nudenet() -> NudeNetClassifier:
+    return NudeNetClassifier("cpu")
+
+
+@pytest.mark.parametrize(("name", "angle", "people"), [("tom_hanks", 20, 1), ("t1", 30, 6)])
+def test_turned_views_around_nudenets_faces_find_the_tilted(
+    face_engine: FaceEngine, nudenet: NudeNetClassifier, name: SampleName, angle: int, people: int
+) -> None:
+    """The gate's path (issue 18): upright search, then turned views only where NudeNet saw a
+    face the upright search missed. Every tilted person is still found and recognised."""
+    from guard.faces.rotation import views
+
+    original = sample_rgb(name)
+    references = face_engine.detect_and_embed(original)
+    turned = views(original, (angle,))[-1].image
+    candidates = [face.box for face in nudenet.score(turned).faces]
+    faces = face_engine.detect_and_embed(turned, candidates=candidates)
+    assert len(faces) == people
+    for reference in references:
+        assert max(float(f.embedding @ reference.embedding) for f in faces) >= SAME
+    # Without a place to look, the upright search alone loses people: the steering matters.
+    assert len(face_engine.detect_and_embed(turned, candidates=[])) < people
+
+
+def test_an_unchanged_face_reuses_its_descriptor_and_a_changed_one_does_not() -> None:
+    """The output scan of an edit that left a face alone: the same chip, verified by hash,
+    is not embedded again; one changed pixel in it is."""
+    from guard.faces.dlib_engine import DlibEngine
+
+    engine = DlibEngine()
+    calls = 0
+    compute = engine._descriptor.compute_face_descriptor
+
+    def counted(chip: object) -> object:
+        nonlocal calls
+        calls += 1
+        return compute(chip)
+
+    engine._descriptor = type("Counted", (), {"compute_face_descriptor": staticmethod(counted)})()
+    rgb = sample_rgb("astronaut")
+    [first] = engine.detect_and_embed(rgb)
+    [again] = engine.detect_and_embed(rgb.copy())
+    assert calls == 1 and np.array_equal(first.embedding, again.embedding)
+    changed = rgb.copy()
+    x0, y0, x1, y1 = first.bbox
+    changed[(y0 + y1) // 2, (x0 + x1) // 2] ^= 0xFF
+    engine.detect_and_embed(changed)
+    assert calls == 2

@@ -10,7 +10,7 @@ from guard import CheckRequest, Guard
 from guard.faces import Face
 from guard.media import RGBImage, encode_image
 from guard.policy import decide
-from guard.safety import unreadable_faces
+from guard.safety import SeenFace, unread_faces
 from guard.samples import SampleName, sample_rgb
 from tests.support.guards import GuardFactory
 from tests.support.policy_facts import DEFAULT, facts
@@ -51,11 +51,12 @@ def test_a_covered_face_is_an_unknown_face_not_no_face(
 def test_faces_both_detectors_see_count_once() -> None:
     read = [Face((100, 100, 200, 220), (), 1.0, np.ones(128, np.float32), "dlib")]
     # NudeNet's box for the same face is looser; a second face elsewhere is not read.
-    assert unreadable_faces([(90, 80, 215, 230), (400, 90, 480, 200)], read) == (
-        (400, 90, 480, 200),
-    )
-    assert unreadable_faces([], read) == ()
-    assert unreadable_faces([(0, 0, 10, 10)], []) == ((0, 0, 10, 10),)
+    same, elsewhere = SeenFace((90, 80, 215, 230), 0.6), SeenFace((400, 90, 480, 200), 0.6)
+    assert unread_faces([same, elsewhere], read) == (elsewhere,)
+    assert unread_faces([], read) == ()
+    assert unread_faces([SeenFace((0, 0, 10, 10), 0.5)], []) == (SeenFace((0, 0, 10, 10), 0.5),)
+    # Below NudeNet's face cut a detection only steers the identity engine's search.
+    assert unread_faces([SeenFace((0, 0, 10, 10), 0.21)], []) == ()
 
 
 def test_the_policy_sees_unreadable_faces_as_unknown() -> None:
