@@ -7,6 +7,8 @@ Configurations, each a real ``Guard`` (SQLite, default policy, NudeNet on, audit
   2026-12-02 (an engine that ignores NudeNet's faces reproduces it exactly);
 - **now**: the upright view at the working side, turned views only where NudeNet saw a face
   the upright search missed (``candidates``), descriptors from the numpy ResNet — the default;
+  and the same at a working side of 640 (what the latency goal would cost: bench/faces.py
+  shows the small faces it loses);
 - the **raw dlib** floor the issue names: HOG upright without upsampling, landmarks and
   descriptor, no NudeNet, no policy, no audit.
 
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
+from numpy.typing import NDArray
 
 from guard import CheckRequest, Guard
 from guard.bootstrap import initialise
@@ -61,10 +65,25 @@ class StageClock:
         del args, kwargs
 
 
+class DlibDescriptor:
+    """dlib-bin's own descriptor (no BLAS), as the engine used it before issue 18."""
+
+    def __init__(self) -> None:
+        from guard.faces import import_dlib
+
+        dlib, weights = import_dlib()
+        self._model = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
+
+    def compute(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        return np.array(self._model.compute_face_descriptor(list(chips)), np.float32)
+
+
 class EverywhereEngine:
-    """The face path before issue 18: every turned view of the whole image, always."""
+    """The face path before issue 18: every turned view of the whole image, always, and
+    dlib-bin's descriptor."""
 
     def __init__(self, engine: DlibEngine) -> None:
+        engine._descriptor = DlibDescriptor()  # type: ignore[assignment]
         self._engine = engine
         self.name = engine.name
         self.dimension = engine.dimension
@@ -163,6 +182,7 @@ def main() -> None:
         configs: dict[str, Callable[[], FaceEngine]] = {
             "before": lambda: EverywhereEngine(DlibEngine(detect_max_side=1280)),
             "now": lambda: DlibEngine.from_settings(defaults),
+            "now, working side 640": lambda: DlibEngine(detect_max_side=640),
         }
         clocks = {name: StageClock() for name in configs}
         guards = {

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     )
     device: DeviceSetting = "auto"
     faiss_threads: int = Field(default=1, ge=1, le=256)
+    # NumPy's OpenBLAS threads (process-wide), used by the face descriptor's matrix products.
+    # One per call: requests run side by side, and on 2 busy cores two threads per product made
+    # a descriptor 2-5x slower and erratic (docs/benchmarks.md, issue 18).
+    blas_threads: int = Field(default=1, ge=1, le=256)
 
     face_engine: Literal["dlib", "arcface"] = "dlib"
     dlib_detector: Literal["hog", "cnn"] = "hog"
@@ -74,6 +78,11 @@ class Settings(BaseSettings):
     # Extra detection passes on copies turned by these angles (degrees): HOG misses faces tilted
     # by more than ~15°. Each angle costs one more detection pass; () turns the sweep off.
     dlib_rotation_sweep: tuple[float, ...] = (-30.0, 30.0)
+    # Where the turned copies are searched: "steered", only around faces NudeNet saw that the
+    # upright search missed (issue 18: 3-4x cheaper; small turned faces NudeNet cannot see are
+    # lost, docs/benchmarks.md); "everywhere", the whole image, whatever it costs. Without
+    # NudeNet (GUARD_NSFW_CLASSIFIER=none) the search is everywhere either way.
+    dlib_turned_views: Literal["steered", "everywhere"] = "steered"
     # Cosine similarities of L2-normalised dlib descriptors (docs/thresholds.md: same person after
     # re-encoding >= 0.974, two different people <= 0.916 here). The two errors cost differently:
     # a false registry match lets a stranger borrow someone's consent (allow), so that threshold
@@ -176,6 +185,24 @@ class Settings(BaseSettings):
     )
     db_connect_timeout_s: float = Field(
         default=5.0, gt=0.0, description="Longest a new PostgreSQL connection may take."
+    )
+    # The audit log's group commit (docs/audit.md, "Batched appends"): concurrent appends share
+    # one transaction and one signed checkpoint. The cap bounds one transaction's size (and how
+    # many requests one failed commit answers 503 at once); waiting trades latency per request
+    # for fuller batches, and 0 (no waiting) already batches whatever arrives during a commit.
+    audit_batch_max_entries: int = Field(
+        default=256,
+        ge=1,
+        le=4096,
+        description="Most audit entries one commit (and one signed checkpoint) takes; 1: one "
+        "transaction per entry, without group commit.",
+    )
+    audit_batch_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="How long a batch's leader may wait for more entries before committing "
+        "(0: never; batches still form while a commit is in flight).",
     )
     redis_socket_timeout_ms: int = Field(
         default=500, ge=1, description="Longest one Redis command may take."

@@ -56,6 +56,14 @@ def configure_faiss_threads(threads: int) -> None:
     faiss.omp_set_num_threads(max(1, threads))
 
 
+def configure_blas_threads(threads: int) -> None:
+    """Set NumPy's BLAS thread count (process-wide): the face descriptor is a chain of matrix
+    products, and concurrent requests already keep the cores busy (see ``blas_threads``)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=max(1, threads), user_api="blas")
+
+
 def dlib_uses_cuda() -> bool:
     """Whether the installed dlib was built with CUDA (dlib picks the device itself)."""
     import dlib

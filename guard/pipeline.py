@@ -34,7 +34,7 @@ from guard.audit import (
 )
 from guard.config import Settings
 from guard.db import Database
-from guard.devices import configure_faiss_threads
+from guard.devices import configure_blas_threads, configure_faiss_threads
 from guard.editors import Editor, ProgressCallback, create_editor
 from guard.errors import InvalidInput
 from guard.faces import Face, FaceEngine, create_face_engine
@@ -139,6 +139,7 @@ class Guard:
     ) -> None:
         self.settings = settings or Settings()
         configure_faiss_threads(self.settings.faiss_threads)
+        configure_blas_threads(self.settings.blas_threads)
         self.db = Database.from_settings(self.settings)
         self.keys = Keyring(self.settings)
         self.face_engine = face_engine or create_face_engine(self.settings)

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from guard.config import Settings
 from guard.faces import FaceEngine
@@ -135,14 +136,14 @@ def test_an_unchanged_face_reuses_its_descriptor_and_a_changed_one_does_not() ->
 
     engine = DlibEngine()
     calls = 0
-    compute = engine._descriptor.compute_face_descriptor
+    compute = engine._descriptor.compute
 
-    def counted(chip: object) -> object:
+    def counted(chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         nonlocal calls
         calls += 1
-        return compute(chip)
+        return compute(chips)
 
-    engine._descriptor = type("Counted", (), {"compute_face_descriptor": staticmethod(counted)})()
+    engine._descriptor.compute = counted  # type: ignore[method-assign]
     rgb = sample_rgb("astronaut")
     [first] = engine.detect_and_embed(rgb)
     [again] = engine.detect_and_embed(rgb.copy())
