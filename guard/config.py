@@ -78,10 +78,11 @@ class Settings(BaseSettings):
     # Extra detection passes on copies turned by these angles (degrees): HOG misses faces tilted
     # by more than ~15°. Each angle costs one more detection pass; () turns the sweep off.
     dlib_rotation_sweep: tuple[float, ...] = (-30.0, 30.0)
-    # Where the turned copies are searched: "steered", only around faces NudeNet saw that the
-    # upright search missed (issue 18: 3-4x cheaper; small turned faces NudeNet cannot see are
-    # lost, docs/benchmarks.md); "everywhere", the whole image, whatever it costs. Without
-    # NudeNet (GUARD_NSFW_CLASSIFIER=none) the search is everywhere either way.
+    # Where the turned copies are searched at the working size: "steered", only around faces
+    # NudeNet saw that the upright search missed, plus the whole image at 480 px for large faces
+    # (issue 18: 3-4x cheaper; small turned faces NudeNet cannot see are lost,
+    # docs/benchmarks.md); "everywhere", the whole image, whatever it costs. Without NudeNet
+    # (GUARD_NSFW_CLASSIFIER=none) the search is everywhere either way.
     dlib_turned_views: Literal["steered", "everywhere"] = "steered"
     # Cosine similarities of L2-normalised dlib descriptors (docs/thresholds.md: same person after
     # re-encoding >= 0.974, two different people <= 0.916 here). The two errors cost differently:
