@@ -1,5 +1,6 @@
 """The tamper-evident audit log: an RFC 6962 Merkle tree over canonical entries, a signed
-C2SP checkpoint per append, receipts anyone can verify offline. See docs/audit.md.
+C2SP checkpoint per committed batch of appends (group commit), receipts anyone can verify
+offline. See docs/audit.md.
 
     >>> from guard.audit import CheckpointVerifier, verify_receipt
     >>> verifier = CheckpointVerifier.from_key_string(vkey)           # doctest: +SKIP
@@ -46,6 +47,7 @@ from guard.audit.history import (
 )
 from guard.audit.log import (
     AuditLog,
+    BatchLimits,
     ConsistencyProof,
     Receipt,
     audit_verifier,
@@ -61,6 +63,7 @@ __all__ = [
     "PRIVATE_KEY_FILE",
     "PUBLIC_KEY_FILE",
     "AuditLog",
+    "BatchLimits",
     "Checkpoint",
     "CheckpointSigner",
     "CheckpointVerifier",

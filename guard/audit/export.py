@@ -1,11 +1,14 @@
 """Export the log to JSON Lines and verify an export offline with only the public key.
 
-An export has one line per entry, ``{"index", "entry", "leaf_hash", "checkpoint"}`` (the
-checkpoint signed right after that entry was appended), then ``{"latest_checkpoint": note}``.
-Verification recomputes every leaf from the entry's canonical JSON and the tree with a compact
-range, and checks every signed checkpoint against the recomputed root at its size. Because each
-append has its own signed checkpoint, the first failure names the first altered, missing or
-moved entry. What a file cannot show on its own (it is all signed) is that entries were dropped
+An export has one line per entry, ``{"index", "entry", "leaf_hash", "checkpoint"}``, where
+``checkpoint`` is the note signed at that entry's size if a batch of appends ended there, and
+``null`` for the entries inside a batch (one checkpoint is signed per committed batch), then
+``{"latest_checkpoint": note}``. Verification recomputes every leaf from the entry's canonical
+JSON and the tree with a compact range, and checks every signed checkpoint against the
+recomputed root at its size. An entry whose content no longer hashes to its recorded leaf is
+named; an entry altered together with its leaf hash, deleted or moved shows at the next
+checkpoint, which names the range since the previous one (one entry, where every append was its
+own batch). What a file cannot show on its own (it is all signed) is that entries were dropped
 from its end, or that it is another history under the same key: ``pinned``, a checkpoint seen
 earlier, catches both (:mod:`guard.audit.history`).
 
@@ -25,8 +28,10 @@ from typing import Any
 from sqlalchemy import select
 
 from guard.audit.checkpoint import Checkpoint, CheckpointVerifier
-from guard.audit.log import AuditCheckpointRow, AuditEntryRow, AuditLog, canonical_json
+from guard.audit.log import AuditLog
 from guard.audit.merkle import CompactRange, leaf_hash
+from guard.audit.receipts import canonical_json
+from guard.audit.tables import AuditCheckpointRow, AuditEntryRow
 from guard.errors import InvalidInput
 
 Progress = Callable[[int], None]
@@ -129,7 +134,8 @@ def verify_export(
     reaches its size and that its first ``pinned.size`` entries hash to its root, so a
     truncated, rolled-back or forked export fails even if everything in it is signed."""
     report = ExportVerification(pinned_size=pinned.size if pinned else None)
-    compact = CompactRange()
+    tree = _Recomputed()
+    compact = tree.compact
     latest: object = _NO_LINE
     pinned_matched: bool | None = None
     with path.open(encoding="utf-8") as handle:
@@ -145,7 +151,7 @@ def verify_export(
             if isinstance(line, dict) and "latest_checkpoint" in line:
                 latest = line["latest_checkpoint"]
                 continue
-            _check_entry(line, report, compact, verifier)
+            _check_entry(line, report, tree, verifier)
             if pinned is not None and compact.size == pinned.size:
                 pinned_matched = compact.root() == pinned.root
             if progress is not None:
@@ -216,12 +222,22 @@ def _check_latest(
         report.conclude(None, "the latest checkpoint's root does not match the entries")
 
 
+@dataclass
+class _Recomputed:
+    """The tree recomputed from the export so far, and the size of the last signed checkpoint
+    compared with it (what a mismatch at the next one can be narrowed down to)."""
+
+    compact: CompactRange = field(default_factory=CompactRange)
+    checked_size: int = 0
+
+
 def _check_entry(
     line: Any,
     report: ExportVerification,
-    compact: CompactRange,
+    tree: _Recomputed,
     verifier: CheckpointVerifier,
 ) -> None:
+    compact = tree.compact
     expected = report.entries
     if not isinstance(line, dict) or "entry" not in line:
         report.fail(expected, f"entry {expected}: the line is not an export entry")
@@ -239,8 +255,10 @@ def _check_entry(
     compact.append(leaf)
     report.entries += 1
     note = line.get("checkpoint")
+    if note is None:
+        return  # inside a batch: the checkpoint at the batch's end (or the latest) covers it
     if not isinstance(note, str):
-        report.fail(expected, f"entry {expected}: no checkpoint was signed after it")
+        report.fail(expected, f"entry {expected}: its checkpoint is not a signed note")
         return
     try:
         checkpoint = verifier.verify(note)
@@ -248,9 +266,13 @@ def _check_entry(
         report.fail(expected, f"entry {expected}: checkpoint {exc.message}")
         return
     report.checkpoints += 1
+    since, tree.checked_size = tree.checked_size, compact.size
     if checkpoint.size != compact.size or checkpoint.root != compact.root():
+        where = f"entry {expected}" if since == expected else f"entries {since}..{expected}"
         report.fail(
-            expected,
-            f"entry {expected}: the signed checkpoint at size {checkpoint.size} does not match "
-            "the entries up to here (altered, deleted or reordered)",
+            since,
+            f"{where}: the signed checkpoint at size {checkpoint.size} does not match "
+            "the entries up to here (altered, deleted or reordered"
+            + ("" if since == expected else f" since the checkpoint at size {since}")
+            + ")",
         )

@@ -1,10 +1,13 @@
 """The audit log: append-only entries in the guard's database, a Merkle tree over them, a signed
-checkpoint per append and a receipt for every entry.
+checkpoint per committed batch of appends and a receipt for every entry.
 
-Concurrency rule: an append first *writes* the single ``audit_state`` row (``UPDATE … SET size =
-size``). On PostgreSQL that takes the row lock, on SQLite the database write lock, so appends
-from any number of threads or processes run one at a time and the sequence is gapless; a failed
-transaction rolls back whole (entry, nodes, checkpoint and size together).
+Appends are batched (group commit, :mod:`guard.audit.sequencer`): concurrent callers' entries
+share one transaction and one signed checkpoint at the batch's end size, and each caller gets
+its receipt against that checkpoint once the batch committed. A lone caller is a batch of one.
+How a batch is written and why it stays gapless and fork-free across threads and processes:
+:mod:`guard.audit.batch`. Checkpoints therefore exist at batch ends only; asking for one (or a
+receipt, or a consistency proof ending) at another size is :class:`NotFound` naming the nearest
+checkpointed sizes (docs/audit.md, "Batched appends").
 
 Storage rule: every completed perfect subtree hash is stored (``audit_nodes``), so roots and
 proofs for any size read O(log n) rows.
@@ -18,107 +21,51 @@ proofs for any size read O(log n) rows.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from guard.audit.batch import PendingEntry, append_batch, lock_size, write_batch
 from guard.audit.checkpoint import (
     PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
-    Checkpoint,
     CheckpointSigner,
     CheckpointVerifier,
     checkpoint_key_file,
 )
-from guard.audit.merkle import (
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    node_hash,
-    root_hash,
-    verify_inclusion,
+from guard.audit.merkle import consistency_proof, inclusion_proof
+from guard.audit.receipts import Receipt, canonical_json, verify_receipt
+from guard.audit.sequencer import BatchLimits, Sequencer
+from guard.audit.tables import (
+    AuditCheckpointRow,
+    AuditEntryRow,
+    AuditNodeRow,
+    AuditStateRow,
+    StoredSubtrees,
 )
 from guard.config import Settings
-from guard.db import Base, Database, UTCDateTime
+from guard.db import Database
 from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
 
-
-class AuditEntryRow(Base):
-    __tablename__ = "audit_entries"
-
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    leaf_hash: Mapped[str] = mapped_column(String(64))
-    entry: Mapped[str] = mapped_column(Text)
-    # Set for decision entries, so a decision's receipt can be found again by its id.
-    decision_id: Mapped[str | None] = mapped_column(String(40), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class AuditNodeRow(Base):
-    __tablename__ = "audit_nodes"
-
-    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditCheckpointRow(Base):
-    __tablename__ = "audit_checkpoints"
-
-    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    root: Mapped[str] = mapped_column(String(64))
-    note: Mapped[str] = mapped_column(Text)
-
-
-class AuditStateRow(Base):
-    __tablename__ = "audit_state"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    size: Mapped[int] = mapped_column(BigInteger)
-
-
-def canonical_json(entry: dict[str, Any]) -> bytes:
-    """The bytes that are hashed: JSON with sorted keys, no spaces, UTF-8 (not ASCII-escaped)."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """Everything needed to check offline that an entry is in the log: its index and leaf hash,
-    the checkpoint signed right after it was appended, and the inclusion proof against it."""
-
-    leaf_index: int
-    leaf_hash: str
-    checkpoint: str
-    inclusion_proof: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "leaf_index": self.leaf_index,
-            "leaf_hash": self.leaf_hash,
-            "checkpoint": self.checkpoint,
-            "inclusion_proof": list(self.inclusion_proof),
-        }
-
-
-def verify_receipt(
-    receipt: Receipt, verifier: CheckpointVerifier, entry: bytes | None = None
-) -> bool:
-    """True when the checkpoint is signed by ``verifier`` and proves the leaf (and the entry's
-    canonical bytes, when given, hash to that leaf)."""
-    try:
-        checkpoint = verifier.verify(receipt.checkpoint)
-        leaf = bytes.fromhex(receipt.leaf_hash)
-        proof = [bytes.fromhex(step) for step in receipt.inclusion_proof]
-    except (InvalidInput, ValueError):
-        return False
-    if entry is not None and leaf_hash(entry) != leaf:
-        return False
-    return verify_inclusion(receipt.leaf_index, checkpoint.size, leaf, proof, checkpoint.root)
+__all__ = [  # the rows and receipt helpers moved out; importers of this module keep them
+    "AuditCheckpointRow",
+    "AuditEntryRow",
+    "AuditLog",
+    "AuditNodeRow",
+    "AuditStateRow",
+    "BatchLimits",
+    "ConsistencyProof",
+    "Receipt",
+    "audit_verifier",
+    "canonical_json",
+    "open_audit_log",
+    "verify_receipt",
+]
 
 
 @dataclass(frozen=True)
@@ -141,26 +88,6 @@ class ConsistencyProof:
         }
 
 
-class _StoredSubtrees:
-    """Perfect-subtree hashes read from ``audit_nodes`` within one session (memoised)."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self._cache: dict[tuple[int, int], bytes] = {}
-
-    def subtree(self, level: int, index: int) -> bytes:
-        key = (level, index)
-        if key not in self._cache:
-            row = self._session.get(AuditNodeRow, key)
-            if row is None:
-                raise NotFound(f"audit tree node {key} is missing; the log is damaged")
-            self._cache[key] = bytes.fromhex(row.hash)
-        return self._cache[key]
-
-    def remember(self, level: int, index: int, digest: bytes) -> None:
-        self._cache[(level, index)] = digest
-
-
 class AuditLog:
     """The log in the guard's database. Thread-safe; processes may share the database."""
 
@@ -170,13 +97,23 @@ class AuditLog:
         signer: CheckpointSigner | None = None,
         *,
         key_path: Path | None = None,
+        batch: BatchLimits | None = None,
     ) -> None:
         """``signer`` signs checkpoints; without one, the key file at ``key_path`` does, read
         when needed and again whenever it changes on disk (a missing or unusable file refuses
-        appends, naming it), and without either the log is read-only (appends are refused)."""
+        appends, naming it), and without either the log is read-only (appends are refused).
+        ``batch`` bounds the group commit of :meth:`append` (default: up to 256 entries, no
+        waiting); ``max_entries=1`` appends without it, one transaction per call."""
         self.db = db
         self.signer = signer
         self.key_file = checkpoint_key_file(key_path) if key_path is not None else None
+        self._sequencer: Sequencer[PendingEntry, Receipt] = Sequencer(
+            self._commit_batch, batch or BatchLimits()
+        )
+
+    @property
+    def batch_limits(self) -> BatchLimits:
+        return self._sequencer.limits
 
     @property
     def origin(self) -> str:
@@ -196,42 +133,38 @@ class AuditLog:
     _signer = current_signer
 
     def append(self, entry: dict[str, Any]) -> Receipt:
-        """Append one entry, sign the new tree head, return the entry's receipt."""
-        with self.db.transaction() as session:
-            return self.append_in(session, entry)
+        """Append one entry and return its receipt, once the batch it joined has committed
+        (with the batch's error, :class:`Unavailable` for a database fault, if it did not)."""
+        if self.batch_limits.max_entries == 1:
+            # The path before group commit: each caller its own transaction, all of them
+            # contending for the state row (kept for comparison: bench/audit.py).
+            with self.db.transaction() as session:
+                return self.append_in(session, entry)
+        return self._sequencer.submit(PendingEntry.of(entry))
+
+    def _commit_batch(self, take: Callable[[], list[PendingEntry]]) -> list[Receipt]:
+        """One batch of the group commit: lock, *then* take the queued entries (see
+        :mod:`guard.audit.sequencer`), write them, commit."""
+        signer = self._signer()
+        try:
+            with self.db.transaction() as session:
+                start = lock_size(session)
+                receipts = write_batch(session, signer, start, take())
+        except IntegrityError as exc:
+            # A row the batch writes exists already: the tables disagree with the size row
+            # (damaged, or written around the lock). Refuse like any fault: 503, fail closed.
+            raise Unavailable(
+                "the audit log refused a batch: a row it writes exists already (the log's "
+                f"tables are inconsistent): {exc.orig}"
+            ) from exc
+        return receipts  # only now: the transaction has committed
 
     def append_in(self, session: Session, entry: dict[str, Any]) -> Receipt:
         """Append within the caller's transaction, so the entry commits or rolls back with the
-        change it records (the consent registry's writes do this)."""
-        signer = self._signer()
-        data = canonical_json(entry)
-        leaf = leaf_hash(data)
-        session.execute(
-            update(AuditStateRow).where(AuditStateRow.id == 1).values(size=AuditStateRow.size)
-        )
-        index = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
-        now = datetime.now(UTC)
-        decision_id = entry.get("decision_id") if entry.get("kind") == "decision" else None
-        session.add(
-            AuditEntryRow(
-                idx=index,
-                leaf_hash=leaf.hex(),
-                entry=data.decode(),
-                decision_id=decision_id,
-                created_at=now,
-            )
-        )
-        nodes = _StoredSubtrees(session)
-        for level, node_index, digest in _completed_subtrees(nodes, index, leaf):
-            session.add(AuditNodeRow(level=level, idx=node_index, hash=digest.hex()))
-            nodes.remember(level, node_index, digest)
-        size = index + 1
-        root = root_hash(nodes, size)
-        note = signer.sign(Checkpoint(signer.origin, size, root, now))
-        session.add(AuditCheckpointRow(size=size, root=root.hex(), note=note))
-        session.execute(update(AuditStateRow).where(AuditStateRow.id == 1).values(size=size))
-        proof = inclusion_proof(nodes, index, size)
-        return Receipt(index, leaf.hex(), note, tuple(step.hex() for step in proof))
+        change it records (the consent registry's writes do this). It takes the same lock as a
+        batch (and holds it until the caller commits), signing its own checkpoint; the receipt
+        holds only if that transaction commits."""
+        return append_batch(session, self._signer(), [PendingEntry.of(entry)])[0]
 
     def entries_mentioning(
         self, reference: str, *, tenant: str | None = None
@@ -271,9 +204,7 @@ class AuditLog:
 
     def size(self) -> int:
         with self.db.transaction() as session:
-            return int(
-                session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
-            )
+            return _size(session)
 
     def entry(self, index: int) -> dict[str, Any]:
         with self.db.transaction() as session:
@@ -284,29 +215,38 @@ class AuditLog:
             return parsed
 
     def checkpoint(self, size: int | None = None) -> str:
-        """The signed checkpoint at ``size`` (default: the latest)."""
+        """The signed checkpoint at ``size`` (default: the latest); :class:`NotFound` naming the
+        nearest checkpointed sizes when no batch ended at ``size``."""
         with self.db.transaction() as session:
-            if size is None:
-                size = session.scalars(
-                    select(AuditStateRow.size).where(AuditStateRow.id == 1)
-                ).one()
-            row = session.get(AuditCheckpointRow, size)
-            if row is None:
-                raise NotFound(f"no audit checkpoint at size {size}")
-            return row.note
+            latest = _size(session)
+            return _checkpoint_at(session, latest if size is None else size, latest).note
+
+    def checkpoint_sizes(self, start: int = 0, limit: int = 1000) -> list[int]:
+        """The sizes that have a signed checkpoint (batch ends), from ``start`` on, ascending."""
+        with self.db.transaction() as session:
+            return list(
+                session.scalars(
+                    select(AuditCheckpointRow.size)
+                    .where(AuditCheckpointRow.size >= start)
+                    .order_by(AuditCheckpointRow.size)
+                    .limit(limit)
+                )
+            )
 
     def receipt(self, index: int, size: int | None = None) -> Receipt:
-        """A receipt for entry ``index`` against the checkpoint at ``size`` (default: latest)."""
+        """A receipt for entry ``index`` against the checkpoint at ``size`` (default: latest,
+        which always has one); :class:`NotFound` naming the nearest checkpointed sizes when no
+        batch ended at ``size``."""
         with self.db.transaction() as session:
-            latest = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
+            latest = _size(session)
             size = latest if size is None else size
             if not 0 <= index < size <= latest:
                 raise NotFound(f"entry {index} is not in a tree of size {size} (log size {latest})")
             entry = session.get(AuditEntryRow, index)
-            checkpoint = session.get(AuditCheckpointRow, size)
-            if entry is None or checkpoint is None:
-                raise NotFound(f"entry {index} or the checkpoint at {size} is missing")
-            proof = inclusion_proof(_StoredSubtrees(session), index, size)
+            if entry is None:
+                raise NotFound(f"entry {index} is missing; the log is damaged")
+            checkpoint = _checkpoint_at(session, size, latest)
+            proof = inclusion_proof(StoredSubtrees(session), index, size)
             return Receipt(index, entry.leaf_hash, checkpoint.note, tuple(p.hex() for p in proof))
 
     def index_of_decision(self, decision_id: str) -> int:
@@ -323,16 +263,18 @@ class AuditLog:
         return self.receipt(self.index_of_decision(decision_id))
 
     def consistency(self, old_size: int, new_size: int) -> list[str]:
+        """The bare RFC 6962 proof between any two sizes (no checkpoint needed to compute it)."""
         with self.db.transaction() as session:
-            proof = consistency_proof(_StoredSubtrees(session), old_size, new_size)
+            proof = consistency_proof(StoredSubtrees(session), old_size, new_size)
             return [step.hex() for step in proof]
 
     def prove_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         """The proof from the tree at ``old_size`` (any earlier checkpoint, or 0) to the one at
-        ``new_size`` (default: the latest), with the latter's signed checkpoint, read in one
-        transaction so the proof and the checkpoint are of the same tree."""
+        ``new_size`` (default: the latest; it must be a checkpointed size, a batch end), with
+        the latter's signed checkpoint, read in one transaction so the proof and the checkpoint
+        are of the same tree."""
         with self.db.transaction() as session:
-            latest = session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one()
+            latest = _size(session)
             if old_size > latest:
                 raise Conflict(
                     f"the log has {latest} entries, fewer than the {old_size} of the checkpoint "
@@ -340,41 +282,49 @@ class AuditLog:
                     "another log's"
                 )
             size = latest if new_size is None else new_size
-            if size == 0:
-                raise NotFound("the audit log is empty: no checkpoint yet")
-            if size > latest:
-                raise NotFound(f"no checkpoint at size {size} yet (the log has {latest} entries)")
             if old_size > size:
                 raise InvalidInput(f"no consistency proof from size {old_size} down to {size}")
-            checkpoint = session.get(AuditCheckpointRow, size)
-            if checkpoint is None:
-                raise NotFound(f"the checkpoint at size {size} is missing; the log is damaged")
-            proof = consistency_proof(_StoredSubtrees(session), old_size, size)
+            checkpoint = _checkpoint_at(session, size, latest)
+            proof = consistency_proof(StoredSubtrees(session), old_size, size)
             return ConsistencyProof(
                 old_size, size, tuple(step.hex() for step in proof), checkpoint.note
             )
 
 
-def _completed_subtrees(
-    nodes: _StoredSubtrees, index: int, leaf: bytes
-) -> list[tuple[int, int, bytes]]:
-    """The perfect subtrees that appending leaf ``index`` completes: the leaf, then each parent
-    whose right child it finishes, reading each left sibling once."""
-    completed = [(0, index, leaf)]
-    level, node_index, digest = 0, index, leaf
-    while node_index & 1:
-        left = nodes.subtree(level, node_index - 1)
-        digest = node_hash(left, digest)
-        level, node_index = level + 1, node_index >> 1
-        completed.append((level, node_index, digest))
-    return completed
+def _size(session: Session) -> int:
+    return int(session.scalars(select(AuditStateRow.size).where(AuditStateRow.id == 1)).one())
+
+
+def _checkpoint_at(session: Session, size: int, latest: int) -> AuditCheckpointRow:
+    """The checkpoint row at ``size``, or :class:`NotFound` saying why there is none: the log
+    is empty or not that large yet, or no batch ended there (naming the checkpointed sizes on
+    either side, so a client can ask for one of them instead)."""
+    if latest == 0:
+        raise NotFound("the audit log is empty: no checkpoint yet")
+    if size > latest:
+        raise NotFound(f"no checkpoint at size {size} yet (the log has {latest} entries)")
+    if size < 1:
+        raise NotFound("no checkpoint at size 0: the empty tree is not signed")
+    row = session.get(AuditCheckpointRow, size)
+    if row is not None:
+        return row
+    column = AuditCheckpointRow.size
+    below = session.scalar(select(func.max(column)).where(column < size))
+    above = session.scalar(select(func.min(column)).where(column > size))
+    nearest = " and ".join(str(s) for s in (below, above) if s is not None) or "none"
+    raise NotFound(
+        f"no checkpoint at size {size}: one is signed per committed batch of appends, not per "
+        f"entry; the nearest checkpointed sizes are {nearest}"
+    )
 
 
 def open_audit_log(settings: Settings, db: Database | None = None) -> AuditLog:
     """The log of the guard the settings describe; read-only (appends refused, i.e. every
-    audited request fails closed) while its key is missing."""
+    audited request fails closed) while its key is missing. Appends are batched as
+    ``GUARD_AUDIT_BATCH_MAX_ENTRIES`` and ``GUARD_AUDIT_BATCH_MAX_WAIT_MS`` say."""
     path = settings.audit_keys_dir / PRIVATE_KEY_FILE
-    return AuditLog(db or Database(settings.database_url), key_path=path)
+    limits = BatchLimits(settings.audit_batch_max_entries, settings.audit_batch_max_wait_ms)
+    return AuditLog(db or Database(settings.database_url), key_path=path, batch=limits)
 
 
 def audit_verifier(settings: Settings) -> CheckpointVerifier:

@@ -173,15 +173,42 @@ def _check_sizes(hashes: Iterable[bytes]) -> None:
         raise ValueError("every hash must be 32 bytes")
 
 
+def frontier(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees ``(level, index)`` a tree of ``size`` leaves splits into, largest
+    first (one per set bit of ``size``): all a store must read to append after it and to prove
+    anything in the tree it grows into (every other older node such a proof needs lies inside
+    one of them)."""
+    nodes: list[tuple[int, int]] = []
+    start = 0
+    for level in reversed(range(size.bit_length())):
+        if size >> level & 1:
+            nodes.append((level, start >> level))
+            start += 1 << level
+    return nodes
+
+
 class CompactRange:
     """The right-edge perfect subtrees of a growing tree: its root at any size, in O(log n) memory.
 
-    What an offline verifier streams entries through (``guard audit verify``).
+    What an offline verifier streams entries through (``guard audit verify``), and what a batch
+    of appends resumes from the stored :func:`frontier` (:meth:`resume`).
     """
 
     def __init__(self) -> None:
         self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
         self.size = 0
+
+    @classmethod
+    def resume(cls, size: int, hashes: Sequence[bytes]) -> CompactRange:
+        """The range of a tree of ``size`` leaves from the hashes of its :func:`frontier`."""
+        levels = [level for level, _ in frontier(size)]
+        if len(hashes) != len(levels):
+            raise ValueError(f"a tree of size {size} has {len(levels)} frontier hashes")
+        _check_sizes(hashes)
+        compact = cls()
+        compact._stack = list(zip(levels, hashes, strict=True))
+        compact.size = size
+        return compact
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Add a leaf hash; return the perfect subtrees it completed as ``(level, index, hash)``."""

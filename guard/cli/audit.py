@@ -67,11 +67,15 @@ def audit_show(index: int, json_output: JsonFlag = False) -> None:
 @audit_app.command("prove")
 def audit_prove(
     index: int,
-    size: Annotated[int | None, typer.Option(help="Tree size to prove against.")] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(help="Tree size to prove against: a checkpointed size (a batch end)."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """The inclusion proof (receipt) for entry INDEX against the checkpoint at SIZE (default:
-    the latest); --json prints the receipt as the API's proof endpoint returns it."""
+    the latest); --json prints the receipt as the API's proof endpoint returns it. A SIZE where
+    no batch of appends ended has no checkpoint: the error names the nearest that do."""
     with errors():
         receipt = _audit_log().receipt(index, size)
     if json_output:
@@ -87,12 +91,15 @@ def audit_prove(
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(
-    size: Annotated[int | None, typer.Option(help="Tree size (default: latest).")] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Tree size (default: latest); a batch end.")
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """The signed checkpoint (C2SP signed note) at SIZE; the public key to check it goes to
     stderr (it is also <data_dir>/keys/audit/checkpoint.vkey). --json prints both, with the
-    size, as the API's checkpoint endpoint does."""
+    size, as the API's checkpoint endpoint does. One is signed per committed batch of appends:
+    a SIZE where no batch ended is not found, naming the nearest checkpointed sizes."""
     from guard.audit import PUBLIC_KEY_FILE, audit_verifier
 
     with errors():
@@ -130,7 +137,8 @@ def audit_export(
     output: Annotated[Path, typer.Option("--out", help="The JSON Lines file to write.")],
     json_output: JsonFlag = False,
 ) -> None:
-    """Every entry with the checkpoint signed after it, then the latest checkpoint."""
+    """Every entry (with the checkpoint signed at its size where a batch of appends ended
+    there), then the latest checkpoint."""
     from guard.audit import export_log
 
     with errors():
@@ -213,7 +221,8 @@ def audit_consistency(
         int, typer.Option("--from", min=0, help="The size of the checkpoint held earlier.")
     ],
     new_size: Annotated[
-        int | None, typer.Option("--to", min=1, help="The newer size (default: latest).")
+        int | None,
+        typer.Option("--to", min=1, help="The newer size (default: latest); a batch end."),
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:

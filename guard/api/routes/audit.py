@@ -4,6 +4,10 @@ The tree (checkpoints, consistency proofs from any earlier checkpoint) is global
 tenant-scoped: a key sees its tenant's entries and the global ones (policy and blocklist in
 force), and asking for another tenant's entry answers 404. Every entry can be proved against the
 latest signed checkpoint and verified offline with the public key in ``verifier_key``.
+
+Checkpoints are signed once per committed batch of appends (group commit), so only batch ends
+have one: a ``size`` (``proof?size=``, ``consistency?to=``) where no batch ended answers 404
+naming the nearest checkpointed sizes, never a proof against a tree nobody signed.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ def proof(
     key: Annotated[ApiKey, Depends(_reader)],
     size: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
 ) -> Any:
-    """A receipt for the entry against the checkpoint at ``size`` (default: the latest)."""
+    """A receipt for the entry against the checkpoint at ``size`` (default: the latest); 404
+    naming the nearest checkpointed sizes if no batch of appends ended at ``size``."""
     log = service_of(request).guard.audit
     _visible_entry(log, index, key)
     return receipt_body(log.receipt(index, size))
@@ -113,7 +118,12 @@ def consistency(
     ] = None,
     to_size: Annotated[
         int | None,
-        Query(alias="to", ge=1, le=MAX_INDEX, description="The newer size (default: latest)."),
+        Query(
+            alias="to",
+            ge=1,
+            le=MAX_INDEX,
+            description="The newer size (default: latest); it must have a checkpoint.",
+        ),
     ] = None,
     old_size: Annotated[
         int | None, Query(ge=1, le=MAX_INDEX, description="The older name of `from`.")
@@ -125,7 +135,8 @@ def consistency(
     """Proof that the tree at ``to`` (default: the latest) extends the tree at ``from``, any
     earlier checkpoint's size (RFC 9162), with the signed checkpoint at ``to``: a client holding
     an earlier checkpoint checks both offline (``guard.audit.check_consistency_answer``). 409
-    when ``from`` is beyond the log: the log shrank since that checkpoint was signed."""
+    when ``from`` is beyond the log: the log shrank since that checkpoint was signed; 404
+    naming the nearest checkpointed sizes when no batch of appends ended at ``to``."""
     old = _one_of("from", from_size, "old_size", old_size)
     if old is None:
         raise InvalidInput("give `from`, the size of the checkpoint you hold")
