@@ -5,18 +5,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BASELINES := $(VENV)/.baselines-stamp
-# A second, independent C2PA reader (c2pa-ts, pure TypeScript) that the tests compare ours with.
+# A second, independent C2PA reader (c2pa-ts, pure TypeScript) that the tests compare ours with,
+# and axe-core, which the browser tests (tests/web) run on every page of the person's site.
 INTEROP := tests/interop/node_modules/.package-lock.json
 # insightface 2.1 declares the GUI opencv-python (needs libGL, and overwrites the headless cv2/);
 # it is installed without its dependencies, which pyproject.toml lists itself.
 INSIGHTFACE := insightface==2.1
 INVISIBLE_WATERMARK := invisible-watermark==0.2.0
+# Debian's chromium drives the browser tests (tests/web, through Playwright); Playwright's own
+# browser download is not reachable. Installed with apt-get (CI runs as root) only when missing:
+# where chromium exists this names it and the rule below never runs.
+CHROMIUM := $(or $(shell command -v chromium 2>/dev/null),/usr/bin/chromium)
 
 .PHONY: demo test test-fast lint typecheck bench venv clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(CHROMIUM):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium
+
+$(STAMP): pyproject.toml constraints.txt | $(CHROMIUM)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,nsfw,gateway]'

@@ -6,7 +6,8 @@
 
 Layers, outside in: request metrics → body size limit (413 before reading) → JSON bodies must
 be text (422 ``invalid_text``) → FastAPI (auth and rate limits per route, problem+json errors).
-Routes: ``guard.api.routes.*`` and the Envoy endpoint in ``guard.api.gateway.envoy``; the OpenAPI
+Routes: ``guard.api.routes.*``, the Envoy endpoint in ``guard.api.gateway.envoy`` and the
+person's pages of ``guard.web`` (``/consent/{token}``, ``/me``; not in the schema); the OpenAPI
 document is at ``/openapi.json``, Swagger UI at ``/docs`` and ReDoc at ``/redoc`` (assets served
 locally).
 """
@@ -25,13 +26,14 @@ from guard.api.gateway import envoy
 from guard.api.json_text import JsonTextCheck
 from guard.api.metrics import RequestMetricsMiddleware
 from guard.api.problems import install_handlers
-from guard.api.routes import audit, blocklist, decisions, ops, registry, usage
+from guard.api.routes import audit, blocklist, consent_requests, decisions, ops, registry, usage
 from guard.api.schemas import Problem
 from guard.api.service import Service
 from guard.api.uploads import BodySizeLimit
 from guard.bootstrap import refuse_bad_keys
 from guard.config import Settings
 from guard.pipeline import Guard
+from guard.web import mount_web
 
 DESCRIPTION = """\
 Consent and public-figure gate, identity-preserving edits, provenance (watermark + C2PA) and a
@@ -83,9 +85,11 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
     )
     app.state.service = service
     install_handlers(app)
-    for module in (decisions, registry, blocklist, audit, usage, ops):
+    for module in (decisions, registry, consent_requests, blocklist, audit, usage, ops):
         app.include_router(module.router)
     app.include_router(envoy.router)
+    # The person's own pages (/consent/{token}, /me) and their static assets (guard/web).
+    mount_web(app)
 
     def openapi() -> dict[str, object]:
         if app.openapi_schema is None:

@@ -5,7 +5,8 @@ blocklist holding two real public figures, enrolls one person from the group pho
 consent grant, then runs three requests and prints each decision with its per-face explanation.
 The allowed output is watermarked and C2PA-signed; the demo verifies it, then strips its metadata
 the way a social network would (JPEG 75, half size) and shows the manifest recovered through the
-watermark.
+watermark. Last, it asks Model A for consent the way an integrator would (a consent request) and
+prints the single-use link to the person's own page, which `guard serve` serves.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ REQUESTER = "demo-tenant/photo-app"
 # one wider portrait to edit. No other face falls inside either.
 ENROLL_CROP = (230, 450, 20, 230)
 PORTRAIT_CROP = (150, 886, 0, 262)
+# Where `guard serve` listens by default: the consent link the demo prints points there.
+DEMO_BASE_URL = "http://127.0.0.1:8080"
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -70,6 +73,35 @@ def _prepare_photos(out_dir: Path) -> dict[str, Path]:
         "group": _write(photos / "group.jpg", sample_bytes("t1")),
         "figures": figures,
     }
+
+
+def _ask_for_consent(
+    guard: Guard, subject_id: str, photo: Path, data_dir: Path, console: Console
+) -> None:
+    """What an integrator does to have the person confirm on their own page: a consent request,
+    whose single-use link is printed (docs/consent-pages.md)."""
+    console.rule("4. Ask Model A for consent on their own page")
+    asked = guard.registry.consent_requests.create(
+        subject_id,
+        tenant="demo-tenant",
+        requester=REQUESTER,
+        requester_display_name="Photo App (demo)",
+        tenant_display_name="Demo Tenant",
+        scopes=["relight", "background_blur"],
+        grant_days=90,
+        message="We would like to relight your portraits for the demo catalogue.",
+    )
+    console.print(
+        f"consent request {asked.request.id} ({', '.join(asked.request.scopes)}, 90 days), "
+        f"link valid until {asked.request.expires_at:%Y-%m-%d %H:%M} UTC. Start the service "
+        f"with `GUARD_DATA_DIR={data_dir} guard serve`, then open (as the person would):"
+    )
+    console.print(f"[bold]{DEMO_BASE_URL}/consent/{asked.token}[/bold]", soft_wrap=True)
+    console.print(
+        f"and confirm with a photo of Model A ({photo}); afterwards the page gives "
+        "the link to the person's own page (/me): grants, usage, withdraw, erase "
+        "(docs/consent-pages.md)"
+    )
 
 
 def run_demo(out_dir: Path, console: Console | None = None) -> None:
@@ -144,6 +176,8 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
         )
     )
     print_decision(decision)
+
+    _ask_for_consent(guard, subject.id, photos["enroll"], data_dir, console)
 
     console.rule("outputs")
     console.print(f"photos used: {photos['portrait'].parent}")

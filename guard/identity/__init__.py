@@ -16,8 +16,16 @@ from guard.identity.building import (
     reference_face,
 )
 from guard.identity.confirmation import ConfirmationToken, ConsentConfirmations
+from guard.identity.consent_requests import (
+    Accepted,
+    ConsentRequest,
+    ConsentRequests,
+    IssuedConsentRequest,
+    RequestStatus,
+)
 from guard.identity.enrollment import EnrollmentRules, EnrollmentScreen
 from guard.identity.key_check import check_template_key
+from guard.identity.management_links import LinkHolder, ManagementLink, ManagementLinks
 from guard.identity.matcher import FaceFacts, Match, Matcher, MatchKind, PromptSubject
 from guard.identity.records import (
     ConsentGrant,
@@ -30,9 +38,11 @@ from guard.identity.records import (
     SubjectCandidate,
 )
 from guard.identity.registry import ConsentRegistry
+from guard.identity.signed_tokens import LinkExpired, LinkUsed
 from guard.identity.tenancy import check_requester, check_tenant, in_tenant, tenant_of
 
 __all__ = [
+    "Accepted",
     "Blocklist",
     "BlocklistSaved",
     "BlocklistStore",
@@ -42,12 +52,20 @@ __all__ = [
     "ConsentGrant",
     "ConsentLevel",
     "ConsentRegistry",
+    "ConsentRequest",
+    "ConsentRequests",
     "EnrollmentRules",
     "EnrollmentScreen",
     "Erasure",
     "FaceFacts",
     "FigureCandidate",
     "GrantStatus",
+    "IssuedConsentRequest",
+    "LinkExpired",
+    "LinkHolder",
+    "LinkUsed",
+    "ManagementLink",
+    "ManagementLinks",
     "Match",
     "MatchKind",
     "Matcher",
@@ -55,6 +73,7 @@ __all__ = [
     "PublicFigure",
     "PublicFigureLink",
     "RegistryChange",
+    "RequestStatus",
     "Subject",
     "SubjectCandidate",
     "build_from_embeddings",

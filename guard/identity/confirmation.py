@@ -8,19 +8,17 @@ hands it to the person (the person's consent page redeems it). The token is
 
 where the tag is an HMAC (the deployment's keyed hasher) over the rest, so a forged or altered
 token is refused before the database is read, and only the SHA-256 of the secret is stored, so
-a database reader cannot redeem it. A token works once, until its expiry, on a grant still in
-force; asking for a new token replaces the outstanding one. Issuing and redeeming are audited.
+a database reader cannot redeem it (the scheme of :mod:`guard.identity.signed_tokens`, which
+the person's consent requests and management links share). A token works once, until its
+expiry, on a grant still in force; asking for a new token replaces the outstanding one. Issuing
+and redeeming are audited.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -35,10 +33,10 @@ from guard.identity.records import (
     grant_of,
     utc_now,
 )
+from guard.identity.signed_tokens import SignedTokens, same_digest
 from guard.secrets import KeyedHasher
 
 DEFAULT_VALIDITY = timedelta(days=7)
-_TOKEN = re.compile(r"^lgc_(grt_[0-9a-f]{24})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})\.([0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -59,19 +57,17 @@ class ConsentConfirmations:
         on_change: Callable[[Session, RegistryChange], None],
     ) -> None:
         self._db = db
-        self._hasher = hasher
+        self._tokens = SignedTokens(
+            hasher, purpose="consent-confirmation", prefix="lgc_", id_pattern="grt_[0-9a-f]{24}"
+        )
         self._changed = on_change
-
-    def _tag(self, grant_id: str, expiry: int, secret: str) -> str:
-        return self._hasher.ref("consent-confirmation", f"{grant_id}.{expiry}.{secret}")
 
     def issue(self, grant_id: str, *, valid_for: timedelta = DEFAULT_VALIDITY) -> ConfirmationToken:
         """A new token for ``grant_id`` (replacing any outstanding one), valid ``valid_for``."""
         if not timedelta(minutes=5) <= valid_for <= timedelta(days=30):
             raise InvalidInput("a confirmation token is valid for 5 minutes to 30 days")
         expires_at = (utc_now() + valid_for).replace(microsecond=0)
-        expiry = int(expires_at.timestamp())
-        secret = secrets.token_urlsafe(32)
+        token, digest = self._tokens.make(grant_id, expires_at)
         with self._db.transaction() as session:
             row, tenant = _grant_row(session, grant_id)
             if grant_of(row).status_at(utc_now()) is not GrantStatus.ACTIVE:
@@ -80,13 +76,12 @@ class ConsentConfirmations:
                 )
             if row.consent_level == ConsentLevel.PERSON_CONFIRMED:
                 raise Conflict(f"grant {grant_id} was already confirmed by the person")
-            row.confirmation_sha256 = hashlib.sha256(secret.encode()).hexdigest()
+            row.confirmation_sha256 = digest
             row.confirmation_expires_at = expires_at
             change = RegistryChange(
                 "consent_confirmation_requested", tenant, row.subject_id, grant_id=grant_id
             )
             self._changed(session, change)
-        token = f"lgc_{grant_id}.{expiry}.{secret}.{self._tag(grant_id, expiry, secret)}"
         return ConfirmationToken(token, grant_id, expires_at)
 
     def redeem(self, token: str, *, now: datetime | None = None) -> ConsentGrant:
@@ -95,23 +90,19 @@ class ConsentConfirmations:
         A malformed, forged, spent or replaced token is :class:`InvalidInput` with one message
         (nothing to probe); an expired one says so; a grant no longer in force is a conflict."""
         refused = InvalidInput("this confirmation link is not valid (used, replaced or mistyped)")
-        parsed = _TOKEN.match(token.strip())
+        parsed = self._tokens.parse(token)
         if parsed is None:
             raise refused
-        grant_id, expiry_text, secret, tag = parsed.groups()
-        if not hmac.compare_digest(tag, self._tag(grant_id, int(expiry_text), secret)):
-            raise refused
+        grant_id = parsed.object_id
         now = now or utc_now()
-        if now >= datetime.fromtimestamp(int(expiry_text), UTC):
+        if now >= parsed.expires_at:
             raise InvalidInput("this confirmation link has expired; ask for a new one")
-        digest = hashlib.sha256(secret.encode()).hexdigest()
         with self._db.transaction() as session:
             try:
                 row, tenant = _grant_row(session, grant_id)
             except NotFound:
                 raise refused from None
-            stored = row.confirmation_sha256
-            if stored is None or not hmac.compare_digest(stored, digest):
+            if not same_digest(row.confirmation_sha256, parsed.secret_sha256):
                 raise refused
             if grant_of(row).status_at(now) is not GrantStatus.ACTIVE:
                 raise Conflict(f"grant {grant_id} is no longer in force")

@@ -80,3 +80,43 @@ class ErasureRow(Base):
     subject_ref: Mapped[str] = mapped_column(String(64), index=True)
     tenant: Mapped[str] = mapped_column(String(128))
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentRequestRow(Base):
+    """What an integrator asked a person to agree to, and how the person answered."""
+
+    __tablename__ = "consent_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    requester: Mapped[str] = mapped_column(String(200))
+    requester_display_name: Mapped[str] = mapped_column(String(200))
+    tenant_display_name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    grant_days: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(String(2000), default="")
+    # The one-time link: the SHA-256 of its secret (cleared once answered) and its expiry.
+    secret_sha256: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    grant_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ManagementLinkRow(Base):
+    """One of a person's links to their own page (only the SHA-256 of its secret)."""
+
+    __tablename__ = "management_links"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

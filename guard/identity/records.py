@@ -124,7 +124,10 @@ class RegistryChange:
 
     ``kind``: subject_created, templates_enrolled, consent_granted, consent_revoked,
     subject_erased, public_figure_linked or public_figure_unlinked (``actor``: the operator key,
-    ``figure_id``: the figure)."""
+    ``figure_id``: the figure); consent_confirmation_requested, consent_confirmed; and from the
+    person's own pages (guard/web): consent_requested, consent_request_declined,
+    consent_withdrawn and subject_erased_by_person (the person's own acts),
+    management_link_issued, management_link_rotated, management_link_revoked."""
 
     kind: str
     tenant: str

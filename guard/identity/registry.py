@@ -26,8 +26,10 @@ from guard.db import Database
 from guard.errors import Conflict, InvalidInput, NotFound
 from guard.faces import Face
 from guard.identity.confirmation import ConsentConfirmations
+from guard.identity.consent_requests import ConsentRequests
 from guard.identity.enrollment import EnrollmentScreen
 from guard.identity.links import PublicFigureLinks
+from guard.identity.management_links import ManagementLinks
 from guard.identity.models import (
     ConsentGrantRow,
     ErasureRow,
@@ -86,7 +88,10 @@ class ConsentRegistry:
             db, cipher, screen, self._templates, self._changed, engine_name=engine_name
         )
         """The operator's verified links between subjects and blocklisted figures."""
-        """Person-confirmed consent: tokens the person redeems to confirm a grant."""
+        self.management_links = ManagementLinks(db, hasher, self._changed)
+        """The person's links to their own page."""
+        self.consent_requests = ConsentRequests(db, hasher, self._changed, self.management_links)
+        """Requests the person answers on their own page (issue 19)."""
 
     # subjects ------------------------------------------------------------------------------
 
@@ -303,7 +308,11 @@ class ConsentRegistry:
             self._changed(session, change)
         return grant_of(row)
 
-    def revoke(self, grant_id: str, *, at: datetime | None = None) -> ConsentGrant:
+    def revoke(
+        self, grant_id: str, *, at: datetime | None = None, by_person: bool = False
+    ) -> ConsentGrant:
+        """Revoke now (or ``at``). ``by_person``: the person withdrew it on their own page; the
+        audit entry says so (``consent_withdrawn`` instead of ``consent_revoked``)."""
         with self._db.transaction() as session:
             row = session.get(ConsentGrantRow, grant_id)
             if row is None:
@@ -314,7 +323,11 @@ class ConsentRegistry:
             subject = session.get(SubjectRow, row.subject_id)
             tenant = subject.tenant if subject is not None else ""
             change = RegistryChange(
-                "consent_revoked", tenant, row.subject_id, grant_id=row.id, grantee=row.grantee
+                "consent_withdrawn" if by_person else "consent_revoked",
+                tenant,
+                row.subject_id,
+                grant_id=row.id,
+                grantee=row.grantee,
             )
             self._changed(session, change)
             return grant_of(row)
@@ -342,9 +355,11 @@ class ConsentRegistry:
 
     # erasure -------------------------------------------------------------------------------
 
-    def erase(self, subject_id: str) -> Erasure:
+    def erase(self, subject_id: str, *, by_person: bool = False) -> Erasure:
         """Delete the subject, their templates (DB and index) and grants; keep a keyed-hash
-        record of the erasure for the audit trail."""
+        record of the erasure for the audit trail. ``by_person``: the person erased themselves
+        on their own page (audited as ``subject_erased_by_person``). Their consent requests and
+        management links go with the subject (foreign keys, ``ON DELETE CASCADE``)."""
         with self._templates.change() as change, self._db.transaction() as session:
             subject = session.get(SubjectRow, subject_id)
             if subject is None:
@@ -366,7 +381,10 @@ class ConsentRegistry:
             change.bump(session)
             change.remove(template_ids)
             change_record = RegistryChange(
-                "subject_erased", subject.tenant, subject_id, count=len(template_ids)
+                "subject_erased_by_person" if by_person else "subject_erased",
+                subject.tenant,
+                subject_id,
+                count=len(template_ids),
             )
             self._changed(session, change_record)
         return Erasure(

@@ -64,6 +64,17 @@ class Owned:
             self.subject_id, grantee="acme/app", scopes=["relight"], evidence_sha256=EVIDENCE
         ).id
 
+    def fresh_consent_request(self) -> str:
+        return self.service.guard.registry.consent_requests.create(
+            self.subject_id,
+            tenant="acme",
+            requester="acme/app",
+            requester_display_name="Acme Photo",
+            tenant_display_name="Acme",
+            scopes=["relight"],
+            grant_days=30,
+        ).request.id
+
     def fresh_flag(self) -> str:
         key = ApiKeyStore(self.service.guard.db).create(tenant="acme", role=Role.INTEGRATOR)
         flag = FlagStore(self.service.guard.db).raise_flag(
@@ -236,6 +247,28 @@ ENDPOINTS = [
         "POST /v1/consents/{grant_id}/revoke",
         WRITERS,
         lambda o: ("POST", f"/v1/consents/{o.fresh_grant()}/revoke", {}),
+    ),
+    # consent requests (the person answers on their own page)
+    Endpoint(
+        "POST /v1/consent-requests",
+        WRITERS,
+        lambda o: (
+            "POST",
+            "/v1/consent-requests",
+            {
+                "json": {
+                    "subject_id": o.subject_id,
+                    "requester_display_name": "Acme Photo",
+                    "scopes": ["relight"],
+                }
+            },
+        ),
+        ok=201,
+    ),
+    Endpoint(
+        "GET /v1/consent-requests/{request_id}",
+        TENANT_ROLES,
+        lambda o: ("GET", f"/v1/consent-requests/{o.fresh_consent_request()}", {}),
     ),
     # the deployment's blocklist
     Endpoint(

@@ -20,8 +20,11 @@ TABLES = {
     "audit_state",
     "api_keys",
     "usage_flags",
+    "consent_requests",
+    "management_links",
 }
 API_TABLES = {"api_keys", "usage_flags"}
+PAGE_TABLES = {"consent_requests", "management_links"}
 AUDIT_TABLES = {"audit_entries", "audit_nodes", "audit_checkpoints", "audit_state"}
 
 
@@ -44,7 +47,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
-    assert current_revision(empty_database_url) == "0007"
+    assert current_revision(empty_database_url) == "0008"
     assert _tables(empty_database_url) == TABLES
     engine = create_engine(empty_database_url)
     with engine.connect() as connection:
@@ -54,12 +57,16 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
         )
     engine.dispose()
     upgrade_to_head(empty_database_url)  # idempotent
+    downgrade_to(empty_database_url, "0007")
+    assert _tables(empty_database_url) == TABLES - PAGE_TABLES
     downgrade_to(empty_database_url, "0003")
-    assert _tables(empty_database_url) == TABLES - API_TABLES
+    assert _tables(empty_database_url) == TABLES - PAGE_TABLES - API_TABLES
     downgrade_to(empty_database_url, "0002")
-    assert _tables(empty_database_url) == TABLES - API_TABLES - AUDIT_TABLES
+    assert _tables(empty_database_url) == TABLES - PAGE_TABLES - API_TABLES - AUDIT_TABLES
     downgrade_to(empty_database_url, "0001")
-    assert _tables(empty_database_url) == TABLES - API_TABLES - AUDIT_TABLES - {"manifests"}
+    assert _tables(empty_database_url) == TABLES - PAGE_TABLES - API_TABLES - AUDIT_TABLES - {
+        "manifests"
+    }
     downgrade_to(empty_database_url, "base")
     assert _tables(empty_database_url) == set()
     assert current_revision(empty_database_url) is None

@@ -1,0 +1,152 @@
+"""Rendering the person's pages, and turning every error into a page a person can read.
+
+Templates are Jinja2 (autoescaped) from ``guard/web/templates``; each response carries the
+headers of :mod:`guard.web.security`. :class:`PageRoute` is the route class of the web router:
+a typed error (:class:`~guard.errors.GuardError`), a malformed form or anything unexpected
+becomes an HTML page with the right 4xx/5xx status and a plain message, never a stack trace or
+a problem+json body (those are for programs, these pages are for people).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, Response
+
+from guard.api.auth import service_of
+from guard.api.limits import retry_after_header
+from guard.errors import GuardError, RateLimited
+from guard.web.security import PAGE_HEADERS, Csrf
+
+log = logging.getLogger("guard.web")
+
+_ENV = Environment(
+    loader=PackageLoader("guard.web", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _when(value: datetime | None) -> str:
+    """A date a person reads: ``6 December 2026, 09:15 UTC``."""
+    if value is None:
+        return "no end date"
+    return f"{value.day} {value:%B %Y, %H:%M} UTC"
+
+
+_ENV.filters["when"] = _when
+
+_TITLES = {
+    400: "This request could not be read",
+    401: "Open your link first",
+    403: "Not allowed",
+    404: "This link is not valid",
+    409: "This cannot be done now",
+    410: "This link no longer works",
+    413: "The photo is too large",
+    415: "This file is not a photo we can read",
+    422: "The photo could not be used",
+    429: "Too many attempts",
+    503: "The service is unavailable",
+}
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """``template`` with ``context`` (plus a CSRF form token), with the page headers."""
+    csrf = Csrf(request, service_of(request).guard.keys.hasher())
+    body = _ENV.get_template(template).render(
+        {"csrf_token": csrf.form_token, "static": "/web-static", **(context or {})}
+    )
+    response = HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+    csrf.attach(response)
+    return response
+
+
+def error_page(request: Request, status: int, message: str, **extra: Any) -> HTMLResponse:
+    headers = extra.pop("headers", None)
+    try:
+        return render(
+            request,
+            "error.html",
+            {"title": _TITLES.get(status, "Something went wrong"), "message": message, **extra},
+            status=status,
+            headers=headers,
+        )
+    except GuardError:
+        # The keys themselves are unavailable (no CSRF token can be made): still a page.
+        body = _ENV.get_template("error.html").render(
+            {"title": _TITLES.get(status, "Something went wrong"), "message": message}
+        )
+        return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+
+
+@dataclass(frozen=True)
+class RedeemLimit:
+    """Token-bucket limits on looking up a token, per client address (shared with the API's
+    limiter: Redis when configured)."""
+
+    rate_per_second: float = 0.5
+    burst: int = 30
+    name: str = "web-redeem"
+    """The bucket's name (a test's own limit uses its own bucket)."""
+
+
+def check_redeem_rate(request: Request) -> None:
+    limit: RedeemLimit = getattr(request.app.state, "web_redeem_limit", RedeemLimit())
+    client = request.client.host if request.client else "unknown"
+    wait = service_of(request).limits.take(
+        f"{limit.name}:{client}", rate=limit.rate_per_second, burst=limit.burst
+    )
+    if wait > 0:
+        raise RateLimited(
+            f"Too many attempts from your connection. Please wait {wait:.0f} seconds and "
+            "try again.",
+            retry_after=wait,
+        )
+
+
+class PageRoute(APIRoute):
+    """Errors of the person's pages as pages (see the module docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RateLimited as exc:
+                headers = {"Retry-After": retry_after_header(exc.retry_after)}
+                return error_page(request, 429, exc.message, headers=headers)
+            except GuardError as exc:
+                status = exc.http_status if 400 <= exc.http_status < 600 else 500
+                return error_page(request, status, exc.message)
+            except RequestValidationError:
+                return error_page(
+                    request, 400, "The form was incomplete. Go back and fill in every field."
+                )
+            except HTTPException as exc:
+                return error_page(request, exc.status_code, str(exc.detail))
+            except Exception:
+                # Logged without the request (it may hold a photo or a token); the person sees
+                # a plain page, never a trace.
+                log.exception("a page of the person's site failed")
+                return error_page(request, 500, "Something went wrong on our side. Try later.")
+
+        return page_handler

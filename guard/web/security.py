@@ -1,0 +1,98 @@
+"""What every page of the person's site carries: security headers, CSRF tokens, cookies.
+
+- **Headers**: a Content-Security-Policy that allows scripts, styles and images from this origin
+  only (no inline script, no third-party host), no framing, no referrer (the links hold
+  tokens), no caching (the pages show a person's consents).
+- **CSRF**: a random value in an HttpOnly ``SameSite=Strict`` cookie, and in every form the
+  HMAC of that value under the deployment's key (a signed double-submit token): a form posted
+  without it, or from a page that did not get it from us, is refused with a 403 page.
+- **Cookies** are HttpOnly, ``SameSite=Strict``, ``Path=/``, and ``Secure`` when the request
+  came over HTTPS (a plain-HTTP development server still works).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from fastapi import Request
+from starlette.responses import Response
+
+from guard.errors import Forbidden
+from guard.secrets import KeyedHasher
+
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+}
+CSRF_COOKIE = "lg_csrf"
+CSRF_FIELD = "csrf"
+ME_COOKIE = "lg_me"
+
+
+class CsrfRefused(Forbidden):
+    code = "csrf_refused"
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def clear_cookie(request: Request, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+    )
+
+
+class Csrf:
+    """The signed double-submit token of one request (see the module docstring)."""
+
+    def __init__(self, request: Request, hasher: KeyedHasher) -> None:
+        self._request = request
+        self._hasher = hasher
+        current = request.cookies.get(CSRF_COOKIE, "")
+        self._fresh = len(current) < 32
+        self._value = secrets.token_urlsafe(32) if self._fresh else current
+
+    @property
+    def form_token(self) -> str:
+        return self._hasher.ref("web-csrf", self._value)
+
+    def attach(self, response: Response) -> None:
+        """Give the browser the cookie the form tokens are made from (when it had none)."""
+        if self._fresh:
+            set_cookie(self._request, response, CSRF_COOKIE, self._value)
+
+    def verify(self, presented: str | None) -> None:
+        refused = CsrfRefused(
+            "This form could not be accepted: it was not sent from this page, or it is out of "
+            "date. Go back, reload the page and try again."
+        )
+        if self._fresh or not presented:
+            raise refused
+        if not hmac.compare_digest(presented, self.form_token):
+            raise refused
