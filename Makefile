@@ -65,6 +65,8 @@ test-fast: $(BASELINES) $(INTEROP)
 
 bench: $(BASELINES)
 	$(BIN)/python bench/faces.py
+	$(BIN)/python bench/check_path.py
+	$(BIN)/python bench/descriptor.py
 	$(BIN)/python bench/editor.py
 	$(BIN)/python bench/thresholds.py
 	$(BIN)/python bench/watermark.py
