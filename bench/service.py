@@ -180,6 +180,10 @@ async def load(url: str, token: str, case: Case, concurrency: int, seconds: floa
                 if response.status_code == 200:
                     latencies.append((time.perf_counter() - sent) * 1000)
                 else:  # e.g. 503 busy from admission: not an answered check
+                    if response.status_code == 503 and "retry-after" in response.headers:
+                        # A client that honours Retry-After, as the service asks: one that
+                        # hammers instead spends the worker's CPU on refusals.
+                        await asyncio.sleep(float(response.headers["retry-after"]))
                     if not errors:
                         print(
                             f"  first error: {response.status_code} {response.text[:300]}",
