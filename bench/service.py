@@ -49,8 +49,9 @@ from guard.samples import sample_bytes
 GOAL_CHECKS_PER_WORKER = 12.0
 REDIS_URL = os.environ.get("GUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 IMAGE_CHECK, TEXT_CHECK, EDIT = "check 512² photo", "check text only", "edit 1024² relight"
-# The default detector (HOG, upsampled once, ±30° rotation sweep) and a fast one without the
-# sweep or upsampling, which misses tilted and small (< ~80 px) faces: what speed costs.
+# The default detector (HOG upsampled once; ±30° turned views steered by NudeNet's faces) and a
+# fast one without turned views or upsampling, which misses tilted and small (< ~80 px) faces:
+# what speed costs.
 FAST: dict[str, object] = {"dlib_rotation_sweep": (), "dlib_upsample": 0}
 CONFIGURATIONS: list[tuple[str, dict[str, object], int, set[str]]] = [
     ("default", {}, 1, {IMAGE_CHECK, TEXT_CHECK, EDIT}),
