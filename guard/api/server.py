@@ -6,20 +6,72 @@ connections inherit it, and asyncio then never sets ``TCP_NODELAY`` on them, so 
 response after the first waits for the client's delayed ACK (~40 ms on Linux; Kludex/uvicorn
 issue 3149). Measured here: 23 requests/s on ``/healthz`` with uvicorn's socket, against 1,600
 with one worker.
+
+uvicorn's access log names every request's path, and the person's pages carry bearer tokens in
+theirs (``/consent/lgr_…``, ``/me/link/lgm_…``): :class:`RedactTokens`, on the access logger of
+every worker, keeps each token's prefix and replaces the rest with ``…`` (one process: put on
+the logger before uvicorn starts; workers: in the logging configuration each one applies).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import re
 import socket
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
 from guard.errors import ConfigurationError
 
 APP = "guard.api.app:app_from_environment"
 log = logging.getLogger("guard.api")
+
+
+_TOKEN = re.compile(r"\b(lg[rm]_)[^/?#&\s\"]+")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every consent-request (``lgr_``) and management-link (``lgm_``) token
+    cut to its prefix: ``/me/link/lgm_…``."""
+    return _TOKEN.sub(r"\1…", text)
+
+
+class RedactTokens(logging.Filter):
+    """Removes the person's tokens from access-log records (their arguments and message)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_tokens(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        elif isinstance(record.args, dict):
+            record.args = {
+                key: redact_tokens(arg) if isinstance(arg, str) else arg
+                for key, arg in record.args.items()
+            }
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's own logging configuration, with :class:`RedactTokens` on its access log."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": f"{__name__}.RedactTokens"}
+    config["loggers"]["uvicorn.access"]["filters"] = ["redact_tokens"]
+    return config
+
+
+def redact_access_log() -> None:
+    """Put :class:`RedactTokens` on uvicorn's access logger in this process (uvicorn's logging
+    configuration keeps a logger's filters; spawned workers get it from :func:`log_config`)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -38,10 +90,17 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
     """Run until interrupted. Each worker builds its app from the environment."""
     if workers == 1:
+        redact_access_log()
         uvicorn.run(APP, factory=True, host=host, port=port, log_level=log_level)
         return
     config = uvicorn.Config(
-        APP, factory=True, host=host, port=port, workers=workers, log_level=log_level
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        log_config=log_config(),
     )
     sock = listening_socket(host, port)
     log.warning("Likeness Guard on http://%s:%d with %d workers", host, port, workers)

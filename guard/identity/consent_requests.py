@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guard.db import Database
-from guard.errors import InvalidInput, NotFound
+from guard.errors import GuardError, InvalidInput, NotFound, UnprocessableInput
 from guard.identity.management_links import ManagementLink, ManagementLinks
 from guard.identity.models import ConsentGrantRow, ConsentRequestRow, SubjectRow
 from guard.identity.records import (
@@ -38,17 +39,36 @@ from guard.identity.records import (
 )
 from guard.identity.signed_tokens import LinkExpired, LinkUsed, SignedTokens, same_digest
 from guard.identity.tenancy import check_requester, check_tenant
+from guard.requests import OPERATION_NAME
 from guard.secrets import KeyedHasher
 
 DEFAULT_LINK_VALIDITY = timedelta(days=7)
+MAX_FAILED_PHOTOS = 5
+"""Photos that could not be confirmed before the link locks (the page would otherwise let its
+holder try face after face, to learn which are registered)."""
 MAX_GRANT_DAYS = 3650
 NOT_VALID = "this link is not valid: check that it was copied whole, or ask for a new one"
+
+
+class LinkLocked(GuardError):
+    """The request's link was locked after too many photos that could not be confirmed."""
+
+    code = "link_locked"
+    http_status = 410
+
+
+LOCKED_MESSAGE = (
+    "This link is locked: too many photos could not be confirmed. Nothing was agreed. Ask the "
+    "organisation that sent it for a new link."
+)
 
 
 class RequestStatus(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
     DECLINED = "declined"
+    LOCKED = "locked"
+    """Too many photos could not be confirmed: the link opens nothing any more."""
     EXPIRED = "expired"
     """Never stored: a pending request whose link ran out."""
 
@@ -95,8 +115,10 @@ class ConsentRequest:
 class Accepted:
     request: ConsentRequest
     grant: ConsentGrant
-    link: ManagementLink
-    """The person's link to their own page (shown to them once)."""
+    link: ManagementLink | None
+    """The person's link to their own page (shown to them once); ``None`` when the subject
+    already has a working link: a second link would let whoever accepted this request (the
+    person, or anyone holding the request's link and a matching photo) in beside the first."""
 
 
 @dataclass(frozen=True)
@@ -127,9 +149,17 @@ def _request_of(row: ConsentRequestRow) -> ConsentRequest:
 
 def _clean_text(value: str, what: str, limit: int, *, keep_lines: bool = False) -> str:
     """``value`` with its spaces tidied (line breaks kept in a message); control characters
-    (NUL, which PostgreSQL refuses, among them) are refused: they have no place on a page."""
+    (NUL, which PostgreSQL refuses, among them) are refused: they have no place on a page.
+    So are Unicode format characters (category Cf: U+202E RIGHT-TO-LEFT OVERRIDE, zero-width
+    spaces and joiners), which can make a name on the page read as another (422)."""
     if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
         raise InvalidInput(f"{what} holds control characters")
+    if any(unicodedata.category(c) == "Cf" for c in value):
+        raise UnprocessableInput(
+            f"{what} holds invisible formatting characters (such as U+202E), which could "
+            "make it read as something else",
+            code="invalid_text",
+        )
     if keep_lines:
         cleaned = "\n".join(" ".join(line.split()) for line in value.strip().splitlines())
     else:
@@ -186,7 +216,12 @@ class ConsentRequests:
         if new_subject_name is not None:
             new_subject_name = _clean_text(new_subject_name, "display_name", 200) or None
         for scope in clean_scopes:
-            _clean_text(scope, "a scope", 128)
+            if not OPERATION_NAME.fullmatch(scope):
+                raise UnprocessableInput(
+                    f"the scope {scope[:80]!r} is not an operation name: 1 to 64 characters "
+                    "of a-z, 0-9, '_', '.' and '-'",
+                    code="invalid_operation",
+                )
         if not requester_name or not tenant_name:
             raise InvalidInput("the person must be told who asks: display names are required")
         now = utc_now()
@@ -275,6 +310,8 @@ class ConsentRequests:
         row = session.get(ConsentRequestRow, parsed.object_id, with_for_update=True)
         if row is None:
             raise NotFound(NOT_VALID)
+        if row.status == RequestStatus.LOCKED.value:
+            raise LinkLocked(LOCKED_MESSAGE)
         if row.status != RequestStatus.PENDING.value:
             raise LinkUsed("this link was already used: the request has been answered")
         if not same_digest(row.secret_sha256, parsed.secret_sha256):
@@ -291,7 +328,8 @@ class ConsentRequests:
     def accept(self, token: str, *, now: datetime | None = None) -> Accepted:
         """The person agrees: a ``person_confirmed`` grant for the request's requester and
         scopes, lasting its days, whose evidence is the SHA-256 of what the person was shown,
-        and the person's management link, all in one transaction."""
+        and the person's management link (unless the subject already has a working one), all in
+        one transaction."""
         now = now or utc_now()
         with self._db.transaction() as session:
             row = self._locked(session, token, now)
@@ -329,8 +367,38 @@ class ConsentRequests:
                 )
             subject = session.get(SubjectRow, row.subject_id)
             assert subject is not None  # the request's foreign key
-            link = self._links.issue_in(session, subject)
+            link = (
+                None
+                if self._links.has_active_in(session, subject.id, now)
+                else self._links.issue_in(session, subject)
+            )
             return Accepted(_request_of(row), grant_of(grant_row), link)
+
+    def photo_failed(self, token: str, *, now: datetime | None = None) -> bool:
+        """One more photo shown on the request's page could not be confirmed; at
+        :data:`MAX_FAILED_PHOTOS` the link is locked (audited: ``consent_request_locked``).
+        Returns whether it is locked now."""
+        now = now or utc_now()
+        with self._db.transaction() as session:
+            row = self._locked(session, token, now)
+            row.failed_photos = (row.failed_photos or 0) + 1
+            if row.failed_photos < MAX_FAILED_PHOTOS:
+                return False
+            row.status = RequestStatus.LOCKED.value
+            row.answered_at = now
+            row.secret_sha256 = None
+            self._changed(
+                session,
+                RegistryChange(
+                    "consent_request_locked",
+                    row.tenant,
+                    row.subject_id,
+                    grantee=row.requester,
+                    scopes=tuple(row.scopes),
+                    count=row.failed_photos,
+                ),
+            )
+            return True
 
     def decline(self, token: str, *, now: datetime | None = None) -> ConsentRequest:
         """The person says no: recorded (and audited) for the integrator to see."""

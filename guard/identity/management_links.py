@@ -2,8 +2,10 @@
 
 A management link (``lgm_…``, the scheme of :mod:`guard.identity.signed_tokens`) is issued when
 the person confirms a consent request. It opens their page until it expires (a year), until
-they rotate it (every link of theirs is revoked and one new link issued) or revoke it. Only the
-SHA-256 of each secret is stored; the links go with the subject when the subject is erased.
+they rotate it (the link presented is revoked and one new link issued in its place: another
+holder's link of the same subject is left alone, so rotating cannot lock anyone else out) or
+revoke it. Accepting a later request issues no new link while the subject has a working one.
+Only the SHA-256 of each secret is stored; the links go with the subject when the subject is erased.
 Issuing, rotating and revoking are audited as the person's acts.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guard.db import Database
@@ -81,6 +83,19 @@ class ManagementLinks:
         self._changed(session, RegistryChange(kind, subject.tenant, subject.id))
         return ManagementLink(token, link_id, subject.id, expires_at)
 
+    def has_active_in(self, session: Session, subject_id: str, now: datetime) -> bool:
+        """Whether ``subject_id`` has a link that still works (not revoked, not expired)."""
+        found = session.scalar(
+            select(ManagementLinkRow.id)
+            .where(
+                ManagementLinkRow.subject_id == subject_id,
+                ManagementLinkRow.revoked_at.is_(None),
+                ManagementLinkRow.expires_at > now,
+            )
+            .limit(1)
+        )
+        return found is not None
+
     def issue(self, subject_id: str) -> ManagementLink:
         """A new link for ``subject_id`` (their other links keep working)."""
         with self._db.transaction() as session:
@@ -112,18 +127,14 @@ class ManagementLinks:
             return LinkHolder(row.id, subject.id, subject.tenant)
 
     def rotate(self, token: str) -> ManagementLink:
-        """Every link of the holder is switched off and one new link issued (audited)."""
+        """The presented link is switched off and one new link issued in its place (audited).
+
+        Only the presented link: every holder of a link of the subject could rotate, so
+        revoking them all would let one holder lock the others out."""
         now = utc_now()
         with self._db.transaction() as session:
-            _, subject = self._holder_row(session, token, now)
-            session.execute(
-                update(ManagementLinkRow)
-                .where(
-                    ManagementLinkRow.subject_id == subject.id,
-                    ManagementLinkRow.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
+            row, subject = self._holder_row(session, token, now)
+            row.revoked_at = now
             return self.issue_in(session, subject, "management_link_rotated")
 
     def revoke(self, token: str) -> None:

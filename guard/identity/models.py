@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guard.db import Base, UTCDateTime
@@ -59,6 +59,10 @@ class ConsentGrantRow(Base):
     # The outstanding one-time confirmation token: the SHA-256 of its secret, and its expiry.
     confirmation_sha256: Mapped[str | None] = mapped_column(String(64))
     confirmation_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The person withdrew it on their own page (binding: see ConsentRegistry.grant).
+    withdrawn_by_person: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class RegistryStateRow(Base):
@@ -105,6 +109,8 @@ class ConsentRequestRow(Base):
     grant_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Photos that could not be confirmed; at MAX_FAILED_PHOTOS the link is locked.
+    failed_photos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ManagementLinkRow(Base):

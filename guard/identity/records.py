@@ -122,10 +122,11 @@ class Erasure:
 class RegistryChange:
     """What changed, for the audit trail (raw ids: the hook turns them into keyed hashes).
 
-    ``kind``: subject_created, templates_enrolled, consent_granted, consent_revoked,
-    subject_erased, public_figure_linked or public_figure_unlinked (``actor``: the operator key,
-    ``figure_id``: the figure); consent_confirmation_requested, consent_confirmed; and from the
-    person's own pages (guard/web): consent_requested, consent_request_declined,
+    ``kind``: subject_created, templates_enrolled, templates_removed, consent_granted,
+    consent_revoked, subject_erased, public_figure_linked or public_figure_unlinked (``actor``:
+    the operator key, ``figure_id``: the figure); consent_confirmation_requested,
+    consent_confirmed; and from the person's own pages (guard/web): consent_requested,
+    consent_request_declined, consent_request_locked (too many photos could not be confirmed),
     consent_withdrawn and subject_erased_by_person (the person's own acts),
     management_link_issued, management_link_rotated, management_link_revoked."""
 

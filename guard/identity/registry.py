@@ -226,6 +226,35 @@ class ConsentRegistry:
             )
         return ids
 
+    def unenroll(self, subject_id: str, template_ids: Sequence[int]) -> int:
+        """Delete ``template_ids`` of ``subject_id`` (DB and index; audited as
+        ``templates_removed``): undoes an enrollment whose purpose failed (a consent page's
+        photo enrolled, then the request was declined meanwhile). Returns how many went."""
+        wanted = list(template_ids)
+        if not wanted:
+            return 0
+        with self._templates.change() as change, self._db.transaction() as session:
+            subject = session.get(SubjectRow, subject_id)
+            if subject is None:
+                return 0
+            found = list(
+                session.scalars(
+                    select(FaceTemplateRow.id).where(
+                        FaceTemplateRow.subject_id == subject_id, FaceTemplateRow.id.in_(wanted)
+                    )
+                )
+            )
+            if not found:
+                return 0
+            session.execute(delete(FaceTemplateRow).where(FaceTemplateRow.id.in_(found)))
+            change.bump(session)
+            change.remove(found)
+            self._changed(
+                session,
+                RegistryChange("templates_removed", subject.tenant, subject_id, count=len(found)),
+            )
+        return len(found)
+
     def template_ids(self, subject_id: str) -> list[int]:
         with self._db.transaction() as session:
             return list(
@@ -270,7 +299,12 @@ class ConsentRegistry:
         not_before: datetime | None = None,
         expires_at: datetime | None = None,
     ) -> ConsentGrant:
-        """Record that ``subject_id`` allows ``grantee`` the operations in ``scopes``."""
+        """Record that ``subject_id`` allows ``grantee`` the operations in ``scopes``.
+
+        Refused (:class:`Conflict`, nothing stored or audited) when the person withdrew one of
+        these scopes from ``grantee`` on their own page and has not confirmed it again since:
+        the person's withdrawal binds the integrator, so only a new consent request the person
+        accepts grants it again."""
         clean_scopes = sorted({s.strip() for s in scopes if s.strip()})
         if not clean_scopes:
             raise InvalidInput("a grant needs at least one scope (operation name)")
@@ -295,6 +329,14 @@ class ConsentRegistry:
             if subject is None:
                 raise NotFound(f"no subject {subject_id}")
             check_requester(grantee, subject.tenant)
+            withdrawn = self._withdrawn_by_person(session, subject_id, grantee, clean_scopes)
+            if withdrawn:
+                raise Conflict(
+                    f"the person withdrew consent for {', '.join(withdrawn)} from {grantee} on "
+                    "their own page; only the person can grant it again: send them a new "
+                    "consent request (POST /v1/consent-requests)",
+                    code="consent_withdrawn_by_person",
+                )
             session.add(row)
             change = RegistryChange(
                 "consent_granted",
@@ -308,6 +350,34 @@ class ConsentRegistry:
             self._changed(session, change)
         return grant_of(row)
 
+    @staticmethod
+    def _withdrawn_by_person(
+        session: Session, subject_id: str, grantee: str, scopes: Sequence[str]
+    ) -> list[str]:
+        """The scopes of ``scopes`` whose latest act of the person for ``grantee`` is a
+        withdrawal (a later confirmation, by a consent request or a confirmation link, undoes
+        it)."""
+        rows = session.scalars(
+            select(ConsentGrantRow).where(
+                ConsentGrantRow.subject_id == subject_id, ConsentGrantRow.grantee == grantee
+            )
+        ).all()
+        withdrawn = []
+        for scope in scopes:
+            covering = [r for r in rows if scope in r.scopes]
+            last_withdrawal = max(
+                (r.revoked_at for r in covering if r.withdrawn_by_person and r.revoked_at),
+                default=None,
+            )
+            last_confirmation = max(
+                (r.confirmed_at for r in covering if r.confirmed_at is not None), default=None
+            )
+            if last_withdrawal is not None and (
+                last_confirmation is None or last_confirmation <= last_withdrawal
+            ):
+                withdrawn.append(scope)
+        return withdrawn
+
     def revoke(
         self, grant_id: str, *, at: datetime | None = None, by_person: bool = False
     ) -> ConsentGrant:
@@ -320,6 +390,7 @@ class ConsentRegistry:
             if row.revoked_at is not None:
                 raise Conflict(f"grant {grant_id} was already revoked at {row.revoked_at}")
             row.revoked_at = at or utc_now()
+            row.withdrawn_by_person = by_person
             subject = session.get(SubjectRow, row.subject_id)
             tenant = subject.tenant if subject is not None else ""
             change = RegistryChange(

@@ -5,7 +5,9 @@ shows the page (directly, not by redirect: a Strict cookie set by a link followe
 e-mail would not be sent on the redirect). ``/me`` reads the cookie. The page lists every grant
 (scopes, expiry) with *Withdraw*, every decision that matched the person (with its audit
 receipt), and *Erase me*. Every form carries a CSRF token; every act is audited as the
-person's (``consent_withdrawn``, ``subject_erased_by_person``, ``management_link_*``).
+person's (``consent_withdrawn``, ``subject_erased_by_person``, ``management_link_*``). Every
+route is rate limited per client address, with the limiter of the consent links (a link is a
+bearer token: guessing one must be slow).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _NOTICES = {
     "withdrawn": "Your consent was withdrawn. From the next request on, it no longer applies.",
 }
+
+
+_MAX_INDEX = 2**63 - 1
+"""The largest audit index (a PostgreSQL ``bigint``): any other number names no decision."""
 
 
 class NoLink(Unauthenticated):
@@ -91,6 +97,7 @@ def enter(request: Request, token: str) -> Any:
 
 @router.get("/me", response_class=HTMLResponse)
 def me(request: Request, notice: str | None = None) -> Any:
+    check_redeem_rate(request)
     holder, _ = _holder(request)
     return _page(request, holder, notice=_NOTICES.get(notice or ""))
 
@@ -101,6 +108,7 @@ def withdraw(
     csrf: Annotated[str, Form()] = "",
     grant_id: Annotated[str, Form(max_length=40)] = "",
 ) -> Any:
+    check_redeem_rate(request)
     guard = service_of(request).guard
     Csrf(request, guard.keys.hasher()).verify(csrf)
     holder, _ = _holder(request)
@@ -120,6 +128,7 @@ async def erase(
     csrf: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Any:
+    check_redeem_rate(request)
     guard = service_of(request).guard
     Csrf(request, guard.keys.hasher()).verify(csrf)
     holder, _ = _holder(request)
@@ -136,7 +145,8 @@ async def erase(
 
 @router.post("/me/rotate", response_class=HTMLResponse)
 def rotate(request: Request, csrf: Annotated[str, Form()] = "") -> Any:
-    """A new link; every old one (this one too) stops working."""
+    """A new link in place of this one (which stops working); other links are left alone."""
+    check_redeem_rate(request)
     guard = service_of(request).guard
     Csrf(request, guard.keys.hasher()).verify(csrf)
     holder, token = _holder(request)
@@ -144,7 +154,7 @@ def rotate(request: Request, csrf: Annotated[str, Form()] = "") -> Any:
     response = _page(
         request,
         holder,
-        notice="Your old links no longer work. Keep the new link below.",
+        notice="Your old link no longer works. Keep the new link below.",
         new_link=f"{request.base_url}me/link/{link.token}",
     )
     set_cookie(request, response, ME_COOKIE, link.token)
@@ -154,6 +164,7 @@ def rotate(request: Request, csrf: Annotated[str, Form()] = "") -> Any:
 @router.post("/me/sign-out", response_class=HTMLResponse)
 def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Any:
     """Switch this link off (a lost or shared link): it opens nothing any more."""
+    check_redeem_rate(request)
     guard = service_of(request).guard
     Csrf(request, guard.keys.hasher()).verify(csrf)
     _, token = _holder(request)
@@ -166,10 +177,13 @@ def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Any:
 @router.get("/me/receipts/{index}.json")
 def receipt(request: Request, index: int) -> Any:
     """The audit receipt of one decision that matched the person (verifiable offline)."""
+    check_redeem_rate(request)
     holder, _ = _holder(request)
     guard = service_of(request).guard
     try:
-        if index < 0 or not mentions(guard, holder.subject_id, holder.tenant, index):
+        if not 0 <= index <= _MAX_INDEX or not mentions(
+            guard, holder.subject_id, holder.tenant, index
+        ):
             raise NotFound("There is no such decision on your page.")
     except NotFound:
         raise NotFound("There is no such decision on your page.") from None

@@ -4,7 +4,9 @@ Templates are Jinja2 (autoescaped) from ``guard/web/templates``; each response c
 headers of :mod:`guard.web.security`. :class:`PageRoute` is the route class of the web router:
 a typed error (:class:`~guard.errors.GuardError`), a malformed form or anything unexpected
 becomes an HTML page with the right 4xx/5xx status and a plain message, never a stack trace or
-a problem+json body (those are for programs, these pages are for people).
+a problem+json body (those are for programs, these pages are for people). A 5xx page says only
+that the service cannot answer: the error's own message (which may name a database URL or a key
+file) goes to the server log, never to the page.
 """
 
 from __future__ import annotations
@@ -79,8 +81,13 @@ def render(
     return response
 
 
+SERVER_SIDE = "The service cannot answer right now. Please try again later."
+
+
 def error_page(request: Request, status: int, message: str, **extra: Any) -> HTMLResponse:
     headers = extra.pop("headers", None)
+    if status >= 500:
+        message = SERVER_SIDE
     try:
         return render(
             request,
@@ -136,17 +143,21 @@ class PageRoute(APIRoute):
                 return error_page(request, 429, exc.message, headers=headers)
             except GuardError as exc:
                 status = exc.http_status if 400 <= exc.http_status < 600 else 500
+                if status >= 500:
+                    log.error("a page of the person's site failed: %s: %s", exc.code, exc.message)
                 return error_page(request, status, exc.message)
             except RequestValidationError:
                 return error_page(
                     request, 400, "The form was incomplete. Go back and fill in every field."
                 )
             except HTTPException as exc:
+                if exc.status_code >= 500:
+                    log.error("a page of the person's site failed: %s", exc.detail)
                 return error_page(request, exc.status_code, str(exc.detail))
             except Exception:
                 # Logged without the request (it may hold a photo or a token); the person sees
                 # a plain page, never a trace.
                 log.exception("a page of the person's site failed")
-                return error_page(request, 500, "Something went wrong on our side. Try later.")
+                return error_page(request, 500, SERVER_SIDE)
 
         return page_handler

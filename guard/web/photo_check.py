@@ -5,7 +5,8 @@ large and clear enough to read. For a subject with templates on record, the face
 them at the registry threshold (the same rule the gate uses to say "this is them"); a subject
 with none yet is enrolled from it, through the registry's enrollment screening (public figures,
 another subject of the tenant, unreadable faces). The photo itself is never stored: only the
-template, encrypted, as every enrollment does. Messages name no ids, scores or other people.
+template, encrypted, as every enrollment does. Messages name no ids, scores or other people,
+and a face registered under another subject reads like any photo that could not be confirmed.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ _REFUSED = {
         "This face cannot be registered through this page. If you are a public figure, "
         "contact the organisation that sent you the link."
     ),
+    # Not "already registered": that would tell whoever holds a new person's link whether a
+    # face is on record with the organisation. The same words as a photo that does not match.
     "enrollment_matches_another_subject": (
-        "This face is already registered with this organisation under another request. "
-        "Contact the organisation that sent you the link."
+        "We could not confirm this photo, so nothing was agreed. Try a clearer photo of "
+        "yourself; if the request was not meant for you, decline it."
     ),
     "enrollment_not_this_person": "This photo does not show the person this request is for.",
 }
@@ -45,6 +48,10 @@ class PhotoMismatch(Forbidden):
 class PhotoChecked:
     enrolled: bool
     """True when the subject had no templates and this photo enrolled one."""
+    template_ids: tuple[int, ...] = ()
+    """The templates this photo enrolled: the caller removes them if the answer then fails
+    (:meth:`~guard.identity.registry.ConsentRegistry.unenroll`), so a request that ends
+    declined or unanswered keeps no face."""
 
 
 def _one_readable_face(guard: Guard, faces: list[Face]) -> Face:
@@ -72,11 +79,11 @@ def check_photo(guard: Guard, subject_id: str, tenant: str, data: bytes) -> Phot
     registry = guard.registry
     if registry.get_subject(subject_id).template_count == 0:
         try:
-            registry.enroll(subject_id, [face])
+            ids = registry.enroll(subject_id, [face])
         except EnrollmentRefused as exc:
             message = _REFUSED.get(exc.code, UNREADABLE)
             raise EnrollmentRefused(message, code=exc.code) from None
-        return PhotoChecked(enrolled=True)
+        return PhotoChecked(enrolled=True, template_ids=tuple(ids))
     threshold = guard.settings.registry_threshold(guard.face_engine.name)
     candidates = registry.match([face.embedding], tenant=tenant)[0]
     if not any(c.subject_id == subject_id and c.similarity >= threshold for c in candidates):

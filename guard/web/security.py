@@ -68,6 +68,13 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
     )
 
 
+def _refused() -> CsrfRefused:
+    return CsrfRefused(
+        "This form could not be accepted: it was not sent from this page, or it is out of "
+        "date. Go back, reload the page and try again."
+    )
+
+
 class Csrf:
     """The signed double-submit token of one request (see the module docstring)."""
 
@@ -87,11 +94,13 @@ class Csrf:
         if self._fresh:
             set_cookie(self._request, response, CSRF_COOKIE, self._value)
 
+    def require_cookie(self) -> None:
+        """Refuse a form from a browser without the CSRF cookie (before reading its body)."""
+        if self._fresh:
+            raise _refused()
+
     def verify(self, presented: str | None) -> None:
-        refused = CsrfRefused(
-            "This form could not be accepted: it was not sent from this page, or it is out of "
-            "date. Go back, reload the page and try again."
-        )
+        refused = _refused()
         if self._fresh or not presented:
             raise refused
         if not hmac.compare_digest(presented, self.form_token):

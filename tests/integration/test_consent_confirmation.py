@@ -58,7 +58,8 @@ def test_forged_altered_and_replaced_tokens_are_refused(guard: Guard) -> None:
     forged = [
         first.token,
         f"{prefix}.{int(expiry) + 3600}.{secret}.{tag}",  # a longer life, same tag
-        f"{prefix}.{expiry}.{secret[:-1]}A.{tag}",
+        # One character of the secret changed (never to itself: the secret may end in "A").
+        f"{prefix}.{expiry}.{secret[:-1]}{'B' if secret[-1] == 'A' else 'A'}.{tag}",
         f"{prefix}.{expiry}.{secret}.{'0' * 64}",
         "lgc_grt_000000000000000000000000.1.x.y",
         "",

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 
 from guard import Guard
-from guard.errors import InvalidInput, NotFound
+from guard.errors import Conflict, InvalidInput, NotFound, UnprocessableInput
 from guard.identity import ConsentLevel, LinkExpired, LinkUsed, RequestStatus
+from guard.identity.consent_requests import LinkLocked
 from tests.support.guards import GuardFactory
 from tests.support.registry import EVIDENCE
 
@@ -134,9 +135,10 @@ def test_management_links_rotate_revoke_and_go_with_the_subject(guard: Guard) ->
     first, second = links.issue(subject.id).token, links.issue(subject.id).token
     assert links.holder(first).subject_id == subject.id
     rotated = links.rotate(first).token
-    for old in (first, second):
-        with pytest.raises(NotFound):
-            links.holder(old)
+    with pytest.raises(NotFound):
+        links.holder(first)
+    # Only the presented link is replaced: another holder's link keeps working.
+    assert links.holder(second).subject_id == subject.id
     assert links.holder(rotated).tenant == "acme"
     links.revoke(rotated)
     with pytest.raises(NotFound):
@@ -150,3 +152,82 @@ def test_management_links_rotate_revoke_and_go_with_the_subject(guard: Guard) ->
     kinds = _kinds(guard)
     assert {"management_link_rotated", "management_link_revoked"} <= set(kinds)
     assert "subject_erased_by_person" in kinds
+
+
+def test_a_second_accept_cannot_lock_the_person_out(guard: Guard) -> None:
+    """The person accepts and keeps their link; an integrator that asks again and accepts the
+    second request itself gets no link of its own, so it cannot rotate the person's away."""
+    _, token = _ask(guard, new_subject_name="Model A")
+    first = guard.registry.consent_requests.accept(token)
+    assert first.link is not None
+    person = first.link.token
+    _, again = _ask(guard, first.request.subject_id)
+    second = guard.registry.consent_requests.accept(again)
+    assert second.link is None
+    assert guard.registry.management_links.holder(person).subject_id == first.request.subject_id
+    assert _kinds(guard).count("management_link_issued") == 1
+
+
+def test_the_persons_withdrawal_binds_the_integrator(guard: Guard) -> None:
+    """The person withdraws on their page; the integrator cannot undo it with an attested
+    grant (refused, nothing stored or audited); a new request the person accepts re-grants."""
+    _, token = _ask(guard, new_subject_name="Model A")
+    accepted = guard.registry.consent_requests.accept(token)
+    subject_id = accepted.request.subject_id
+    guard.registry.revoke(accepted.grant.id, by_person=True)
+    before = (guard.registry.grants_for(subject_id), _kinds(guard))
+    for scopes in (["relight"], ["background_blur", "other"]):
+        with pytest.raises(Conflict, match="withdrew") as refused:
+            guard.registry.grant(
+                subject_id, grantee="acme/app", scopes=scopes, evidence_sha256=EVIDENCE
+            )
+        assert refused.value.http_status == 409
+    assert (guard.registry.grants_for(subject_id), _kinds(guard)) == before
+    # Another grantee, or a scope the person did not withdraw, is the integrator's to record.
+    guard.registry.grant(
+        subject_id, grantee="acme/other", scopes=["relight"], evidence_sha256=EVIDENCE
+    )
+    guard.registry.grant(subject_id, grantee="acme/app", scopes=["other"], evidence_sha256=EVIDENCE)
+    # The integrator's own revocation binds nothing.
+    own = guard.registry.grant(
+        subject_id, grantee="acme/x", scopes=["relight"], evidence_sha256=EVIDENCE
+    )
+    guard.registry.revoke(own.id)
+    guard.registry.grant(subject_id, grantee="acme/x", scopes=["relight"], evidence_sha256=EVIDENCE)
+    # The person accepts a new request: the integrator may record grants again.
+    _, again = _ask(guard, subject_id)
+    guard.registry.consent_requests.accept(again)
+    guard.registry.grant(
+        subject_id, grantee="acme/app", scopes=["relight"], evidence_sha256=EVIDENCE
+    )
+
+
+def test_display_text_cannot_hide_what_it_says(guard: Guard) -> None:
+    """A right-to-left override (or any format character) can make a name read as another;
+    a scope is an operation name (what the gate matches), nothing else."""
+    for changes in (
+        {"requester_display_name": "Acme \u202eotohP"},
+        {"tenant_display_name": "\u200b\u200b"},
+        {"new_subject_name": "Eve\u2066"},
+        {"message": "Hi\u200d"},
+        {"scopes": ["Relight"]},
+        {"scopes": ["relight now"]},
+        {"scopes": ["x" * 65]},
+        {"scopes": ["relight\u202e"]},
+    ):
+        with pytest.raises(UnprocessableInput) as refused:
+            _ask(guard, **{"new_subject_name": "X", **changes})
+        assert refused.value.http_status == 422, changes
+    assert guard.registry.list_subjects() == []
+
+
+def test_a_link_locks_after_five_failed_photos(guard: Guard) -> None:
+    request_id, token = _ask(guard, new_subject_name="Model A")
+    requests = guard.registry.consent_requests
+    assert [requests.photo_failed(token) for _ in range(5)] == [False] * 4 + [True]
+    for answer in (requests.open, requests.accept, requests.decline, requests.photo_failed):
+        with pytest.raises(LinkLocked, match="locked") as locked:
+            answer(token)
+        assert locked.value.http_status == 410
+    assert requests.get(request_id).status is RequestStatus.LOCKED
+    assert _kinds(guard).count("consent_request_locked") == 1

@@ -47,7 +47,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
-    assert current_revision(empty_database_url) == "0008"
+    assert current_revision(empty_database_url) == "0009"
     assert _tables(empty_database_url) == TABLES
     engine = create_engine(empty_database_url)
     with engine.connect() as connection:

@@ -28,6 +28,7 @@ from guard.bootstrap import initialise
 from guard.config import Settings
 from guard.faces import FaceEngine
 from guard.samples import sample_rgb
+from guard.web import RedeemLimit
 from tests.support.databases import postgres_database
 from tests.support.live import LiveService, serve
 
@@ -78,6 +79,9 @@ def web(
         initialise(settings, face_engine)
         guard = Guard(settings, face_engine=face_engine)
         app = create_app(guard=guard)
+        # Every test's browser comes from 127.0.0.1: one bucket for the whole package would run
+        # dry. The rate-limit tests set a tight limit of their own and put this one back.
+        app.state.web_redeem_limit = RedeemLimit(rate_per_second=100, burst=10_000, name="web")
         running = serve(app)
         try:
             yield WebService(guard, next(running), app=app)

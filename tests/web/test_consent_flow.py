@@ -179,11 +179,12 @@ def test_token_lookups_are_rate_limited(web: WebService, page: Page) -> None:
 
     asked = consent_request(web, "rate-co")
     assert web.app is not None
+    previous = web.app.state.web_redeem_limit
     web.app.state.web_redeem_limit = RedeemLimit(rate_per_second=0.01, burst=2, name="test")
     try:
         statuses = [page.goto(asked["url"]).status for _ in range(3)]  # type: ignore[union-attr]
     finally:
-        web.app.state.web_redeem_limit = RedeemLimit()
+        web.app.state.web_redeem_limit = previous
     assert statuses == [200, 200, 429]
     expect(page.get_by_role("heading", level=1)).to_have_text("Too many attempts")
 

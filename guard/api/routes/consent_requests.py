@@ -79,7 +79,7 @@ class ConsentRequestOut(BaseModel):
     requester: str
     scopes: list[str]
     duration_days: int
-    status: str = Field(description="pending, accepted, declined or expired.")
+    status: str = Field(description="pending, accepted, declined, locked or expired.")
     grant_id: str | None
     expires_at: datetime
     created_at: datetime
