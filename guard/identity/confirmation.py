@@ -84,28 +84,22 @@ class ConsentConfirmations:
             self._changed(session, change)
         return ConfirmationToken(token, grant_id, expires_at)
 
+    def open(self, token: str, *, now: datetime | None = None) -> ConsentGrant:
+        """The grant a token would confirm, without spending it (the page that asks)."""
+        now = now or utc_now()
+        with self._db.transaction() as session:
+            row, _ = self._checked(session, token, now)
+            return grant_of(row)
+
     def redeem(self, token: str, *, now: datetime | None = None) -> ConsentGrant:
         """The person confirms: the grant becomes ``person_confirmed`` and the token is spent.
 
         A malformed, forged, spent or replaced token is :class:`InvalidInput` with one message
         (nothing to probe); an expired one says so; a grant no longer in force is a conflict."""
-        refused = InvalidInput("this confirmation link is not valid (used, replaced or mistyped)")
-        parsed = self._tokens.parse(token)
-        if parsed is None:
-            raise refused
-        grant_id = parsed.object_id
         now = now or utc_now()
-        if now >= parsed.expires_at:
-            raise InvalidInput("this confirmation link has expired; ask for a new one")
         with self._db.transaction() as session:
-            try:
-                row, tenant = _grant_row(session, grant_id)
-            except NotFound:
-                raise refused from None
-            if not same_digest(row.confirmation_sha256, parsed.secret_sha256):
-                raise refused
-            if grant_of(row).status_at(now) is not GrantStatus.ACTIVE:
-                raise Conflict(f"grant {grant_id} is no longer in force")
+            row, tenant = self._checked(session, token, now)
+            grant_id = row.id
             row.consent_level = ConsentLevel.PERSON_CONFIRMED.value
             row.confirmed_at = now
             row.confirmation_sha256 = None
@@ -115,6 +109,24 @@ class ConsentConfirmations:
                 RegistryChange("consent_confirmed", tenant, row.subject_id, grant_id=grant_id),
             )
             return grant_of(row)
+
+    def _checked(self, session: Session, token: str, now: datetime) -> tuple[ConsentGrantRow, str]:
+        """The grant row a valid, unspent, unexpired token names, in force (see ``redeem``)."""
+        refused = InvalidInput("this confirmation link is not valid (used, replaced or mistyped)")
+        parsed = self._tokens.parse(token)
+        if parsed is None:
+            raise refused
+        if now >= parsed.expires_at:
+            raise InvalidInput("this confirmation link has expired; ask for a new one")
+        try:
+            row, tenant = _grant_row(session, parsed.object_id)
+        except NotFound:
+            raise refused from None
+        if not same_digest(row.confirmation_sha256, parsed.secret_sha256):
+            raise refused
+        if grant_of(row).status_at(now) is not GrantStatus.ACTIVE:
+            raise Conflict(f"grant {parsed.object_id} is no longer in force")
+        return row, tenant
 
 
 def _grant_row(session: Session, grant_id: str) -> tuple[ConsentGrantRow, str]:

@@ -1,6 +1,7 @@
 """The person's own pages, server-rendered in the service's FastAPI app (no build step).
 
 - ``/consent/{token}``: answer a consent request (:mod:`guard.web.consent`);
+- ``/confirm/{token}``: confirm a grant the integrator made (:mod:`guard.web.confirm`);
 - ``/me``: their grants, the decisions that matched them, withdraw, erase
   (:mod:`guard.web.me`);
 - ``/web-static``: the stylesheet and the camera script, served from this package (no CDN).
@@ -13,7 +14,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from guard.web import consent, me
+from guard.web import confirm, consent, me
 from guard.web.pages import RedeemLimit
 
 STATIC_PATH = "/web-static"
@@ -22,6 +23,7 @@ STATIC_PATH = "/web-static"
 def mount_web(app: FastAPI, *, redeem_limit: RedeemLimit | None = None) -> None:
     app.state.web_redeem_limit = redeem_limit or RedeemLimit()
     app.include_router(consent.router)
+    app.include_router(confirm.router)
     app.include_router(me.router)
     app.mount(STATIC_PATH, StaticFiles(packages=[("guard.web", "static")]), name="web-static")
 

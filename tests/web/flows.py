@@ -28,6 +28,22 @@ def enrolled_subject(service: LiveService, tenant: str, sample: SampleName = "as
     return subject_id
 
 
+def confirmation_link(service: LiveService, tenant: str) -> tuple[str, str]:
+    """An attested grant of ``tenant`` for a new enrolled subject, and the one-time link
+    (``lgc_`` token) the integrator asks for so the person can confirm it."""
+    subject_id = enrolled_subject(service, tenant)
+    with service.client(tenant) as api:
+        granted = api.post(
+            "/v1/consents",
+            json={"subject_id": subject_id, "scopes": ["relight"], "evidence_sha256": "b" * 64},
+        )
+        assert granted.status_code == 201, granted.text
+        grant_id = str(granted.json()["id"])
+        asked = api.post(f"/v1/consents/{grant_id}/confirmation", json={})
+        assert asked.status_code in (200, 201), asked.text
+    return grant_id, str(asked.json()["token"])
+
+
 def consent_request(service: LiveService, tenant: str, **body: Any) -> dict[str, Any]:
     """A consent request of ``tenant`` (``subject_id=`` or a new subject), as created."""
     payload: dict[str, Any] = {

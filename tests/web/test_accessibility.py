@@ -11,7 +11,14 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.web.conftest import WebService
-from tests.web.flows import accept_in_browser, check, consent_request, enrolled_subject, photo_file
+from tests.web.flows import (
+    accept_in_browser,
+    check,
+    confirmation_link,
+    consent_request,
+    enrolled_subject,
+    photo_file,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -103,6 +110,18 @@ def test_every_page_passes_axe(
     audit("link switched off")
     assert {name: v for name, v in found.items() if v} == {}
     assert len(found) == 13
+
+
+def test_the_confirmation_pages_pass_axe(
+    web: WebService, audited: BrowserContext, axe_source: str
+) -> None:
+    page = audited.new_page()
+    _, confirmation = confirmation_link(web, "axe-confirm-co")
+    page.goto(f"/confirm/{confirmation}")
+    assert _serious(page, axe_source) == []
+    page.get_by_role("button", name="Yes, I confirm").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You confirmed")
+    assert _serious(page, axe_source) == []
 
 
 def test_the_accept_flow_by_keyboard_alone(web: WebService, page: Page, tmp_path: Path) -> None:
