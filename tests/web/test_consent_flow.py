@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import update
 
 from guard.identity.models import ConsentRequestRow
+from tests.support.live import image_part, params
 from tests.web.conftest import WebService
 from tests.web.flows import (
     check,
@@ -60,6 +61,9 @@ def test_the_person_accepts_with_their_photo(web: WebService, page: Page, tmp_pa
     decision = after.json()["decision"]
     assert decision["verdict"] in {"allow", "allow_with_conditions"}
     assert consent_levels(decision) == {"person_confirmed"}
+    with web.client("accept-co") as api:  # and the edit itself runs, stamped
+        edited = api.post("/v1/edits", data=params(operation="relight"), files=image_part())
+    assert edited.status_code == 200, edited.text[:300]
     kinds = [e["kind"] for _, e in web.guard.audit.entries(limit=100_000, tenant="accept-co")]
     assert {"consent_requested", "consent_granted", "consent_confirmed"} <= set(kinds)
 

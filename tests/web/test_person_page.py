@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from guard.errors import NotFound
+from tests.support.live import image_part, params
 from tests.web.conftest import WebService
 from tests.web.flows import accept_in_browser, check, consent_request, photo_file
 
@@ -52,8 +53,11 @@ def test_withdraw_and_usage(web: WebService, page: Page, tmp_path: Path) -> None
     expect(grant).to_contain_text("withdrawn")
     denied = check(web, "me-co")
     assert denied.status_code == 403 and denied.json()["code"] == "consent_revoked"
+    with web.client("me-co") as api:
+        edit = api.post("/v1/edits", data=params(operation="relight"), files=image_part())
+    assert edit.status_code == 403 and edit.json()["code"] == "consent_revoked"
     page.reload()
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)  # the allowed check, then the refused check and edit
     expect(rows.first).to_contain_text("refused")
     assert "consent_withdrawn" in _kinds(web, "me-co")
 
