@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from guard.api.auth import service_of
 from guard.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from guard.identity import LinkHolder
+from guard.identity.management_links import ManagementLinks
 from guard.identity.records import utc_now
 from guard.pipeline import Guard
 from guard.web.pages import PageRoute, check_redeem_rate, render
@@ -89,10 +90,37 @@ def _who(guard: Guard, holder: LinkHolder, grantee: str) -> str:
 @router.get("/me/link/{token}", response_class=HTMLResponse)
 def enter(request: Request, token: str) -> Any:
     check_redeem_rate(request)
-    holder = service_of(request).guard.registry.management_links.holder(token)
+    links = service_of(request).guard.registry.management_links
+    holder = links.holder(token)
+    current = request.cookies.get(ME_COOKIE)
+    other = _subject_of(links, current) if current and current != token else None
+    if other not in (None, holder.subject_id):
+        # Another person's page is open in this browser. A link followed from any site (a
+        # top-level GET) must not silently swap it for the link's: the person chooses, by a
+        # form only this site can post.
+        return render(request, "switch.html", {"token": token})
     response = _page(request, holder)
     set_cookie(request, response, ME_COOKIE, token)
     return response
+
+
+@router.post("/me/link/{token}", response_class=HTMLResponse)
+def switch(request: Request, token: str, csrf: Annotated[str, Form()] = "") -> Any:
+    """Open the link's page in place of the one this browser had (see :func:`enter`)."""
+    check_redeem_rate(request)
+    guard = service_of(request).guard
+    Csrf(request, guard.keys.hasher()).verify(csrf)
+    holder = guard.registry.management_links.holder(token)
+    response = _page(request, holder)
+    set_cookie(request, response, ME_COOKIE, token)
+    return response
+
+
+def _subject_of(links: ManagementLinks, token: str) -> str | None:
+    """The subject a link opens, or None where it opens nothing any more."""
+    with contextlib.suppress(NotFound):
+        return str(links.holder(token).subject_id)
+    return None
 
 
 @router.get("/me", response_class=HTMLResponse)

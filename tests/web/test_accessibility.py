@@ -155,3 +155,16 @@ def test_the_accept_flow_by_keyboard_alone(web: WebService, page: Page, tmp_path
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Your consents")
     assert check(web, "keys-co").status_code == 200
+
+
+def test_the_switch_page_passes_axe(
+    web: WebService, audited: BrowserContext, axe_source: str
+) -> None:
+    registry = web.guard.registry
+    mine = registry.management_links.issue(registry.create_subject("axe-switch-co").id).token
+    theirs = registry.management_links.issue(registry.create_subject("axe-switch-co").id).token
+    audited.add_cookies([{"name": "lg_me", "value": mine, "url": web.base_url}])
+    page = audited.new_page()
+    page.goto(f"{web.base_url}/me/link/{theirs}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Open another page?")
+    assert _serious(page, axe_source) == []

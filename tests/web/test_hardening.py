@@ -219,3 +219,26 @@ def test_a_second_accept_gives_no_link_to_lock_the_person_out(web: WebService) -
         client.close()
     with httpx.Client(base_url=web.base_url) as person:
         assert person.get(f"/me/link/{persons}").status_code == 200
+
+
+def test_a_link_from_another_site_cannot_swap_the_persons_page(web: WebService) -> None:
+    """A top-level GET of someone else's management link (from any site) used to replace the
+    person's cookie silently: now it asks, and only this site's form can switch."""
+    registry = web.guard.registry
+    mine = registry.management_links.issue(registry.create_subject("me-swap-co").id).token
+    theirs = registry.management_links.issue(registry.create_subject("me-swap-co").id).token
+    with httpx.Client(base_url=web.base_url, cookies={"lg_me": mine}) as browser:
+        asked = browser.get(f"/me/link/{theirs}")
+        assert asked.status_code == 200 and "Open another page?" in asked.text
+        assert "lg_me" not in asked.headers.get("set-cookie", "")
+        forged = browser.post(f"/me/link/{theirs}", data={"csrf": "x"})
+        assert forged.status_code == 403 and "lg_me" not in forged.headers.get("set-cookie", "")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', asked.text)
+        assert csrf is not None
+        switched = browser.post(f"/me/link/{theirs}", data={"csrf": csrf.group(1)})
+        assert switched.status_code == 200 and "Your consents" in switched.text
+        assert f"lg_me={theirs}" in switched.headers.get("set-cookie", "")
+    # A link followed where its own page (or none) is open asks nothing.
+    for cookies in ({"lg_me": theirs}, {}):
+        with httpx.Client(base_url=web.base_url, cookies=cookies) as browser:
+            assert "Open another page?" not in browser.get(f"/me/link/{theirs}").text
