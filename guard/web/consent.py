@@ -131,12 +131,13 @@ async def accept(request: Request, token: str) -> Any:
         context = {**_context(request, token, found), "error": _photo_message(exc)}
         return render(request, "consent.html", context, status=exc.http_status)
     del data  # the photo is not kept: only the template, when this enrolled one
+    accepted = None
     try:
         accepted = await run_in_threadpool(registry.consent_requests.accept, token)
-    except Exception:
-        # Declined, expired or failed meanwhile: the face this photo enrolled goes with it.
-        await run_in_threadpool(registry.unenroll, found.subject_id, checked.template_ids)
-        raise
+    finally:
+        if accepted is None:
+            # Declined, expired or failed meanwhile: the face this photo enrolled goes with it.
+            await run_in_threadpool(registry.unenroll, found.subject_id, checked.template_ids)
     response = render(
         request,
         "accepted.html",

@@ -21,6 +21,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 
@@ -154,10 +155,11 @@ class PageRoute(APIRoute):
                 if exc.status_code >= 500:
                     log.error("a page of the person's site failed: %s", exc.detail)
                 return error_page(request, exc.status_code, str(exc.detail))
-            except Exception:
-                # Logged without the request (it may hold a photo or a token); the person sees
-                # a plain page, never a trace.
-                log.exception("a page of the person's site failed")
-                return error_page(request, 500, SERVER_SIDE)
+            except SQLAlchemyError:
+                # A database fault that escaped guard.db's mapping is still the database
+                # failing: 503, as the API answers it (guard/api/problems.py), never a 500.
+                # Logged without the request (it may hold a photo or a token).
+                log.exception("a page of the person's site lost its database")
+                return error_page(request, 503, SERVER_SIDE)
 
         return page_handler
