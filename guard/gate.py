@@ -9,7 +9,7 @@ classifier) yields a ``deny`` with reason ``unavailable``: the gate never errs o
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from guard.audit import InForceRecorder
 from guard.config import Settings
@@ -132,7 +132,8 @@ class Gate:
                 nsfw_score=nsfw.score if nsfw else None,
                 nsfw_labels=nsfw.labels if nsfw else (),
             )
-            return GateOutcome(decide(policy, request_facts), faces, matcher, policy)
+            decided = _sized(decide(policy, request_facts), rgb)
+            return GateOutcome(decided, faces, matcher, policy)
         except Unavailable as exc:
             denied = deny_unavailable(exc.message, stage=stage, policy=policy)
             return GateOutcome(denied, policy=policy)
@@ -153,7 +154,7 @@ class Gate:
                 if fd.verdict is Verdict.ALLOW and fd.kind != "unknown"
             ]
             threshold = self._settings.drift_threshold(self._engine.name)
-            return decide(
+            decided = decide(
                 gate.policy,
                 RequestFacts(
                     stage="output",
@@ -167,6 +168,7 @@ class Gate:
                     carried_conditions=gate.decision.conditions,
                 ),
             )
+            return _sized(decided, edited)
         except Unavailable as exc:
             return deny_unavailable(exc.message, stage="output", policy=gate.policy)
 
@@ -210,3 +212,11 @@ class Gate:
             )
         with self._timed("nsfw"):
             return self._nsfw.score(rgb)
+
+
+def _sized(decision: Decision, rgb: RGBImage | None) -> Decision:
+    """``decision`` with the size of the image it was made on (its faces' boxes are in it)."""
+    if rgb is None:
+        return decision
+    height, width = rgb.shape[:2]
+    return replace(decision, image_size=(int(width), int(height)))

@@ -6,8 +6,9 @@ number of threads or processes (and :meth:`AuditLog.append_in` inside other tran
 one at a time, each starting where the last committed one ended: indices stay gapless and the
 tree never forks. Everything else is a fixed number of statements whatever the batch's length:
 one query for the stored nodes the tree needs (the :func:`~guard.audit.merkle.frontier` of the
-current size), one bulk insert each for entries and completed nodes, one checkpoint row signed
-at the batch's end size, the new size. A failed transaction rolls back all of it together.
+current size), one bulk insert each for entries, completed nodes and the search index
+(:mod:`guard.audit.index`), one checkpoint row signed at the batch's end size, the new size. A
+failed transaction rolls back all of it together.
 
     >>> with db.transaction() as session:                              # doctest: +SKIP
     ...     receipts = append_batch(session, signer, [PendingEntry.of(e) for e in entries])
@@ -24,6 +25,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session
 
 from guard.audit.checkpoint import Checkpoint, CheckpointSigner
+from guard.audit.index import IndexRows, index_rows, write_index
 from guard.audit.merkle import CompactRange, frontier, inclusion_proof, leaf_hash
 from guard.audit.receipts import Receipt, canonical_json
 from guard.audit.tables import (
@@ -68,6 +70,8 @@ class PendingEntry:
     data: bytes
     leaf: bytes
     decision_id: str | None
+    index: IndexRows
+    """Its rows in the search index (:mod:`guard.audit.index`), written with it."""
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> PendingEntry:
@@ -80,7 +84,7 @@ class PendingEntry:
                 f"an audit entry's decision_id must be a string of at most {DECISION_ID_CHARS} "
                 "characters"
             )
-        return cls(data, leaf_hash(data), decision_id)
+        return cls(data, leaf_hash(data), decision_id, index_rows(entry))
 
 
 def append_batch(
@@ -128,6 +132,7 @@ def write_batch(
     # call (sqlite3); a multi-row VALUES would be compiled afresh for every batch length.
     session.execute(insert(_ENTRIES), rows)
     session.execute(insert(_NODES), created)
+    write_index(session, [(start + i, pending.index) for i, pending in enumerate(entries)])
     session.execute(insert(_CHECKPOINTS), {"size": end, "root": root.hex(), "note": note})
     session.execute(update(_STATE).where(_STATE.c.id == 1).values(size=end))
     return [

@@ -69,6 +69,18 @@ def decision_entry(
         "figure_ids": _evidence(decision, "figure_id"),
         # How each grant the decision relied on was obtained (attested, person_confirmed).
         "consent_levels": _evidence(decision, "consent_level"),
+        # Where each face was (its box in the image's pixels), what it was taken for and its
+        # verdict: a console draws the boxes on an outline of the image's size, never pixels.
+        "image": list(decision.image_size) if decision.image_size else None,
+        "faces": [
+            {
+                "face_index": face.face_index,
+                "box": [int(v) for v in face.bbox],
+                "kind": face.kind,
+                "verdict": face.verdict.value,
+            }
+            for face in decision.faces
+        ],
         # Which policy rules applied and how each came out (ids and codes only), for
         # `guard policy explain`.
         "rules": [

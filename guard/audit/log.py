@@ -38,6 +38,7 @@ from guard.audit.checkpoint import (
     CheckpointVerifier,
     checkpoint_key_file,
 )
+from guard.audit.index import AuditRefIndexRow
 from guard.audit.merkle import consistency_proof, inclusion_proof
 from guard.audit.receipts import Receipt, canonical_json, verify_receipt
 from guard.audit.sequencer import BatchLimits, Sequencer
@@ -183,6 +184,22 @@ class AuditLog:
             return parsed
         return [(idx, entry) for idx, entry in parsed if entry.get("tenant") == tenant]
 
+    def entries_referring(self, reference: str, *, tenant: str) -> list[tuple[int, dict[str, Any]]]:
+        """``tenant``'s entries that carry ``reference`` among their keyed references
+        (``subject_refs``, ``grant_refs``), oldest first, found through the search index
+        (:mod:`guard.audit.index`) rather than by reading every entry."""
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(AuditEntryRow.idx, AuditEntryRow.entry)
+                .join(AuditRefIndexRow, AuditRefIndexRow.idx == AuditEntryRow.idx)
+                .where(AuditRefIndexRow.tenant == tenant, AuditRefIndexRow.ref == reference)
+                .order_by(AuditEntryRow.idx)
+            ).all()
+        # The index is derived from the entries; the entry itself is what is returned, and its
+        # own tenant is checked again (the index is a cache, never the authority).
+        parsed = [(idx, json.loads(text)) for idx, text in rows]
+        return [(idx, entry) for idx, entry in parsed if entry.get("tenant") == tenant]
+
     def entries(
         self, *, start: int = 0, limit: int = 100, tenant: str | None = None
     ) -> list[tuple[int, dict[str, Any]]]:
@@ -213,6 +230,15 @@ class AuditLog:
                 raise NotFound(f"no audit entry {index}")
             parsed: dict[str, Any] = json.loads(row.entry)
             return parsed
+
+    def entry_text(self, index: int) -> str:
+        """Entry ``index`` as stored: the exact canonical JSON its leaf hash was made from
+        (what an offline verifier hashes, rather than a re-serialisation)."""
+        with self.db.transaction() as session:
+            row = session.get(AuditEntryRow, index)
+            if row is None:
+                raise NotFound(f"no audit entry {index}")
+            return row.entry
 
     def checkpoint(self, size: int | None = None) -> str:
         """The signed checkpoint at ``size`` (default: the latest); :class:`NotFound` naming the

@@ -121,7 +121,7 @@ def audit_subject(subject_id: str, json_output: JsonFlag = False) -> None:
     with errors():
         guard = open_guard()
         tenant = guard.registry.subject_tenant(subject_id)
-        entries = guard.audit.entries_mentioning(
+        entries = guard.audit.entries_referring(
             guard.registry.subject_ref(subject_id, tenant), tenant=tenant
         )
     if json_output:

@@ -123,6 +123,9 @@ class Decision:
     rules: tuple[RuleOutcome, ...] = ()
     decision_id: str = field(default_factory=lambda: f"dec_{uuid.uuid4().hex}")
     decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The decided image's (width, height): the faces' boxes are in its pixels. The audit entry
+    # records both, so a console can draw where each face was without the picture.
+    image_size: tuple[int, int] | None = None
 
     @property
     def allowed(self) -> bool:

@@ -1,9 +1,10 @@
 """What the person's page lists under "how you were used": every decision that matched them.
 
 Read from the audit log (entries of the subject's tenant that carry the subject's keyed
-reference); requesters appear there only as keyed references, which are turned back into the
-display names the person was shown (their consent requests) or the grantee ids they agreed to
-(their grants). Nothing else about the picture is shown, because nothing else is stored.
+reference, found through the log's search index); requesters appear there only as keyed
+references, which are turned back into the display names the person was shown (their consent
+requests) or the grantee ids they agreed to (their grants). Nothing else about the picture is
+shown, because nothing else is stored.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def usage_for(guard: Guard, subject_id: str, tenant: str) -> list[UsageRow]:
         names[hasher.ref("requester", asked.requester)] = asked.requester_display_name
     reference = registry.subject_ref(subject_id, tenant)
     rows = []
-    for index, entry in guard.audit.entries_mentioning(reference, tenant=tenant):
+    for index, entry in guard.audit.entries_referring(reference, tenant=tenant):
         if entry.get("kind") != "decision" or reference not in entry.get("subject_refs", ()):
             continue
         rows.append(

@@ -28,6 +28,7 @@ from guard.audit import (
     Witness,
     export_log,
 )
+from guard.audit.index import AuditIndexRow, AuditReasonIndexRow, AuditRefIndexRow
 from guard.audit.log import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditStateRow
 from guard.cli import app
 from guard.db import Database
@@ -199,6 +200,8 @@ def _rewind(log: AuditLog, size: int) -> None:
     """What an operator with the database could do: cut the log back to ``size``."""
     with log.db.transaction() as session:
         session.execute(delete(AuditEntryRow).where(AuditEntryRow.idx >= size))
+        for derived in (AuditIndexRow, AuditReasonIndexRow, AuditRefIndexRow):
+            session.execute(delete(derived).where(derived.idx >= size))  # the search index too
         session.execute(delete(AuditCheckpointRow).where(AuditCheckpointRow.size > size))
         for level, idx in session.execute(select(AuditNodeRow.level, AuditNodeRow.idx)).all():
             if (idx + 1) << level > size:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
@@ -22,7 +24,12 @@ TABLES = {
     "usage_flags",
     "consent_requests",
     "management_links",
+    "audit_index",
+    "audit_reason_index",
+    "audit_ref_index",
+    "console_sessions",
 }
+CONSOLE_TABLES = {"audit_index", "audit_reason_index", "audit_ref_index", "console_sessions"}
 API_TABLES = {"api_keys", "usage_flags"}
 PAGE_TABLES = {"consent_requests", "management_links"}
 AUDIT_TABLES = {"audit_entries", "audit_nodes", "audit_checkpoints", "audit_state"}
@@ -47,7 +54,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
-    assert current_revision(empty_database_url) == "0009"
+    assert current_revision(empty_database_url) == "0011"
     assert _tables(empty_database_url) == TABLES
     engine = create_engine(empty_database_url)
     with engine.connect() as connection:
@@ -57,14 +64,17 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
         )
     engine.dispose()
     upgrade_to_head(empty_database_url)  # idempotent
+    downgrade_to(empty_database_url, "0009")
+    older = TABLES - CONSOLE_TABLES
+    assert _tables(empty_database_url) == older
     downgrade_to(empty_database_url, "0007")
-    assert _tables(empty_database_url) == TABLES - PAGE_TABLES
+    assert _tables(empty_database_url) == older - PAGE_TABLES
     downgrade_to(empty_database_url, "0003")
-    assert _tables(empty_database_url) == TABLES - PAGE_TABLES - API_TABLES
+    assert _tables(empty_database_url) == older - PAGE_TABLES - API_TABLES
     downgrade_to(empty_database_url, "0002")
-    assert _tables(empty_database_url) == TABLES - PAGE_TABLES - API_TABLES - AUDIT_TABLES
+    assert _tables(empty_database_url) == older - PAGE_TABLES - API_TABLES - AUDIT_TABLES
     downgrade_to(empty_database_url, "0001")
-    assert _tables(empty_database_url) == TABLES - PAGE_TABLES - API_TABLES - AUDIT_TABLES - {
+    assert _tables(empty_database_url) == older - PAGE_TABLES - API_TABLES - AUDIT_TABLES - {
         "manifests"
     }
     downgrade_to(empty_database_url, "base")
@@ -99,3 +109,59 @@ def test_links_made_before_0005_were_unverified_and_are_cleared(empty_database_u
         ).one()
     engine.dispose()
     assert tuple(row) == (None, None)
+
+
+@pytest.mark.storage
+def test_0010_indexes_the_entries_written_before_it(empty_database_url: str) -> None:
+    """The search index is built for a log that already holds entries: each decision gets its
+    row, its reason codes and its keyed references, exactly as an append writes them."""
+    upgrade_to_head(empty_database_url)
+    downgrade_to(empty_database_url, "0009")
+    decision = {
+        "v": 2,
+        "kind": "decision",
+        "time": "2026-12-01T10:30:00+00:00",
+        "tenant": "acme",
+        "requester": "r" * 64,
+        "operation": "relight",
+        "stage": "input",
+        "decision_id": "dec_old",
+        "verdict": "deny",
+        "reason_codes": ["no_consent", "public_figure"],
+        "policy": {"id": "default", "version": "3"},
+        "subject_refs": ["s" * 64],
+        "grant_refs": ["g" * 64],
+    }
+    in_force = {"v": 2, "kind": "policy_in_force", "time": "2026-12-01T10:00:00+00:00"}
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        for idx, entry in enumerate([in_force, decision]):
+            connection.execute(
+                text(
+                    "insert into audit_entries (idx, leaf_hash, entry, decision_id, created_at) "
+                    "values (:idx, :leaf, :entry, :decision, CURRENT_TIMESTAMP)"
+                ),
+                {
+                    "idx": idx,
+                    "leaf": "0" * 64,
+                    "entry": json.dumps(entry),
+                    "decision": entry.get("decision_id"),
+                },
+            )
+    upgrade_to_head(empty_database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("select idx, tenant, kind, verdict, operation, decision_id from audit_index")
+        ).all()
+        codes = connection.execute(text("select code from audit_reason_index order by code"))
+        refs = connection.execute(text("select tenant, ref from audit_ref_index order by ref"))
+        indexed = (sorted(tuple(r) for r in rows), [c for (c,) in codes], [tuple(r) for r in refs])
+    engine.dispose()
+    assert indexed == (
+        [
+            (0, "", "policy_in_force", None, None, None),
+            (1, "acme", "decision", "deny", "relight", "dec_old"),
+        ],
+        ["no_consent", "public_figure"],
+        [("acme", "g" * 64), ("acme", "s" * 64)],
+    )

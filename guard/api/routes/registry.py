@@ -152,7 +152,7 @@ def subject_report(
     reference = guard.registry.subject_ref(subject.id, subject.tenant)
     return [
         {"index": i, "entry": e}
-        for i, e in guard.audit.entries_mentioning(reference, tenant=subject.tenant)
+        for i, e in guard.audit.entries_referring(reference, tenant=subject.tenant)
     ]
 
 
