@@ -164,6 +164,13 @@ class Settings(BaseSettings):
         "means in-process counters (one worker, the embedded mode).",
     )
     api_rate_per_second: float = Field(default=10.0, gt=0.0, description="Per API key.")
+    console_session_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="How long a compliance-console sign-in lasts (an auditor's or admin's key "
+        "exchanged for a browser session); signing in again starts a new one.",
+    )
     api_rate_burst: int = Field(default=20, ge=1)
     api_max_body_bytes: int = Field(
         default=0,

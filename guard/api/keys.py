@@ -161,6 +161,13 @@ class ApiKeyStore:
                 raise refused
             return _key(row)
 
+    def active(self, key_id: str) -> ApiKey | None:
+        """The key ``key_id`` if it exists and is not revoked (a console session's key is read
+        again on every request, so revoking it ends its sessions)."""
+        with self._db.transaction() as session:
+            row = session.get(ApiKeyRow, key_id)
+            return None if row is None or row.revoked_at is not None else _key(row)
+
     def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
         if tenant is not None:

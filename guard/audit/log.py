@@ -21,7 +21,7 @@ proofs for any size read O(log n) rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,17 +263,32 @@ class AuditLog:
         """A receipt for entry ``index`` against the checkpoint at ``size`` (default: latest,
         which always has one); :class:`NotFound` naming the nearest checkpointed sizes when no
         batch ended at ``size``."""
+        return self.receipts([index], size)[0]
+
+    def receipts(self, indices: Sequence[int], size: int | None = None) -> list[Receipt]:
+        """:meth:`receipt` for each of ``indices`` against one checkpoint, in one transaction
+        whose stored subtrees are read once for all of them (a certificate proves dozens of
+        entries; one transaction each re-read the same upper nodes every time)."""
         with self.db.transaction() as session:
             latest = _size(session)
             size = latest if size is None else size
-            if not 0 <= index < size <= latest:
-                raise NotFound(f"entry {index} is not in a tree of size {size} (log size {latest})")
-            entry = session.get(AuditEntryRow, index)
-            if entry is None:
-                raise NotFound(f"entry {index} is missing; the log is damaged")
-            checkpoint = _checkpoint_at(session, size, latest)
-            proof = inclusion_proof(StoredSubtrees(session), index, size)
-            return Receipt(index, entry.leaf_hash, checkpoint.note, tuple(p.hex() for p in proof))
+            checkpoint = None
+            nodes = StoredSubtrees(session)
+            receipts = []
+            for index in indices:
+                if not 0 <= index < size <= latest:
+                    raise NotFound(
+                        f"entry {index} is not in a tree of size {size} (log size {latest})"
+                    )
+                entry = session.get(AuditEntryRow, index)
+                if entry is None:
+                    raise NotFound(f"entry {index} is missing; the log is damaged")
+                checkpoint = checkpoint or _checkpoint_at(session, size, latest)
+                proof = inclusion_proof(nodes, index, size)
+                receipts.append(
+                    Receipt(index, entry.leaf_hash, checkpoint.note, tuple(p.hex() for p in proof))
+                )
+            return receipts
 
     def index_of_decision(self, decision_id: str) -> int:
         """The index of the entry recording ``decision_id`` (:class:`NotFound` if none)."""

@@ -1,10 +1,13 @@
-"""The person's own pages, server-rendered in the service's FastAPI app (no build step).
+"""The person's own pages and the compliance console, server-rendered in the service's FastAPI
+app (no build step).
 
 - ``/consent/{token}``: answer a consent request (:mod:`guard.web.consent`);
 - ``/confirm/{token}``: confirm a grant the integrator made (:mod:`guard.web.confirm`);
 - ``/me``: their grants, the decisions that matched them, withdraw, erase
   (:mod:`guard.web.me`);
-- ``/web-static``: the stylesheet and the camera script, served from this package (no CDN).
+- ``/console``: the compliance console for a tenant's auditors and admins
+  (:mod:`guard.web.console`);
+- ``/web-static``: stylesheets and scripts, served from this package (no CDN).
 
 :func:`mount_web` adds them to an app (``guard.api.create_app`` does).
 """
@@ -15,6 +18,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from guard.web import confirm, consent, me
+from guard.web.console import mount_console
 from guard.web.pages import RedeemLimit
 
 STATIC_PATH = "/web-static"
@@ -25,6 +29,7 @@ def mount_web(app: FastAPI, *, redeem_limit: RedeemLimit | None = None) -> None:
     app.include_router(consent.router)
     app.include_router(confirm.router)
     app.include_router(me.router)
+    mount_console(app)
     app.mount(STATIC_PATH, StaticFiles(packages=[("guard.web", "static")]), name="web-static")
 
 

@@ -85,22 +85,31 @@ def render(
 SERVER_SIDE = "The service cannot answer right now. Please try again later."
 
 
-def error_page(request: Request, status: int, message: str, **extra: Any) -> HTMLResponse:
+def error_page(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    template: str = "error.html",
+    titles: dict[int, str] | None = None,
+    **extra: Any,
+) -> HTMLResponse:
     headers = extra.pop("headers", None)
     if status >= 500:
         message = SERVER_SIDE
+    title = (titles or _TITLES).get(status, "Something went wrong")
     try:
         return render(
             request,
-            "error.html",
-            {"title": _TITLES.get(status, "Something went wrong"), "message": message, **extra},
+            template,
+            {"title": title, "message": message, **extra},
             status=status,
             headers=headers,
         )
     except GuardError:
         # The keys themselves are unavailable (no CSRF token can be made): still a page.
-        body = _ENV.get_template("error.html").render(
-            {"title": _TITLES.get(status, "Something went wrong"), "message": message}
+        body = _ENV.get_template(template).render(
+            {"title": title, "message": message, "static": "/web-static"}
         )
         return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
@@ -131,7 +140,22 @@ def check_redeem_rate(request: Request) -> None:
 
 
 class PageRoute(APIRoute):
-    """Errors of the person's pages as pages (see the module docstring)."""
+    """Errors of the person's pages as pages (see the module docstring). A site of its own
+    (the compliance console) subclasses it with its own error template and titles."""
+
+    error_template = "error.html"
+    error_titles = _TITLES
+    site = "the person's site"
+
+    def error_page(self, request: Request, status: int, message: str, **extra: Any) -> Response:
+        return error_page(
+            request,
+            status,
+            message,
+            template=self.error_template,
+            titles=self.error_titles,
+            **extra,
+        )
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -141,25 +165,29 @@ class PageRoute(APIRoute):
                 return await handler(request)
             except RateLimited as exc:
                 headers = {"Retry-After": retry_after_header(exc.retry_after)}
-                return error_page(request, 429, exc.message, headers=headers)
+                return self.error_page(request, 429, exc.message, headers=headers)
             except GuardError as exc:
                 status = exc.http_status if 400 <= exc.http_status < 600 else 500
                 if status >= 500:
-                    log.error("a page of the person's site failed: %s: %s", exc.code, exc.message)
-                return error_page(request, status, exc.message)
+                    log.error("a page of %s failed: %s: %s", self.site, exc.code, exc.message)
+                return self.failed(request, exc, status)
             except RequestValidationError:
-                return error_page(
+                return self.error_page(
                     request, 400, "The form was incomplete. Go back and fill in every field."
                 )
             except HTTPException as exc:
                 if exc.status_code >= 500:
-                    log.error("a page of the person's site failed: %s", exc.detail)
-                return error_page(request, exc.status_code, str(exc.detail))
+                    log.error("a page of %s failed: %s", self.site, exc.detail)
+                return self.error_page(request, exc.status_code, str(exc.detail))
             except SQLAlchemyError:
                 # A database fault that escaped guard.db's mapping is still the database
                 # failing: 503, as the API answers it (guard/api/problems.py), never a 500.
                 # Logged without the request (it may hold a photo or a token).
-                log.exception("a page of the person's site lost its database")
-                return error_page(request, 503, SERVER_SIDE)
+                log.exception("a page of %s lost its database", self.site)
+                return self.error_page(request, 503, SERVER_SIDE)
 
         return page_handler
+
+    def failed(self, request: Request, error: GuardError, status: int) -> Response:
+        """The page for a typed error (a site may answer some errors otherwise)."""
+        return self.error_page(request, status, error.message)

@@ -1,0 +1,274 @@
+"""``/console/decisions/{id}``: one decision, why it came out so, and the proof it was logged.
+
+The page shows what the decision's audit entry holds (verdict, reasons in plain words, operation,
+stage, time, requester name, policy, input hash), the faces as labelled boxes on a grey outline
+of the image's size (never a pixel of it), the policy rules that applied
+(:func:`~guard.policy.explain_entry`, as ``guard policy explain`` shows them), the release
+entry if the output left the guard, and a receipt per entry.
+
+``receipt.json`` gives the browser what it needs to check the receipt itself
+(``static/console/decision.js`` with ``verify.js``): the entry's stored canonical text, the
+receipt and the deployment's verifier key. The check runs in the browser because the server is
+the party being checked; an auditor who pastes the key they hold (pinned out of band) does not
+even trust the key the server serves.
+
+Tenant rule: another tenant's decision reads exactly as one that does not exist (decision ids
+are printed in released images' manifests, so the answer must not tell them apart); the
+operator sees every tenant's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import JSONResponse, Response
+
+from guard.api.auth import service_of
+from guard.audit import PUBLIC_KEY_FILE, AuditLog
+from guard.errors import InvalidInput, NotFound, Unavailable
+from guard.pipeline import Guard
+from guard.policy import explain_entry
+from guard.web.console.access import ConsoleRoute, render_console, viewer
+from guard.web.console.names import requester_names
+from guard.web.console.sessions import Viewer
+from guard.web.security import PAGE_HEADERS
+from guard.web.wording import verdict_words
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+_DECISION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+REASON_WORDS = {
+    "public_figure": "a face is a public figure on the blocklist",
+    "no_consent": "no consent on record for a face",
+    "consent_expired": "the consent had expired",
+    "consent_not_yet_valid": "the consent was not yet in force",
+    "consent_revoked": "the consent was revoked",
+    "scope_not_granted": "the consent does not cover this operation",
+    "consent_not_confirmed": "the person had not confirmed the consent themselves",
+    "operation_not_permitted": "the policy does not permit this operation",
+    "prompt_names_public_figure": "the prompt names a public figure",
+    "output_public_figure": "a public figure appeared in the output",
+    "identity_drift": "the edited face is no longer the consented person",
+    "nsfw_real_person": "explicit output of a real person",
+    "unavailable": "the guard could not decide (a store was unavailable), so it refused",
+    "consent_granted": "the person consented to this use",
+    "public_figure_own_consent": "a public figure consented through a verified link",
+    "unknown_face_allowed": "the policy allows faces nobody enrolled",
+    "no_faces": "no faces in the image",
+    "identity_preserved": "the edited face is still the consented person",
+    "allowed_by_policy": "the policy allows it",
+    "new_face_in_output": "a new face appeared in the output (noted)",
+    "unreadable_face": "a face was too small or blurred to read (noted)",
+}
+KIND_WORDS = {
+    "consented_subject": "consented person",
+    "public_figure": "public figure",
+    "unknown": "unknown face",
+}
+NOT_RECORDED = "Face positions were not recorded for this decision."
+
+
+def reason_words(code: str) -> str:
+    return REASON_WORDS.get(code, code.replace("_", " "))
+
+
+def visible_decision(
+    log: AuditLog, decision_id: str, seen_by: Viewer
+) -> tuple[int, dict[str, Any]]:
+    """The index and entry of ``decision_id`` if the viewer may see it; one :class:`NotFound`
+    for a malformed id, no such decision and another tenant's."""
+    where = f" in tenant {seen_by.tenant}" if seen_by.tenant is not None else ""
+    missing = NotFound(f"There is no decision {decision_id[:64]}{where}.")
+    if not _DECISION_ID.fullmatch(decision_id):
+        raise missing
+    try:
+        index = log.index_of_decision(decision_id)
+        entry = log.entry(index)
+    except NotFound:
+        raise missing from None
+    if entry.get("kind") != "decision":
+        raise missing
+    if seen_by.tenant is not None and entry.get("tenant") != seen_by.tenant:
+        raise missing
+    return index, entry
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """One face as the page draws it: a box on the outline, in the image's own pixels."""
+
+    number: int
+    x: int
+    y: int
+    width: int
+    height: int
+    kind: str
+    verdict: str
+    label_y: int
+
+    @property
+    def taken_for(self) -> str:
+        return KIND_WORDS.get(self.kind, self.kind)
+
+    @property
+    def label(self) -> str:
+        return f"Face {self.number}: {self.taken_for}, {verdict_words(self.verdict)}"
+
+
+@dataclass(frozen=True)
+class Outline:
+    width: int
+    height: int
+    faces: tuple[FaceBox, ...]
+    stroke: int
+    font: int
+
+
+def outline_of(entry: dict[str, Any]) -> Outline | None:
+    """The faces to draw, clipped to the image; ``None`` when the entry recorded no positions
+    (entries made before positions were audited)."""
+    image, faces = entry.get("image"), entry.get("faces")
+    if not isinstance(image, list) or len(image) != 2 or not isinstance(faces, list):
+        return None
+    try:
+        width, height = max(1, int(image[0])), max(1, int(image[1]))
+        boxes = []
+        for number, face in enumerate(faces, start=1):
+            x0, y0, x1, y1 = (int(v) for v in face["box"])
+            x0, x1 = sorted((min(max(x0, 0), width), min(max(x1, 0), width)))
+            y0, y1 = sorted((min(max(y0, 0), height), min(max(y1, 0), height)))
+            font = max(10, min(width, height) // 30)
+            label_y = y0 - font // 3 if y0 > font else y1 + font
+            boxes.append(
+                FaceBox(
+                    number,
+                    x0,
+                    y0,
+                    x1 - x0,
+                    y1 - y0,
+                    str(face.get("kind", "")),
+                    str(face.get("verdict", "")),
+                    label_y,
+                )
+            )
+    except (KeyError, TypeError, ValueError):
+        return None
+    side = min(width, height)
+    return Outline(width, height, tuple(boxes), max(2, side // 150), max(10, side // 30))
+
+
+def _policy_text(guard: Guard) -> str | None:
+    try:
+        return guard.settings.policy_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None  # the rule texts still show, without line numbers
+
+
+def explain(guard: Guard, index: int, entry: dict[str, Any]) -> tuple[Any, str | None]:
+    """The explanation under the policy in force (and a note when it cannot be read)."""
+    try:
+        policy = guard.policies.current()
+    except (Unavailable, InvalidInput):
+        return None, "The policy in force could not be read, so the rules cannot be shown."
+    return explain_entry(index, entry, policy, _policy_text(guard)), None
+
+
+def entry_time(entry: dict[str, Any]) -> datetime | None:
+    """When an entry was written, as recorded (``None`` when it is not a timestamp)."""
+    try:
+        return datetime.fromisoformat(str(entry.get("time")))
+    except ValueError:
+        return None
+
+
+def checkpoint_size(note: str) -> int | None:
+    """The tree size a signed note commits to (its body's second line)."""
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
+
+
+def verifier_key_text(guard: Guard) -> str:
+    path = guard.settings.audit_keys_dir / PUBLIC_KEY_FILE
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise Unavailable(f"no audit public key at {path}") from exc
+
+
+def _receipt_rows(log: AuditLog, entries: list[tuple[int, dict[str, Any]]]) -> list[Any]:
+    size = log.size()
+    rows = []
+    for index, entry in entries:
+        receipt = log.receipt(index, size)
+        rows.append(
+            {
+                "kind": entry.get("kind"),
+                "index": index,
+                "leaf_hash": receipt.leaf_hash,
+                "size": checkpoint_size(receipt.checkpoint),
+                "proof_steps": len(receipt.inclusion_proof),
+            }
+        )
+    return rows
+
+
+@router.get("/decisions/{decision_id}")
+def decision_page(
+    request: Request, decision_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+) -> Response:
+    guard = service_of(request).guard
+    log = guard.audit
+    index, entry = visible_decision(log, decision_id, seen_by)
+    tenant = str(entry.get("tenant"))
+    names = requester_names(guard, service_of(request).keys, tenant)
+    mentioning = log.entries_mentioning(decision_id, tenant=tenant)
+    releases = [
+        (i, e)
+        for i, e in mentioning
+        if e.get("kind") == "release" and e.get("decision_id") == decision_id
+    ]
+    explanation, explain_note = explain(guard, index, entry)
+    return render_console(
+        request,
+        "console/decision.html",
+        seen_by,
+        {
+            "decision_id": decision_id,
+            "index": index,
+            "entry": entry,
+            "tenant": tenant,
+            "decided_at": entry_time(entry),
+            "requester": names.name(str(entry.get("requester", ""))),
+            "reasons": [(c, reason_words(c)) for c in entry.get("reason_codes", [])],
+            "verdict_words": verdict_words(str(entry.get("verdict", ""))),
+            "outline": outline_of(entry),
+            "not_recorded": NOT_RECORDED,
+            "explanation": explanation,
+            "explain_note": explain_note,
+            "releases": releases,
+            "receipts": _receipt_rows(log, [(index, entry), *releases]),
+            "verifier_key": verifier_key_text(guard),
+        },
+    )
+
+
+@router.get("/decisions/{decision_id}/receipt.json")
+def decision_receipt(
+    request: Request, decision_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+) -> Response:
+    """What the browser checks: the stored entry text (the exact bytes that were hashed), its
+    receipt against the latest checkpoint, and the key the server says signs the log."""
+    guard = service_of(request).guard
+    log = guard.audit
+    index, _ = visible_decision(log, decision_id, seen_by)
+    body = {
+        "entry_text": log.entry_text(index),
+        "receipt": log.receipt(index).to_dict(),
+        "verifier_key": verifier_key_text(guard),
+    }
+    return JSONResponse(body, headers=PAGE_HEADERS)

@@ -1,0 +1,50 @@
+"""Turning a tenant's keyed requester references back into the names its auditors know.
+
+The audit log names requesters only by ``HMAC(tenant key, requester id)``; the console recomputes
+that reference for every requester id the tenant has used (its API keys, revoked ones too, its
+grants' grantees and its consent requests' requesters) and shows the id, with the key's label
+when it has one. A reference no longer recomputable (a key deleted outright) shows as
+"unknown requester" and its reference. Another tenant's requesters are never in the table: the
+references are made with this tenant's key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from guard.api.keys import ApiKeyStore
+from guard.identity import in_tenant
+from guard.pipeline import Guard
+
+
+@dataclass(frozen=True)
+class RequesterNames:
+    tenant: str
+    by_ref: dict[str, str]
+    """keyed reference → the requester id (with the key's label, if any)."""
+
+    def name(self, reference: str) -> str:
+        return self.by_ref.get(reference, "unknown requester")
+
+    def refs_named(self, text: str) -> tuple[str, ...]:
+        """The references whose name contains ``text`` (case-insensitive): a filter by name."""
+        wanted = text.strip().casefold()
+        return tuple(ref for ref, name in self.by_ref.items() if wanted in name.casefold())
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(set(self.by_ref.values()))
+
+
+def requester_names(guard: Guard, keys: ApiKeyStore, tenant: str) -> RequesterNames:
+    hasher = guard.keys.hasher().for_tenant(tenant)
+    labelled: dict[str, str] = {}
+    for key in keys.list_keys(tenant):
+        shown = f"{key.requester} ({key.label})" if key.label else key.requester
+        labelled.setdefault(key.requester, shown)
+    for grant in guard.registry.list_grants():
+        if in_tenant(grant.grantee, tenant):
+            labelled.setdefault(grant.grantee, grant.grantee)
+    return RequesterNames(
+        tenant, {hasher.ref("requester", requester): shown for requester, shown in labelled.items()}
+    )

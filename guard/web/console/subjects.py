@@ -1,0 +1,182 @@
+"""A subject's report and an erasure's certificate: what a tenant answers a person (or their
+regulator) who asks "what do you hold about me?" and "prove you erased me".
+
+- ``/console/subjects/{id}``: who the subject is to this tenant (id, display name), their
+  grants and consent requests, and every audit entry that carries their keyed reference
+  (:meth:`~guard.audit.search.AuditSearch.referring`) with links to the decisions.
+- ``/console/erasures/{id}``: the erasure certificate. What was erased and when (the erasures
+  row and the ``subject_erased`` / ``subject_erased_by_person`` entry: the templates count), by
+  whom, what remains (the keyed reference and the entries that carry it, with their grant
+  references), and for each such entry its inclusion proof against one checkpoint, printed with
+  the checkpoint note and the verifier key, so the certificate is checked offline with the
+  ``guard audit`` tools without trusting this page.
+
+Both are for the subject's tenant only: another tenant's subject or erasure, a malformed id and
+one that does not exist get the same 404 page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from guard.api.auth import service_of
+from guard.api.views import own_subject
+from guard.audit.search import AuditSearch
+from guard.audit.tables import AuditEntryRow
+from guard.db import Database
+from guard.errors import NotFound
+from guard.identity.models import ErasureRow
+from guard.web.console.access import ConsoleRoute, render_console, viewer
+from guard.web.console.consent import tenant_grants, tenant_requests
+from guard.web.console.decision import checkpoint_size, entry_time, verifier_key_text
+from guard.web.console.names import requester_names
+from guard.web.console.sessions import Viewer
+from guard.web.wording import verdict_words
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+_SUBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_ERASURE_ID = re.compile(r"[1-9][0-9]{0,17}")
+ERASURE_KINDS = ("subject_erased", "subject_erased_by_person")
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    """An audit entry as the reports list it."""
+
+    index: int
+    leaf_hash: str
+    entry: dict[str, Any]
+    at: datetime | None
+    requester: str | None
+
+    @property
+    def kind(self) -> str:
+        return str(self.entry.get("kind", ""))
+
+    @property
+    def verdict(self) -> str | None:
+        verdict = self.entry.get("verdict")
+        return str(verdict) if verdict is not None else None
+
+    @property
+    def verdict_words(self) -> str:
+        return verdict_words(self.verdict or "")
+
+    @property
+    def decision_id(self) -> str | None:
+        if self.kind != "decision":
+            return None
+        found = self.entry.get("decision_id")
+        return str(found) if found else None
+
+
+def entries_at(
+    db: Database, indices: list[int], tenant: str, names: dict[str, str] | None = None
+) -> list[LoggedEntry]:
+    """The entries at ``indices`` (in one query) that are ``tenant``'s, oldest first."""
+    if not indices:
+        return []
+    with db.transaction() as session:
+        rows = session.execute(
+            select(AuditEntryRow.idx, AuditEntryRow.leaf_hash, AuditEntryRow.entry)
+            .where(AuditEntryRow.idx.in_(indices))
+            .order_by(AuditEntryRow.idx)
+        ).all()
+    found = []
+    for idx, leaf, text in rows:
+        entry = json.loads(text)
+        if entry.get("tenant") != tenant:
+            continue  # the search index is per tenant already; the entry itself is the rule
+        ref = entry.get("requester")
+        name = None if ref is None or names is None else names.get(ref, "unknown requester")
+        found.append(LoggedEntry(int(idx), str(leaf), entry, entry_time(entry), name))
+    return found
+
+
+@router.get("/subjects/{subject_id}")
+def subject_report(
+    request: Request, subject_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+) -> Response:
+    tenant = seen_by.require_tenant()
+    service = service_of(request)
+    guard = service.guard
+    if not _SUBJECT_ID.fullmatch(subject_id):
+        raise NotFound(f"There is no subject {subject_id[:40]} in tenant {tenant}.")
+    try:
+        subject = own_subject(guard.registry, subject_id, tenant)
+    except NotFound:
+        raise NotFound(f"There is no subject {subject_id} in tenant {tenant}.") from None
+    ref = guard.registry.subject_ref(subject_id, tenant)
+    names = requester_names(guard, service.keys, tenant)
+    indices = AuditSearch(guard.db).referring(tenant, ref)
+    return render_console(
+        request,
+        "console/subject.html",
+        seen_by,
+        {
+            "subject": subject,
+            "subject_ref": ref,
+            "grants": tenant_grants(guard.db, tenant, subject_id=subject_id),
+            "one_subject": True,
+            "requests": tenant_requests(guard.db, tenant, subject_id=subject_id),
+            "entries": entries_at(guard.db, indices, tenant, names.by_ref),
+        },
+    )
+
+
+def _erasure(db: Database, erasure_id: str, tenant: str) -> ErasureRow:
+    missing = NotFound(f"There is no erasure {erasure_id[:20]} in tenant {tenant}.")
+    if not _ERASURE_ID.fullmatch(erasure_id):
+        raise missing
+    with db.transaction() as session:
+        row = session.get(ErasureRow, int(erasure_id))
+        if row is None or row.tenant != tenant:
+            raise missing
+        session.expunge(row)
+        return row
+
+
+@router.get("/erasures/{erasure_id}")
+def erasure_certificate(
+    request: Request, erasure_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+) -> Response:
+    tenant = seen_by.require_tenant()
+    guard = service_of(request).guard
+    log = guard.audit
+    erasure = _erasure(guard.db, erasure_id, tenant)
+    indices = AuditSearch(guard.db).referring(tenant, erasure.subject_ref)
+    entries = entries_at(guard.db, indices, tenant)
+    erased = [e for e in entries if e.kind in ERASURE_KINDS]
+    act = erased[-1] if erased else None
+    # One tree for every proof: the latest size, read once (a batch end, so it is signed).
+    size = log.size()
+    proofs = list(zip(entries, log.receipts([e.index for e in entries], size), strict=True))
+    grant_refs = sorted({str(r) for e in entries for r in e.entry.get("grant_refs") or []})
+    note = log.checkpoint(size)
+    return render_console(
+        request,
+        "console/erasure.html",
+        seen_by,
+        {
+            "erasure": erasure,
+            "erasure_id": erasure_id,
+            "act": act,
+            "by_person": act is not None and act.kind == "subject_erased_by_person",
+            "templates": act.entry.get("count") if act is not None else None,
+            "entries": entries,
+            "proofs": proofs,
+            "grant_refs": grant_refs,
+            "checkpoint": note,
+            "checkpoint_size": checkpoint_size(note),
+            "verifier_key": verifier_key_text(guard),
+        },
+    )
