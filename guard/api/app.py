@@ -34,6 +34,7 @@ from guard.bootstrap import refuse_bad_keys
 from guard.config import Settings
 from guard.pipeline import Guard
 from guard.web import mount_web
+from guard.web.security import PageHeadersMiddleware
 
 DESCRIPTION = """\
 Consent and public-figure gate, identity-preserving edits, provenance (watermark + C2PA) and a
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
     # surrogates and non-UTF-8 (422 invalid_text) before any route parses them.
     app.add_middleware(JsonTextCheck, skip=(envoy.PATH_PREFIX,))
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    # Outside the size limit, so that its 413 under the pages' paths carries their headers.
+    app.add_middleware(PageHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=service.metrics)
     return app
 

@@ -7,7 +7,7 @@ cannot read every entry to answer. Each append therefore also writes, in the sam
 
 - ``audit_index``: one row per entry: its tenant (``""`` for the global ones: policy and
   blocklist in force), kind, time, hour and, for a decision, the verdict, operation, stage,
-  policy, requester reference and decision id;
+  policy, requester reference and decision id (for a release: the decision it released);
 - ``audit_reason_index``: one row per reason code of a decision;
 - ``audit_ref_index``: one row per keyed reference (``subject_refs``, ``grant_refs``) an entry
   carries.
@@ -64,6 +64,10 @@ class AuditIndexRow(Base):
         Index("ix_audit_index_requester", "tenant", "requester", "at", "idx"),
         Index("ix_audit_index_policy", "tenant", "policy_version", "at", "idx"),
         Index("ix_audit_index_hour", "tenant", "kind", "hour", "verdict"),
+        Index("ix_audit_index_decision", "decision_id"),
+        # The operator's, across tenants: operations seen, and the charts' hourly counts.
+        Index("ix_audit_index_operation_all", "operation"),
+        Index("ix_audit_index_hour_all", "kind", "hour", "verdict"),
     )
 
 
@@ -79,6 +83,7 @@ class AuditReasonIndexRow(Base):
     __table_args__ = (
         Index("ix_audit_reason_index_code", "tenant", "code", "at", "idx"),
         Index("ix_audit_reason_index_hour", "tenant", "hour", "code"),
+        Index("ix_audit_reason_index_hour_all", "hour", "code"),
     )
 
 
@@ -128,6 +133,7 @@ def index_rows(entry: dict[str, Any]) -> IndexRows:
     at = _time(entry)
     hour = int(at.timestamp()) // 3600
     decision = entry.get("kind") == "decision"
+    release = entry.get("kind") == "release"
     recorded_policy = entry.get("policy")
     policy: dict[str, Any] = recorded_policy if isinstance(recorded_policy, dict) else {}
     row = {
@@ -141,7 +147,8 @@ def index_rows(entry: dict[str, Any]) -> IndexRows:
         "policy_id": _text(policy.get("id"), 128) if decision else None,
         "policy_version": _text(policy.get("version")) if decision else None,
         "requester": _text(entry.get("requester")) if decision else None,
-        "decision_id": _text(entry.get("decision_id"), 40) if decision else None,
+        # A release names the decision it released: the decision's page finds it by this.
+        "decision_id": _text(entry.get("decision_id"), 40) if decision or release else None,
     }
     codes = entry.get("reason_codes") if decision else None
     # Cut to the column first, then deduplicated: one row per (entry, code) and (entry, ref).

@@ -28,6 +28,9 @@ from guard.errors import InvalidInput
 _I = AuditIndexRow
 _R = AuditReasonIndexRow
 PAGE_MAX = 500
+MAX_INDEX = 2**63 - 1  # a 64-bit integer column's largest value
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,16 @@ class Cursor:
 
     @classmethod
     def parse(cls, token: str) -> Cursor:
+        """The cursor ``token()`` wrote; :class:`InvalidInput` for anything else (an index
+        or a time no column can hold included, so a crafted cursor is a 400, not a fault)."""
+        refused = InvalidInput(f"not a page cursor: {token[:40]!r}")
         try:
             micros, idx = (int(part) for part in token.split(".", 1))
             at = datetime.fromtimestamp(micros / 1_000_000, UTC)
         except (ValueError, OverflowError, OSError) as exc:
-            raise InvalidInput(f"not a page cursor: {token[:40]!r}") from exc
-        if idx < 0:
-            raise InvalidInput("not a page cursor: negative index")
+            raise refused from exc
+        if not 0 <= idx <= MAX_INDEX or not _EARLIEST <= at <= _LATEST:
+            raise refused
         return cls(at, idx)
 
 
@@ -158,14 +164,18 @@ class AuditSearch:
             ),
             where,
         )
+        # With a reason, the page walks the reason table's (tenant, code, at, idx) index: a rare
+        # code is found without reading every other decision of the tenant. Both tables hold
+        # the same (at, idx) for a decision, so the order and the cursor are the same.
+        order_at, order_idx = (_R.at, _R.idx) if where.reason is not None else (_I.at, _I.idx)
         if after is not None:
             # A row-value comparison, so that PostgreSQL walks the (…, at, idx) index from the
             # cursor on instead of filtering every newer row.
             query = query.where(
-                tuple_(_I.at, _I.idx)
+                tuple_(order_at, order_idx)
                 < tuple_(literal(after.at, UTCDateTime()), literal(after.idx, BigInteger()))
             )
-        query = query.order_by(_I.at.desc(), _I.idx.desc()).limit(limit + 1)
+        query = query.order_by(order_at.desc(), order_idx.desc()).limit(limit + 1)
         with self._db.transaction() as session:
             found = session.execute(query).all()
             shown = found[:limit]
@@ -274,6 +284,30 @@ class AuditSearch:
                     .limit(limit)
                 )
             ]
+
+    def releases_of(self, tenant: str | None, decision_id: str) -> list[int]:
+        """The indices of the release entries of ``decision_id`` (an output that left)."""
+        query = select(_I.idx).where(_I.decision_id == decision_id, _I.kind == "release")
+        if tenant is not None:
+            query = query.where(_I.tenant == tenant)
+        with self._db.transaction() as session:
+            return [int(i) for i in session.scalars(query.order_by(_I.idx))]
+
+    def operations(self, tenant: str | None, *, limit: int = 50) -> list[str]:
+        """The operations decisions were asked for (up to ``limit``), alphabetically: one
+        index descent per name (the next name after the last), never a scan of the decisions
+        (a tenant has a handful of operations and may have millions of decisions)."""
+        found: list[str] = []
+        with self._db.transaction() as session:
+            while len(found) < limit:
+                query = select(func.min(_I.operation)).where(_I.operation > (found or [""])[-1])
+                if tenant is not None:
+                    query = query.where(_I.tenant == tenant)
+                name = session.scalar(query)
+                if not name:
+                    return found
+                found.append(str(name))
+        return found
 
     def of_kind(self, tenant: str | None, kind: str, *, limit: int = 1000) -> list[int]:
         """The indices of the entries of ``kind`` (e.g. ``subject_erased``), newest first."""

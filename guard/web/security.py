@@ -16,7 +16,9 @@ import hmac
 import secrets
 
 from fastapi import Request
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.errors import Forbidden
 from guard.secrets import KeyedHasher
@@ -105,3 +107,31 @@ class Csrf:
             raise refused
         if not hmac.compare_digest(presented, self.form_token):
             raise refused
+
+
+WEB_PATHS = ("/console", "/me", "/consent/", "/confirm/")
+"""The paths of the web pages: every answer under them carries :data:`PAGE_HEADERS`."""
+
+
+class PageHeadersMiddleware:
+    """:data:`PAGE_HEADERS` on every answer under :data:`WEB_PATHS`, the ones no page route
+    made too (an unknown path's 404, a wrong method's 405, the body limit's 413): a header a
+    response set itself is left as it is."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(WEB_PATHS):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in PAGE_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

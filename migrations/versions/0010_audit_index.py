@@ -53,6 +53,9 @@ def upgrade() -> None:
         "ix_audit_index_requester": ["tenant", "requester", "at", "idx"],
         "ix_audit_index_policy": ["tenant", "policy_version", "at", "idx"],
         "ix_audit_index_hour": ["tenant", "kind", "hour", "verdict"],
+        "ix_audit_index_decision": ["decision_id"],
+        "ix_audit_index_operation_all": ["operation"],
+        "ix_audit_index_hour_all": ["kind", "hour", "verdict"],
     }.items():
         op.create_index(name, "audit_index", columns)
     op.create_table(
@@ -67,6 +70,7 @@ def upgrade() -> None:
         "ix_audit_reason_index_code", "audit_reason_index", ["tenant", "code", "at", "idx"]
     )
     op.create_index("ix_audit_reason_index_hour", "audit_reason_index", ["tenant", "hour", "code"])
+    op.create_index("ix_audit_reason_index_hour_all", "audit_reason_index", ["hour", "code"])
     op.create_table(
         "audit_ref_index",
         sa.Column("tenant", sa.String(128), primary_key=True),

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 from tests.support.history import SeededHistory, seed_history
 from tests.web.conftest import WebService
 
 CONSOLE_A, CONSOLE_B = "lgd-alpha-co", "lgd-beta-co"
-DESKTOP = {"width": 1280, "height": 800}
-TABLET = {"width": 768, "height": 1024}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+TABLET: ViewportSize = {"width": 768, "height": 1024}
 
 _SEEDED: dict[int, SeededHistory] = {}
 
@@ -50,7 +50,7 @@ def console_context(
     web: WebService,
     token: str | None = None,
     *,
-    viewport: dict[str, int] | None = None,
+    viewport: ViewportSize | None = None,
     bypass_csp: bool = False,
 ) -> Iterator[BrowserContext]:
     """A context of its own (1280x800 unless told), signed in with ``token`` if given.

@@ -130,6 +130,23 @@ def test_decision_page_draws_faces_and_verifies_in_the_browser(
     page.get_by_label("Your pinned verifier key").fill(page.locator("#server-key").inner_text())
     verify.click()
     expect(result).to_contain_text("(your pinned key)")
+
+    # A server that proves one entry and shows another's facts: the page's own record of what
+    # it showed (data-shown) differs from the proven entry in the operation, and in the index.
+    page.evaluate(
+        """() => {
+            const section = document.getElementById('verify-inclusion');
+            const shown = JSON.parse(section.dataset.shown);
+            shown.operation = 'something_else';
+            section.dataset.shown = JSON.stringify(shown);
+        }"""
+    )
+    verify.click()
+    expect(result).to_contain_text("differs from this page in operation")
+    page.reload()
+    page.evaluate("() => { document.getElementById('verify-inclusion').dataset.index = '0'; }")
+    page.get_by_role("button", name="Verify inclusion").click()
+    expect(result).to_contain_text("not entry 0 shown here")
     assert violations == []
 
 

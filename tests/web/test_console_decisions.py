@@ -72,7 +72,9 @@ def _csv(context: BrowserContext, **filters: str) -> list[dict[str, str]]:
     assert answer.headers["content-type"] == "text/csv; charset=utf-8"
     rows = list(csv.reader(io.StringIO(answer.text())))
     assert tuple(rows[0]) == CSV_COLUMNS
-    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:]]
+    # A complete file says so in its last line, with its count (a cut one would not).
+    assert rows[-1] == [f"# end of export: {len(rows) - 2} decisions (complete)"]
+    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:-1]]
 
 
 def _ids_of(web: WebService, tenant: str) -> set[str]:

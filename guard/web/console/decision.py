@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
 from guard.audit import PUBLIC_KEY_FILE, AuditLog
+from guard.audit.search import AuditSearch
 from guard.errors import InvalidInput, NotFound, Unavailable
 from guard.pipeline import Guard
 from guard.policy import explain_entry
@@ -226,12 +227,7 @@ def decision_page(
     index, entry = visible_decision(log, decision_id, seen_by)
     tenant = str(entry.get("tenant"))
     names = requester_names(guard, service_of(request).keys, tenant)
-    mentioning = log.entries_mentioning(decision_id, tenant=tenant)
-    releases = [
-        (i, e)
-        for i, e in mentioning
-        if e.get("kind") == "release" and e.get("decision_id") == decision_id
-    ]
+    releases = [(i, log.entry(i)) for i in AuditSearch(guard.db).releases_of(tenant, decision_id)]
     explanation, explain_note = explain(guard, index, entry)
     return render_console(
         request,

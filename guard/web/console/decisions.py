@@ -30,12 +30,10 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import func, select
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from guard.api.auth import service_of
 from guard.api.service import Service
-from guard.audit.index import AuditIndexRow
 from guard.audit.search import AuditSearch, Cursor, DecisionFilter, DecisionRow
 from guard.errors import Forbidden, InvalidInput
 from guard.policy.decision import ReasonCode, Verdict
@@ -43,7 +41,7 @@ from guard.requests import OPERATION_NAME
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.names import RequesterNames, requester_names
 from guard.web.console.sessions import Viewer
-from guard.web.security import PAGE_HEADERS
+from guard.web.console.streams import streamed_download
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 SeenBy = Annotated[Viewer, Depends(viewer)]
@@ -248,28 +246,8 @@ def _caption(filters: Filters, seen_by: Viewer) -> str:
 
 
 def _operations_seen(service: Service, tenant: str | None, current: str | None) -> list[str]:
-    """The operations the tenant's decisions name (for the dropdown), and the current one.
-
-    One index lookup per operation (the next name after the last one found), rather than a
-    DISTINCT that reads every decision of the tenant: a tenant has a handful of operations
-    and may have millions of decisions."""
-    column = AuditIndexRow.operation
-    seen: set[str] = set()
-    last = ""
-    with service.guard.db.transaction() as session:
-        if tenant is None:
-            # Across tenants no index starts with the operation: one pass rather than one a name.
-            every = select(column).where(AuditIndexRow.kind == "decision", column.is_not(None))
-            seen.update(str(op) for op in session.scalars(every.distinct().limit(200)) if op)
-        for _ in range(0 if tenant is None else _OPERATIONS_SHOWN):
-            # Only decisions carry an operation, so (tenant, operation) alone is the index's
-            # prefix: each lookup is one descent of ix_audit_index_operation.
-            query = select(func.min(column)).where(AuditIndexRow.tenant == tenant, column > last)
-            found = session.scalar(query)
-            if not found:
-                break
-            seen.add(str(found))
-            last = str(found)
+    """The operations the viewer's decisions name (for the dropdown), and the current one."""
+    seen = set(AuditSearch(service.guard.db).operations(tenant, limit=_OPERATIONS_SHOWN))
     if current:
         seen.add(current)
     return sorted(seen)
@@ -333,11 +311,15 @@ def csv_cell(value: object) -> str:
 def csv_lines(
     search: AuditSearch, where: DecisionFilter, names: RequesterNames | None
 ) -> Iterator[str]:
-    """The header and one line per decision, a page of the index at a time."""
+    """The header, one line per decision (a page of the index at a time) and a closing line
+    with the count: a file without it is incomplete (:mod:`guard.web.console.streams`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     operator = names is None
+    # The header waits in the buffer for the first rows: the first chunk reads the database,
+    # so a database that is down from the start is a 503 page, not an empty 200.
     writer.writerow(CSV_COLUMNS + (("tenant",) if operator else ()))
+    number = 0
     for number, row in enumerate(search.every_decision(where), start=1):
         cells = [
             row.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -358,7 +340,12 @@ def csv_lines(
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-    yield buffer.getvalue()
+    yield buffer.getvalue() + csv_note(f"end of export: {number} decisions (complete)")
+
+
+def csv_note(text: str) -> str:
+    """A closing line of the CSV (one cell starting with ``#``)."""
+    return f"# {text}\r\n"
 
 
 def download_name(stem: str, tenant: str | None, extension: str) -> str:
@@ -371,9 +358,9 @@ def download_name(stem: str, tenant: str | None, extension: str) -> str:
 def decisions_csv(request: Request, seen_by: SeenBy) -> Response:
     service = service_of(request)
     filters = read_filters(request, seen_by, service, paged=False)
-    name = download_name("decisions", filters.where.tenant, "csv")
-    return StreamingResponse(
+    return streamed_download(
         csv_lines(AuditSearch(service.guard.db), filters.where, filters.names),
         media_type="text/csv; charset=utf-8",
-        headers={**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        filename=download_name("decisions", filters.where.tenant, "csv"),
+        failed=lambda message: csv_note(f"INCOMPLETE: {message}"),
     )

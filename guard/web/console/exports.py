@@ -24,7 +24,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from guard.api.auth import service_of
 from guard.audit.index import GLOBAL_TENANT, AuditIndexRow
@@ -34,7 +34,7 @@ from guard.config import Settings
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.decisions import download_name
 from guard.web.console.sessions import Viewer
-from guard.web.security import PAGE_HEADERS
+from guard.web.console.streams import streamed_download
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 SeenBy = Annotated[Viewer, Depends(viewer)]
@@ -141,13 +141,10 @@ def export_jsonl(request: Request, seen_by: SeenBy) -> Response:
     log = service.guard.audit
     shot = snapshot(log, service.settings)
     count = entry_count(log, seen_by.tenant, shot.size)
-    name = download_name("audit", seen_by.tenant, "jsonl")
-    return StreamingResponse(
+    return streamed_download(
         export_lines(log, seen_by.tenant, shot),
         media_type="application/jsonl; charset=utf-8",
-        headers={
-            **PAGE_HEADERS,
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Entry-Count": str(count),
-        },
+        filename=download_name("audit", seen_by.tenant, "jsonl"),
+        failed=lambda message: json.dumps({"export_failed": message}) + "\n",
+        headers={"X-Entry-Count": str(count)},
     )

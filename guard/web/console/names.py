@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from guard.api.keys import ApiKeyStore
 from guard.identity import in_tenant
+from guard.identity.models import ConsentGrantRow, SubjectRow
 from guard.pipeline import Guard
 
 
@@ -42,9 +45,17 @@ def requester_names(guard: Guard, keys: ApiKeyStore, tenant: str) -> RequesterNa
     for key in keys.list_keys(tenant):
         shown = f"{key.requester} ({key.label})" if key.label else key.requester
         labelled.setdefault(key.requester, shown)
-    for grant in guard.registry.list_grants():
-        if in_tenant(grant.grantee, tenant):
-            labelled.setdefault(grant.grantee, grant.grantee)
+    # Only this tenant's grants are read (its subjects'), whatever the deployment holds.
+    with guard.db.transaction() as session:
+        grantees = session.scalars(
+            select(ConsentGrantRow.grantee)
+            .join(SubjectRow, SubjectRow.id == ConsentGrantRow.subject_id)
+            .where(SubjectRow.tenant == tenant)
+            .distinct()
+        ).all()
+    for grantee in grantees:
+        if in_tenant(grantee, tenant):
+            labelled.setdefault(grantee, grantee)
     return RequesterNames(
         tenant, {hasher.ref("requester", requester): shown for requester, shown in labelled.items()}
     )

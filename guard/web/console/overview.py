@@ -178,13 +178,18 @@ def _open_flags(service: Service, tenant: str | None) -> list[Any]:
 
 
 def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(int(seconds), 0)} seconds"
-    if seconds < 90 * 60:
-        return f"{int(seconds // 60)} minutes"
-    if seconds < 48 * 3600:
-        return f"{int(seconds // 3600)} hours"
-    return f"{int(seconds // 86400)} days"
+    for unit, length, below in (
+        ("second", 1, 90),
+        ("minute", 60, 90 * 60),
+        ("hour", 3600, 48 * 3600),
+    ):
+        if seconds < below:
+            return _count(max(int(seconds // length), 0), unit)
+    return _count(int(seconds // 86400), "day")
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}" + ("" if number == 1 else "s")
 
 
 def audit_state(service: Service, now: datetime) -> dict[str, Any]:
