@@ -28,14 +28,20 @@ from guard.web.console import (
 )
 from guard.web.console.sessions import ConsoleSessions
 
+ROUTERS = tuple(
+    module.router
+    for module in (signin, overview, decisions, decision, consent, subjects, verify_image, exports)
+)
+"""Every console router (the role matrix test lists each of their routes)."""
+
 
 def mount_console(app: FastAPI) -> None:
     service = app.state.service
     app.state.console_sessions = ConsoleSessions(
         service.guard.db, service.keys, minutes=service.settings.console_session_minutes
     )
-    for module in (signin, overview, decisions, decision, consent, subjects, verify_image, exports):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
 
-__all__ = ["mount_console"]
+__all__ = ["ROUTERS", "mount_console"]
