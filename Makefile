@@ -72,6 +72,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/watermark.py
 	$(BIN)/python bench/c2pa_signing.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/console.py
 	$(BIN)/python bench/tenants.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/provenance_false_recovery.py

@@ -62,6 +62,7 @@ from guard.audit.checkpoint import (
     load_checkpoint_signer,
 )
 from guard.audit.export import export_log, verify_export
+from guard.audit.index import AuditIndexRow, AuditReasonIndexRow, AuditRefIndexRow
 from guard.audit.log import (
     AuditCheckpointRow,
     AuditEntryRow,
@@ -223,7 +224,14 @@ def _drive(append: Callable[[int], object], writers: int, seconds: float) -> Run
 
 def _reset(db: Database) -> None:
     with db.engine.begin() as connection:
-        for table in (AuditEntryRow, AuditNodeRow, AuditCheckpointRow):
+        for table in (
+            AuditEntryRow,
+            AuditNodeRow,
+            AuditCheckpointRow,
+            AuditIndexRow,
+            AuditReasonIndexRow,
+            AuditRefIndexRow,
+        ):
             connection.execute(delete(table.__table__))
         connection.execute(update(_STATE).where(_STATE.c.id == 1).values(size=0))
 

@@ -414,7 +414,13 @@ def test_the_audit_export_downloads_with_progress(
 def test_the_pages_pass_axe_and_fit_a_tablet(
     browser: Browser, web: WebService, alpha: SeededTenant, axe_source: str
 ) -> None:
-    paths = ("/console", "/console?days=1", "/console/decisions", "/console/export")
+    paths = (
+        "/console",
+        "/console?days=1",
+        "/console/decisions",
+        "/console/export",
+        "/console/decisions?verdict=nonsense",  # the console's error page
+    )
     with console_context(browser, web, alpha.auditor_token, bypass_csp=True) as context:
         page = context.pages[0]
         found: dict[str, list[dict[str, Any]]] = {}
@@ -432,6 +438,28 @@ def test_the_pages_pass_axe_and_fit_a_tablet(
             page.goto(path)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= TABLET["width"], (path, width)
+
+
+def test_the_sign_in_pages_pass_axe(browser: Browser, web: WebService, axe_source: str) -> None:
+    with console_context(browser, web, bypass_csp=True) as context:
+        page = context.new_page()
+        found: dict[str, list[dict[str, Any]]] = {}
+        for state in ("empty", "refused", "signed out"):
+            page.goto("/console/sign-in")
+            if state == "refused":
+                page.get_by_label("API key").fill("lg_not-a-key")
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.locator("#sign-in-error")).to_be_visible()
+            if state == "signed out":
+                page.goto("/console/sign-in")
+                page.get_by_label("API key").fill(web.token(CONSOLE_A, Role.AUDITOR))
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_role("button", name="Sign out").click()
+                expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+            page.add_script_tag(content=axe_source)
+            violations = page.evaluate(_AXE_RUN)
+            found[state] = [v for v in violations if v["impact"] in ("serious", "critical")]
+        assert found == {"empty": [], "refused": [], "signed out": []}
 
 
 def test_filter_and_open_a_decision_by_keyboard_alone(
