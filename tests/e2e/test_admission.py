@@ -22,7 +22,7 @@ from guard.api.app import create_app
 from guard.media import encode_image
 from guard.samples import sample_bytes, sample_rgb
 from tests.support.guards import GuardFactory
-from tests.support.live import LiveFactory, LiveService, image_part, params, serve
+from tests.support.live import LiveService, image_part, params, serve
 
 
 def check_in_background(
@@ -43,13 +43,22 @@ def check_in_background(
     return worker, answers
 
 
-def test_a_second_concurrent_check_gets_503_busy(live: LiveFactory) -> None:
-    service = live(api_max_concurrent_images=1, api_admission_queue=0)
-    before = service.guard.audit.size()
+def test_a_second_concurrent_check_gets_503_busy(make_guard: GuardFactory) -> None:
+    guard = make_guard(api_max_concurrent_images=1, api_admission_queue=0)
+    app = create_app(guard=guard)
+    admission = app.state.service.admission
+    running = serve(app)
+    service = LiveService(guard, next(running))
+    before = guard.audit.size()
     rgb = sample_rgb("astronaut")
-    large = encode_image(cv2.resize(rgb, (2560, 2560), interpolation=cv2.INTER_CUBIC), "png")
-    worker, first = check_in_background(service, large, "image/png")
-    time.sleep(1.5)  # the large check is uploaded and working (it takes seconds)
+    # 36 MP: seconds of work. The test waits until the check holds the slot rather than for a
+    # fixed time: a faster face path once finished a smaller image before the second arrived.
+    large = encode_image(cv2.resize(rgb, (6000, 6000), interpolation=cv2.INTER_CUBIC), "jpeg")
+    worker, first = check_in_background(service, large, "image/jpeg")
+    for _ in range(600):
+        if sum(admission._working.values()):
+            break
+        time.sleep(0.01)
     with service.client() as api:
         second = api.post("/v1/checks", data=params(operation="relight"), files=image_part())
     assert first == [], "the large check finished too soon to hold the slot"
@@ -58,9 +67,10 @@ def test_a_second_concurrent_check_gets_503_busy(live: LiveFactory) -> None:
     assert int(second.headers["retry-after"]) >= 1
     worker.join()
     assert first[0].status_code in (200, 403)  # decided, allow or deny
-    assert service.guard.audit.size() > before  # the first was decided and audited
+    assert guard.audit.size() > before  # the first was decided and audited
     with service.client() as api:  # the slot is free again
         third = api.post("/v1/checks", data=params(operation="relight"), files=image_part())
+    next(running, None)
     assert third.status_code in (200, 403)
 
 

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
 from guard.api.views import own_subject
@@ -33,12 +33,15 @@ from guard.audit.search import AuditSearch
 from guard.audit.tables import AuditEntryRow
 from guard.db import Database
 from guard.errors import NotFound
+from guard.identity import Subject
 from guard.identity.models import ErasureRow
+from guard.pipeline import Guard
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.consent import tenant_grants, tenant_requests
 from guard.web.console.decision import checkpoint_size, entry_time, verifier_key_text
 from guard.web.console.names import requester_names
 from guard.web.console.sessions import Viewer
+from guard.web.security import PAGE_HEADERS
 from guard.web.wording import verdict_words
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -57,6 +60,8 @@ class LoggedEntry:
     entry: dict[str, Any]
     at: datetime | None
     requester: str | None
+    text: str
+    """The entry as stored: the bytes its leaf hash was made from."""
 
     @property
     def kind(self) -> str:
@@ -98,7 +103,7 @@ def entries_at(
             continue  # the search index is per tenant already; the entry itself is the rule
         ref = entry.get("requester")
         name = None if ref is None or names is None else names.get(ref, "unknown requester")
-        found.append(LoggedEntry(int(idx), str(leaf), entry, entry_time(entry), name))
+        found.append(LoggedEntry(int(idx), str(leaf), entry, entry_time(entry), name, text))
     return found
 
 
@@ -109,15 +114,12 @@ def subject_report(
     tenant = seen_by.require_tenant()
     service = service_of(request)
     guard = service.guard
-    if not _SUBJECT_ID.fullmatch(subject_id):
-        raise NotFound(f"There is no subject {subject_id[:40]} in tenant {tenant}.")
-    try:
-        subject = own_subject(guard.registry, subject_id, tenant)
-    except NotFound:
-        raise NotFound(f"There is no subject {subject_id} in tenant {tenant}.") from None
+    subject = _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
     names = requester_names(guard, service.keys, tenant)
-    indices = AuditSearch(guard.db).referring(tenant, ref)
+    entries = entries_at(
+        guard.db, AuditSearch(guard.db).referring(tenant, ref), tenant, names.by_ref
+    )
     return render_console(
         request,
         "console/subject.html",
@@ -128,9 +130,61 @@ def subject_report(
             "grants": tenant_grants(guard.db, tenant, subject_id=subject_id),
             "one_subject": True,
             "requests": tenant_requests(guard.db, tenant, subject_id=subject_id),
-            "entries": entries_at(guard.db, indices, tenant, names.by_ref),
+            "entries": entries,
+            **_verify_all(guard, f"/console/subjects/{subject_id}/receipts.json", ref, entries),
         },
     )
+
+
+@router.get("/subjects/{subject_id}/receipts.json")
+def subject_receipts(
+    request: Request, subject_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+) -> Response:
+    """Every listed entry's stored text and receipt, for "Verify every entry"."""
+    tenant = seen_by.require_tenant()
+    guard = service_of(request).guard
+    _subject(guard, subject_id, tenant)
+    ref = guard.registry.subject_ref(subject_id, tenant)
+    return _receipts(
+        guard, entries_at(guard.db, AuditSearch(guard.db).referring(tenant, ref), tenant)
+    )
+
+
+def _subject(guard: Guard, subject_id: str, tenant: str) -> Subject:
+    """The tenant's subject; one 404 for a malformed id, none such and another tenant's."""
+    missing = NotFound(f"There is no subject {subject_id[:40]} in tenant {tenant}.")
+    if not _SUBJECT_ID.fullmatch(subject_id):
+        raise missing
+    try:
+        return own_subject(guard.registry, subject_id, tenant)
+    except NotFound:
+        raise missing from None
+
+
+def _verify_all(
+    guard: Guard, receipts_url: str, reference: str, entries: list[LoggedEntry]
+) -> dict[str, Any]:
+    """What the "Verify every entry" section (``console/verify_all.html``) needs."""
+    return {
+        "receipts_url": receipts_url,
+        "reference": reference,
+        "indices": [e.index for e in entries],
+        "verifier_key": verifier_key_text(guard),
+    }
+
+
+def _receipts(guard: Guard, entries: list[LoggedEntry]) -> Response:
+    """The entries' stored texts and receipts against the latest checkpoint (one tree for all,
+    proved in one transaction), with the key the server says signs the log."""
+    receipts = guard.audit.receipts([e.index for e in entries])
+    body = {
+        "verifier_key": verifier_key_text(guard),
+        "entries": [
+            {"index": e.index, "entry_text": e.text, "receipt": r.to_dict()}
+            for e, r in zip(entries, receipts, strict=True)
+        ],
+    }
+    return JSONResponse(body, headers=PAGE_HEADERS)
 
 
 def _erasure(db: Database, erasure_id: str, tenant: str) -> ErasureRow:
@@ -177,6 +231,20 @@ def erasure_certificate(
             "grant_refs": grant_refs,
             "checkpoint": note,
             "checkpoint_size": checkpoint_size(note),
-            "verifier_key": verifier_key_text(guard),
+            **_verify_all(
+                guard, f"/console/erasures/{erasure_id}/receipts.json", erasure.subject_ref, entries
+            ),
         },
     )
+
+
+@router.get("/erasures/{erasure_id}/receipts.json")
+def erasure_receipts(
+    request: Request, erasure_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+) -> Response:
+    """The certificate's entries' stored texts and receipts, for "Verify every entry"."""
+    tenant = seen_by.require_tenant()
+    guard = service_of(request).guard
+    erasure = _erasure(guard.db, erasure_id, tenant)
+    indices = AuditSearch(guard.db).referring(tenant, erasure.subject_ref)
+    return _receipts(guard, entries_at(guard.db, indices, tenant))
