@@ -107,6 +107,13 @@ def entries_at(
     return found
 
 
+def referring(
+    guard: Guard, tenant: str, reference: str, names: dict[str, str] | None = None
+) -> list[LoggedEntry]:
+    """The tenant's entries that carry ``reference`` (a subject's keyed reference)."""
+    return entries_at(guard.db, AuditSearch(guard.db).referring(tenant, reference), tenant, names)
+
+
 @router.get("/subjects/{subject_id}")
 def subject_report(
     request: Request, subject_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
@@ -117,9 +124,7 @@ def subject_report(
     subject = _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
     names = requester_names(guard, service.keys, tenant)
-    entries = entries_at(
-        guard.db, AuditSearch(guard.db).referring(tenant, ref), tenant, names.by_ref
-    )
+    entries = referring(guard, tenant, ref, names.by_ref)
     return render_console(
         request,
         "console/subject.html",
@@ -145,9 +150,7 @@ def subject_receipts(
     guard = service_of(request).guard
     _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
-    return _receipts(
-        guard, entries_at(guard.db, AuditSearch(guard.db).referring(tenant, ref), tenant)
-    )
+    return _receipts(guard, referring(guard, tenant, ref))
 
 
 def _subject(guard: Guard, subject_id: str, tenant: str) -> Subject:
@@ -207,8 +210,7 @@ def erasure_certificate(
     guard = service_of(request).guard
     log = guard.audit
     erasure = _erasure(guard.db, erasure_id, tenant)
-    indices = AuditSearch(guard.db).referring(tenant, erasure.subject_ref)
-    entries = entries_at(guard.db, indices, tenant)
+    entries = referring(guard, tenant, erasure.subject_ref)
     erased = [e for e in entries if e.kind in ERASURE_KINDS]
     act = erased[-1] if erased else None
     # One tree for every proof: the latest size, read once (a batch end, so it is signed).
@@ -246,5 +248,4 @@ def erasure_receipts(
     tenant = seen_by.require_tenant()
     guard = service_of(request).guard
     erasure = _erasure(guard.db, erasure_id, tenant)
-    indices = AuditSearch(guard.db).referring(tenant, erasure.subject_ref)
-    return _receipts(guard, entries_at(guard.db, indices, tenant))
+    return _receipts(guard, referring(guard, tenant, erasure.subject_ref))

@@ -5,7 +5,8 @@
 // server cannot prove one entry and show another's reasons, requester, policy or faces.
 // A key pasted into the page (pinned out of band) is used instead of the server's.
 
-import { parseVerifierKey, verifyReceipt } from './verify.js';
+import { verifyReceipt } from './verify.js';
+import { keyName, offerCheck, pinnedOr } from './checking.js';
 
 const section = document.getElementById('verify-inclusion');
 const button = document.getElementById('verify-button');
@@ -27,79 +28,42 @@ function differences(shown, proven) {
   return [...keys].filter((key) => canonical(shown[key]) !== canonical(proven[key])).sort();
 }
 
-function show(ok, text) {
-  result.textContent = text;
-  result.className = ok ? 'notice' : 'problem';
-}
+const refused = (why) => ({ ok: false, text: `Not verified: ${why}` });
 
-async function keyName(vkey) {
+async function check(body) {
+  const { verifierKey, own } = pinnedOr(pinned, body.verifier_key);
+  const checked = await verifyReceipt({
+    entryText: body.entry_text, receipt: body.receipt, verifierKey,
+  });
+  if (!checked.ok) return refused(checked.reason);
+  let entry;
   try {
-    return (await parseVerifierKey(vkey)).name;
+    entry = JSON.parse(body.entry_text);
   } catch (error) {
-    return 'an unreadable key';
+    return refused('the entry is not JSON');
   }
-}
-
-async function verify() {
-  button.disabled = true;
-  result.className = '';
-  result.textContent = 'Checking…';
-  try {
-    const response = await fetch(section.dataset.receiptUrl, {
-      credentials: 'same-origin',
-      headers: { Accept: 'application/json' },
-    });
-    if (!response.ok) {
-      show(false, `Not verified: the receipt could not be fetched (HTTP ${response.status})`);
-      return;
-    }
-    const body = await response.json();
-    const own = pinned.value.trim();
-    const verifierKey = own || body.verifier_key;
-    const checked = await verifyReceipt({
-      entryText: body.entry_text, receipt: body.receipt, verifierKey,
-    });
-    if (!checked.ok) {
-      show(false, `Not verified: ${checked.reason}`);
-      return;
-    }
-    let entry;
-    try {
-      entry = JSON.parse(body.entry_text);
-    } catch (error) {
-      show(false, 'Not verified: the entry is not JSON');
-      return;
-    }
-    if (entry.decision_id !== section.dataset.decisionId) {
-      show(false, `Not verified: the proven entry is decision ${entry.decision_id}, not this one`);
-      return;
-    }
-    if (entry.verdict !== section.dataset.verdict) {
-      show(false, `Not verified: the proven entry's verdict is ${entry.verdict}, not the one shown`);
-      return;
-    }
-    const differing = differences(JSON.parse(section.dataset.shown), entry);
-    if (differing.length) {
-      show(false, `Not verified: the proven entry differs from this page in ${differing.join(', ')}`);
-      return;
-    }
-    if (String(body.receipt.leaf_index) !== section.dataset.index) {
-      show(false, `Not verified: the receipt proves entry ${body.receipt.leaf_index}, `
-        + `not entry ${section.dataset.index} shown here`);
-      return;
-    }
-    const name = await keyName(verifierKey);
-    const index = body.receipt.leaf_index;
-    show(true, `Verified: entry ${index} is in the log of size ${checked.checkpoint.size} `
-      + `signed by ${name}${own ? ' (your pinned key)' : ''} at ${checked.checkpoint.time}`);
-  } catch (error) {
-    show(false, `Not verified: ${error.message || error}`);
-  } finally {
-    button.disabled = false;
+  if (entry.decision_id !== section.dataset.decisionId) {
+    return refused(`the proven entry is decision ${entry.decision_id}, not this one`);
   }
+  if (entry.verdict !== section.dataset.verdict) {
+    return refused(`the proven entry's verdict is ${entry.verdict}, not the one shown`);
+  }
+  const differing = differences(JSON.parse(section.dataset.shown), entry);
+  if (differing.length) {
+    return refused(`the proven entry differs from this page in ${differing.join(', ')}`);
+  }
+  const index = body.receipt.leaf_index;
+  if (String(index) !== section.dataset.index) {
+    return refused(`the receipt proves entry ${index}, not entry ${section.dataset.index} shown here`);
+  }
+  return {
+    ok: true,
+    text: `Verified: entry ${index} is in the log of size ${checked.checkpoint.size} `
+      + `signed by ${await keyName(verifierKey)}${own ? ' (your pinned key)' : ''} `
+      + `at ${checked.checkpoint.time}`,
+  };
 }
 
 if (section && button && result && pinned) {
-  button.hidden = false;
-  button.addEventListener('click', verify);
+  offerCheck({ button, result, url: section.dataset.receiptUrl, check });
 }

@@ -4,17 +4,13 @@
 // carries the subject's keyed reference shown on the page. A pasted key (pinned out of band)
 // is used instead of the server's.
 
-import { parseVerifierKey, verifyReceipt } from './verify.js';
+import { verifyReceipt } from './verify.js';
+import { keyName, offerCheck, pinnedOr } from './checking.js';
 
 const section = document.getElementById('verify-all');
 const button = document.getElementById('verify-all-button');
 const result = document.getElementById('verify-all-result');
 const pinned = document.getElementById('verify-all-key');
-
-function show(ok, text) {
-  result.textContent = text;
-  result.className = ok ? 'notice' : 'problem';
-}
 
 // Why the proven entries do not match the page, or null when they do.
 function mismatch(listed, proven, reference) {
@@ -33,59 +29,32 @@ function mismatch(listed, proven, reference) {
   return null;
 }
 
-async function verifyAll() {
-  button.disabled = true;
-  result.className = '';
-  result.textContent = 'Checking…';
-  try {
-    const response = await fetch(section.dataset.receiptsUrl, {
-      credentials: 'same-origin',
-      headers: { Accept: 'application/json' },
+async function check(body, progress) {
+  const { verifierKey, own } = pinnedOr(pinned, body.verifier_key);
+  const proven = [];
+  let checkpoint = null;
+  for (const [number, item] of body.entries.entries()) {
+    progress(`Checking entry ${number + 1} of ${body.entries.length}…`);
+    const checked = await verifyReceipt({
+      entryText: item.entry_text, receipt: item.receipt, verifierKey,
     });
-    if (!response.ok) {
-      show(false, `Not verified: the receipts could not be fetched (HTTP ${response.status})`);
-      return;
+    if (!checked.ok) {
+      return { ok: false, text: `Not verified: entry ${item.receipt.leaf_index}: ${checked.reason}` };
     }
-    const body = await response.json();
-    const own = pinned.value.trim();
-    const verifierKey = own || body.verifier_key;
-    const proven = [];
-    let checkpoint = null;
-    for (const [number, item] of body.entries.entries()) {
-      result.textContent = `Checking entry ${number + 1} of ${body.entries.length}…`;
-      const checked = await verifyReceipt({
-        entryText: item.entry_text, receipt: item.receipt, verifierKey,
-      });
-      if (!checked.ok) {
-        show(false, `Not verified: entry ${item.receipt.leaf_index}: ${checked.reason}`);
-        return;
-      }
-      checkpoint = checked.checkpoint;
-      proven.push({ index: item.receipt.leaf_index, entry: JSON.parse(item.entry_text) });
-    }
-    const listed = JSON.parse(section.dataset.indices);
-    const wrong = mismatch(listed, proven, section.dataset.reference);
-    if (wrong) {
-      show(false, `Not verified: ${wrong}`);
-      return;
-    }
-    let name = 'an unreadable key';
-    try {
-      name = (await parseVerifierKey(verifierKey)).name;
-    } catch (error) {
-      // verifyReceipt accepted the key, so it parses; kept for a clear message all the same
-    }
-    const where = checkpoint ? ` in the log of size ${checkpoint.size}, signed at ${checkpoint.time}` : '';
-    show(true, `Verified: all ${proven.length} entries listed carry this subject's reference and are${where} `
-      + `by ${name}${own ? ' (your pinned key)' : ''}`);
-  } catch (error) {
-    show(false, `Not verified: ${error.message || error}`);
-  } finally {
-    button.disabled = false;
+    checkpoint = checked.checkpoint;
+    proven.push({ index: item.receipt.leaf_index, entry: JSON.parse(item.entry_text) });
   }
+  const wrong = mismatch(JSON.parse(section.dataset.indices), proven, section.dataset.reference);
+  if (wrong) return { ok: false, text: `Not verified: ${wrong}` };
+  const where = checkpoint
+    ? ` in the log of size ${checkpoint.size}, signed at ${checkpoint.time}` : '';
+  return {
+    ok: true,
+    text: `Verified: all ${proven.length} entries listed carry this subject's reference and are`
+      + `${where} by ${await keyName(verifierKey)}${own ? ' (your pinned key)' : ''}`,
+  };
 }
 
 if (section && button && result && pinned) {
-  button.hidden = false;
-  button.addEventListener('click', verifyAll);
+  offerCheck({ button, result, url: section.dataset.receiptsUrl, check });
 }
