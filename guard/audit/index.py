@@ -118,19 +118,31 @@ def _text(value: object, limit: int = _SHORT) -> str | None:
     return value[:limit] if isinstance(value, str) else None
 
 
-def _time(entry: dict[str, Any]) -> datetime:
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def entry_time(entry: dict[str, Any]) -> datetime | None:
+    """An entry's ``time`` as an aware UTC datetime (one without a zone is read as UTC, as the
+    guard writes them); ``None`` when it has none a datetime can hold."""
     try:
-        return datetime.fromisoformat(str(entry["time"])).astimezone(UTC)
-    except (KeyError, ValueError):
-        # Every entry the guard writes has a time; one that does not is indexed at the epoch
-        # rather than refused (the log accepts it, so the index must too).
-        return datetime.fromtimestamp(0, UTC)
+        when = datetime.fromisoformat(str(entry["time"]))
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (KeyError, ValueError, OverflowError):
+        return None
+
+
+def entry_tenant(entry: dict[str, Any]) -> str:
+    """The tenant an entry belongs to: its ``tenant`` member, or :data:`GLOBAL_TENANT` when it
+    has none that names one (the policy and blocklist in force; any odd entry)."""
+    return _text(entry.get("tenant"), 128) or GLOBAL_TENANT
 
 
 def index_rows(entry: dict[str, Any]) -> IndexRows:
     """What the index holds for ``entry`` (any kind; decisions fill the most columns)."""
-    tenant = _text(entry.get("tenant"), 128) or GLOBAL_TENANT
-    at = _time(entry)
+    tenant = entry_tenant(entry)
+    # Every entry the guard writes has a time; one that does not is indexed at the epoch
+    # rather than refused (the log accepts it, so the index must too).
+    at = entry_time(entry) or EPOCH
     hour = int(at.timestamp()) // 3600
     decision = entry.get("kind") == "decision"
     release = entry.get("kind") == "release"

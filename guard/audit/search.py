@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, func, literal, select, tuple_
@@ -29,8 +29,10 @@ _I = AuditIndexRow
 _R = AuditReasonIndexRow
 PAGE_MAX = 500
 MAX_INDEX = 2**63 - 1  # a 64-bit integer column's largest value
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Any time an entry can carry: a cursor the index made from an odd entry's time must parse.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Cursor:
     idx: int
 
     def token(self) -> str:
-        micros = int(self.at.timestamp() * 1_000_000)
+        micros = (self.at - _EPOCH) // timedelta(microseconds=1)
         return f"{micros}.{self.idx}"
 
     @classmethod
@@ -67,7 +69,7 @@ class Cursor:
         refused = InvalidInput(f"not a page cursor: {token[:40]!r}")
         try:
             micros, idx = (int(part) for part in token.split(".", 1))
-            at = datetime.fromtimestamp(micros / 1_000_000, UTC)
+            at = _EPOCH + timedelta(microseconds=micros)
         except (ValueError, OverflowError, OSError) as exc:
             raise refused from exc
         if not 0 <= idx <= MAX_INDEX or not _EARLIEST <= at <= _LATEST:
@@ -308,14 +310,3 @@ class AuditSearch:
                     return found
                 found.append(str(name))
         return found
-
-    def of_kind(self, tenant: str | None, kind: str, *, limit: int = 1000) -> list[int]:
-        """The indices of the entries of ``kind`` (e.g. ``subject_erased``), newest first."""
-        query = select(_I.idx).where(_I.kind == kind)
-        if tenant is not None:
-            query = query.where(_I.tenant == tenant)
-        with self._db.transaction() as session:
-            return [
-                int(i)
-                for i in session.scalars(query.order_by(_I.at.desc(), _I.idx.desc()).limit(limit))
-            ]

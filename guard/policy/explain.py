@@ -84,13 +84,21 @@ def explain_entry(
     force; ``policy_text`` is its file, for line numbers)."""
     if entry.get("kind") != "decision":
         raise InvalidInput(f"audit entry {index} is a {entry.get('kind')!r} entry, not a decision")
-    recorded = entry.get("policy") or {}
-    same = recorded.get("id") == policy.id and recorded.get("version") == policy.version
-    by_rule: dict[str, list[RecordedResult]] = {}
-    for item in entry.get("rules", []):
-        by_rule.setdefault(str(item["rule"]), []).append(
-            RecordedResult(item["face_index"], bool(item["passed"]), tuple(item["reason_codes"]))
-        )
+    try:
+        recorded = entry.get("policy") or {}
+        same = recorded.get("id") == policy.id and recorded.get("version") == policy.version
+        by_rule: dict[str, list[RecordedResult]] = {}
+        for item in entry.get("rules", []):
+            by_rule.setdefault(str(item["rule"]), []).append(
+                RecordedResult(
+                    item["face_index"], bool(item["passed"]), tuple(item["reason_codes"])
+                )
+            )
+    except (AttributeError, KeyError, TypeError) as exc:
+        # The log accepts any JSON object; the guard writes these members in one shape only.
+        raise InvalidInput(
+            f"audit entry {index} does not record its policy and rules as the guard writes them"
+        ) from exc
     order = [rule.id for rule in policy.rules] if same else list(by_rule)
     lines = rule_lines(policy_text) if same and policy_text else {}
     rules = []

@@ -6,7 +6,7 @@ long, the message, and a form: a photo of themselves (uploaded, or taken with th
 photo (:mod:`guard.web.photo_check`), makes the ``person_confirmed`` grant and issues the
 person's management link (:mod:`guard.web.me`) unless they have one already. A photo that cannot
 be confirmed is counted: the fifth locks the link. The accept form is read only after the rate
-limit, the link and the CSRF cookie were checked, and in memory (:class:`_InMemoryParser`).
+limit, the link and the CSRF cookie were checked, and in memory (:class:`InMemoryFormParser`).
 Every lookup of a token is rate limited per client address; every form carries a CSRF token.
 """
 
@@ -61,7 +61,7 @@ def consent_page(request: Request, token: str) -> Any:
     return render(request, "consent.html", _context(request, token, found))
 
 
-class _InMemoryParser(MultiPartParser):
+class InMemoryFormParser(MultiPartParser):
     """Starlette's multipart parser, with the photo kept in memory: Starlette spools a file part
     over 1 MiB to a temporary file, and the photo is never to touch the disk. The body is capped
     by :class:`~guard.api.uploads.BodySizeLimit` (``GUARD_API_MAX_BODY_BYTES``)."""
@@ -74,7 +74,7 @@ async def _accept_form(request: Request) -> tuple[str, UploadFile | None]:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         if media_type == "multipart/form-data":
-            form = await _InMemoryParser(
+            form = await InMemoryFormParser(
                 request.headers, request.stream(), max_files=1, max_fields=4
             ).parse()
         else:

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, TemplateError, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
@@ -185,6 +185,12 @@ class PageRoute(APIRoute):
                 # Logged without the request (it may hold a photo or a token).
                 log.exception("a page of %s lost its database", self.site)
                 return self.error_page(request, 503, SERVER_SIDE)
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError, TemplateError):
+                # A page that could not be made from what is stored (an audit entry of a shape
+                # the guard never writes: the log accepts any JSON object): still a page, with
+                # the page headers and nothing of the fault, which goes to the server log.
+                log.exception("a page of %s could not be made", self.site)
+                return self.error_page(request, 500, SERVER_SIDE)
 
         return page_handler
 

@@ -99,7 +99,7 @@ def test_the_audit_export_ends_with_its_checkpoint(console: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "cursor", ["1.9223372036854775808", "99999999999999999999.1", "-1.5", "1.-5", "x", "1"]
+    "cursor", ["1.9223372036854775808", "99999999999999999999.1", "1.-5", "x", "1", "9" * 30 + ".1"]
 )
 def test_a_crafted_cursor_is_a_400_page(console: TestClient, cursor: str) -> None:
     answer = console.get("/console/decisions", params={"after": cursor})
@@ -122,3 +122,30 @@ def test_every_console_answer_carries_the_page_headers(
     assert answer.status_code == status
     assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert answer.headers["X-Frame-Options"] == "DENY"
+
+
+def test_an_entry_of_a_shape_the_guard_never_writes_is_still_a_page(console: TestClient) -> None:
+    """The log accepts any JSON object (a damaged or foreign entry): its decision page shows
+    what it can, and nothing fails into a bare 500 without the page headers."""
+    guard = console.app.state.service.guard  # type: ignore[attr-defined]
+    guard.audit.append(
+        {
+            "kind": "decision",
+            "time": "2026-12-05T10:00:00+05:00",
+            "tenant": "acme",
+            "decision_id": "dec_" + "e" * 32,
+            "verdict": "deny",
+            "reason_codes": [1, "no_consent"],
+            "conditions": 5,
+            "policy": "p",
+            "rules": "none",
+            "image": [float("inf"), 3],
+            "faces": [{"box": "x"}],
+            "requester": ["not", "a", "reference"],
+        }
+    )
+    answer = console.get("/console/decisions/dec_" + "e" * 32)
+    assert answer.status_code == 200, answer.text
+    assert "Content-Security-Policy" in answer.headers
+    assert "05:00 UTC" in answer.text  # 10:00 at +05:00, shown in UTC
+    assert "does not record its rules" in answer.text

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from guard.api import ApiKeyStore, Role
 from guard.audit.batch import PendingEntry, append_batch
@@ -401,6 +401,17 @@ def test_the_audit_export_downloads_with_progress(
     assert {"index", "entry", "leaf_hash", "checkpoint"} == set(entries[0])
     decisions = {e["entry"]["decision_id"] for e in entries if e["entry"]["kind"] == "decision"}
     assert decisions >= _ids_of(web, CONSOLE_A)
+
+    # An export that does not end with its checkpoint (cut short) is said so, not saved.
+    def cut(route: Route) -> None:
+        response = route.fetch()
+        body = response.text().splitlines(keepends=True)
+        route.fulfill(response=response, body="".join(body[:-1]))
+
+    page.route("**/audit.jsonl", cut)
+    link.click()
+    expect(status).to_contain_text("The export is incomplete")
+    page.unroute("**/audit.jsonl")
     # The header says how many entry lines follow (the plain link's download, without JS).
     answer = signed_in.request.get("/console/export/audit.jsonl")
     body = answer.text().splitlines()

@@ -10,6 +10,7 @@ pattern of its own, and the legend names it, so the bars read without colour (or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,10 +63,6 @@ class Chart:
 
     def series_total(self, key: str) -> int:
         return sum(self.count(b, key) for b in range(len(self.buckets)))
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
     @property
     def svg(self) -> Markup:
@@ -160,7 +157,10 @@ def _svg(chart: Chart) -> str:
             f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
             f'fill="#3d3d3d">{value:,}</text>'
         )
-    every = max(1, -(-n // 12))  # at most about 12 labels on the x axis
+    # At most about 12 labels on the x axis, and each with room for its text (about 6.5 px a
+    # character at 11 px), so dated hourly labels ("06 Dec 14:00") do not overlap.
+    longest = max((len(label) for label in chart.bucket_labels), default=0)
+    every = max(1, -(-n // 12), math.ceil((longest * 6.5 + 8) / slot))
     for b in range(len(chart.buckets)):
         x = _LEFT + slot * b + (slot - bar) / 2
         y = float(base)

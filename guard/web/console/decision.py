@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -29,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
 from guard.audit import PUBLIC_KEY_FILE, AuditLog
+from guard.audit.index import entry_time
 from guard.audit.search import AuditSearch
 from guard.errors import InvalidInput, NotFound, Unavailable
 from guard.pipeline import Guard
@@ -157,7 +157,7 @@ def outline_of(entry: dict[str, Any]) -> Outline | None:
                     label_y,
                 )
             )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
     side = min(width, height)
     return Outline(width, height, tuple(boxes), max(2, side // 150), max(10, side // 30))
@@ -176,15 +176,28 @@ def explain(guard: Guard, index: int, entry: dict[str, Any]) -> tuple[Any, str |
         policy = guard.policies.current()
     except (Unavailable, InvalidInput):
         return None, "The policy in force could not be read, so the rules cannot be shown."
-    return explain_entry(index, entry, policy, _policy_text(guard)), None
-
-
-def entry_time(entry: dict[str, Any]) -> datetime | None:
-    """When an entry was written, as recorded (``None`` when it is not a timestamp)."""
     try:
-        return datetime.fromisoformat(str(entry.get("time")))
-    except ValueError:
-        return None
+        return explain_entry(index, entry, policy, _policy_text(guard)), None
+    except InvalidInput:
+        return None, "This entry does not record its rules in the form the guard writes."
+
+
+def _texts(value: object) -> list[str]:
+    """The strings of a list member of an entry (what the guard writes); anything else in a
+    damaged or foreign entry shows as nothing rather than failing the page."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _requester(request: Request, seen_by: Viewer, tenant: str, reference: object) -> str:
+    """The requester's name for the tenant's own viewers; the operator sees no tenant's
+    names, only the keyed reference (as the log shows it)."""
+    if not isinstance(reference, str) or not reference:
+        return "no requester recorded"
+    if seen_by.tenant is None:
+        return f"requester reference {reference[:16]}…"
+    return requester_names(service_of(request).guard, service_of(request).keys, tenant).name(
+        reference
+    )
 
 
 def checkpoint_size(note: str) -> int | None:
@@ -226,7 +239,6 @@ def decision_page(
     log = guard.audit
     index, entry = visible_decision(log, decision_id, seen_by)
     tenant = str(entry.get("tenant"))
-    names = requester_names(guard, service_of(request).keys, tenant)
     releases = [(i, log.entry(i)) for i in AuditSearch(guard.db).releases_of(tenant, decision_id)]
     explanation, explain_note = explain(guard, index, entry)
     return render_console(
@@ -239,8 +251,9 @@ def decision_page(
             "entry": entry,
             "tenant": tenant,
             "decided_at": entry_time(entry),
-            "requester": names.name(str(entry.get("requester", ""))),
-            "reasons": [(c, reason_words(c)) for c in entry.get("reason_codes", [])],
+            "requester": _requester(request, seen_by, tenant, entry.get("requester")),
+            "reasons": [(c, reason_words(c)) for c in _texts(entry.get("reason_codes"))],
+            "conditions": _texts(entry.get("conditions")),
             "verdict_words": verdict_words(str(entry.get("verdict", ""))),
             "outline": outline_of(entry),
             "not_recorded": NOT_RECORDED,

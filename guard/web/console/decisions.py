@@ -94,7 +94,8 @@ class Filters:
 
 def _moment(name: str, text: str, *, end: bool) -> tuple[datetime, str]:
     """The instant a ``since``/``until`` value names (``until``: the end of its day or minute,
-    exclusive) and the value a ``datetime-local`` field shows for it."""
+    exclusive) and the value a ``datetime-local`` field shows for it: the minute as given, or
+    the second when one was given (so resubmitting the form keeps the same filter)."""
     problem = (
         f"'{name}' is a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM), in UTC; "
         f"{text[:40]!r} is neither"
@@ -107,7 +108,7 @@ def _moment(name: str, text: str, *, end: bool) -> tuple[datetime, str]:
         if _DATETIME.fullmatch(text):
             start = datetime.fromisoformat(text).replace(tzinfo=UTC)
             step = timedelta(seconds=1) if text.count(":") == 2 else timedelta(minutes=1)
-            return (start + step if end else start), text[:16]
+            return (start + step if end else start), text
     except (ValueError, OverflowError):
         raise InvalidInput(problem) from None
     raise InvalidInput(problem)
@@ -226,7 +227,7 @@ def _requester(row: DecisionRow, names: RequesterNames | None) -> str:
     return names.by_ref.get(row.requester) or f"unknown requester (ref {row.requester[:8]}…)"
 
 
-def _caption(filters: Filters, seen_by: Viewer) -> str:
+def _caption(filters: Filters) -> str:
     f, given = filters.where, filters.given
     parts = [f"Decisions of tenant {f.tenant}" if f.tenant else "Decisions of every tenant"]
     labels = (
@@ -286,7 +287,7 @@ def decisions_page(request: Request, seen_by: SeenBy) -> Response:
             if count > COUNT_CAP
             else f"{count:,} decision{'s' if count != 1 else ''}"
         ),
-        "caption": _caption(filters, seen_by),
+        "caption": _caption(filters),
         "form": filters.form,
         "verdicts": [v.value for v in Verdict],
         "reasons": sorted(c.value for c in ReasonCode),

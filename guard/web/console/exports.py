@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from starlette.responses import Response
 
 from guard.api.auth import service_of
-from guard.audit.index import GLOBAL_TENANT, AuditIndexRow
+from guard.audit.index import GLOBAL_TENANT, AuditIndexRow, entry_tenant
 from guard.audit.log import AuditLog, audit_verifier
 from guard.audit.tables import AuditCheckpointRow, AuditEntryRow
 from guard.config import Settings
@@ -77,8 +77,9 @@ def entry_count(log: AuditLog, tenant: str | None, size: int) -> int:
 
 
 def _mine(entry: dict[str, object], tenant: str) -> bool:
-    # The rule of AuditLog.entries(tenant=…): the tenant's own entries, and those of no tenant.
-    return entry.get("tenant", tenant) == tenant
+    # The index's rule (its tenant column is what selected the row): the tenant's own entries
+    # and those that belong to no tenant.
+    return entry_tenant(entry) in (tenant, GLOBAL_TENANT)
 
 
 def export_lines(log: AuditLog, tenant: str | None, shot: Snapshot) -> Iterator[str]:

@@ -34,10 +34,6 @@ class RequesterNames:
         wanted = text.strip().casefold()
         return tuple(ref for ref, name in self.by_ref.items() if wanted in name.casefold())
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(set(self.by_ref.values()))
-
 
 def requester_names(guard: Guard, keys: ApiKeyStore, tenant: str) -> RequesterNames:
     hasher = guard.keys.hasher().for_tenant(tenant)

@@ -3,8 +3,9 @@
 Totals by verdict and the denial rate; decisions per day (per hour for one or two days) by
 verdict and by reason code, as server-drawn SVG charts with their numbers in tables
 (:mod:`.charts`); the busiest requesters, by name, each linking to their decisions; the
-tenant's open usage flags; and the audit log's size, the age of its latest checkpoint (verified
-with the log's public key before its time is believed) and what witnesses it.
+tenant's open usage flags (the oldest 200, saying when there are more); and the audit log's
+size, the age of its latest checkpoint (verified with the log's public key before its time is
+believed) and what witnesses it.
 
 The operator sees the same across every tenant, except names: a requester's name is recomputed
 with its tenant's key (:mod:`.names`), which is a tenant's business, so the operator sees the
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from guard.api.auth import service_of
-from guard.api.flags import UsageFlagRow
+from guard.api.flags import UsageFlag, UsageFlagRow
 from guard.api.service import Service
 from guard.audit.log import audit_verifier
 from guard.audit.search import AuditSearch, HourCount
@@ -42,6 +43,8 @@ VERDICTS = (
     (Verdict.ALLOW_WITH_CONDITIONS.value, "allow with conditions"),
     (Verdict.DENY.value, "deny"),
 )
+_NO_REQUESTER = "no requester recorded"
+FLAGS_LISTED = 200  # the most open usage flags the overview lists
 _REASON_SERIES = 7  # the most frequent codes drawn on their own; the rest as "other codes"
 
 
@@ -95,7 +98,10 @@ def _charts(
     steps = int((until - since) / width)
     buckets = [since + width * n for n in range(steps)]
     hourly = width < timedelta(days=1)
-    labels = [f"{b:%H:00}" if hourly else f"{b:%d %b}" for b in buckets]
+    # An hour's label carries its date when the bars cross midnight (one or two days).
+    dated = hourly and since.date() != (until - width).date()
+    shape = "%d %b %H:00" if dated else "%H:00" if hourly else "%d %b"
+    labels = [b.strftime(shape) for b in buckets]
     per = "hour" if hourly else "day"
     verdicts = _binned(search.per_hour(tenant, since, until), since, width)
     reasons = _binned(search.reasons_per_hour(tenant, since, until), since, width)
@@ -128,16 +134,22 @@ def _top_requesters(
         return [
             {
                 "tenant": tenant,
-                "name": f"requester ref {ref[:8]}…",
+                "name": f"requester ref {ref[:8]}…" if ref else _NO_REQUESTER,
                 "count": n,
+                # An empty requester_ref is no filter: it would open every decision.
                 "href": "/console/decisions?"
-                + urlencode({"tenant": tenant, "requester_ref": ref, **window}),
+                + urlencode({"tenant": tenant, "requester_ref": ref, **window})
+                if ref
+                else None,
             }
             for tenant, ref, n in top
         ]
     names = requester_names(service.guard, service.keys, seen_by.tenant)
     rows = []
     for _, ref, n in top:
+        if not ref:
+            rows.append({"tenant": seen_by.tenant, "name": _NO_REQUESTER, "count": n, "href": None})
+            continue
         name = names.by_ref.get(ref)
         rows.append(
             {
@@ -153,28 +165,25 @@ def _top_requesters(
     return rows
 
 
-def _open_flags(service: Service, tenant: str | None) -> list[Any]:
+def _open_flags(service: Service, tenant: str | None) -> tuple[list[UsageFlag], bool]:
+    """The open usage flags (the tenant's, or every tenant's for the operator), oldest first:
+    the first :data:`FLAGS_LISTED`, and whether there are more."""
     if tenant is not None:
-        return list(service.flags.list_flags(tenant))
-    # The operator's view: every tenant's open flags (FlagStore answers one tenant at a time).
+        flags = service.flags.list_flags(tenant)
+        return flags[:FLAGS_LISTED], len(flags) > FLAGS_LISTED
+    # Not FlagStore.list_flags: it answers one tenant at a time, unlimited.
     with service.guard.db.transaction() as session:
         rows = session.scalars(
             select(UsageFlagRow)
             .where(UsageFlagRow.cleared_at.is_(None))
             .order_by(UsageFlagRow.created_at, UsageFlagRow.id)
-            .limit(200)
+            .limit(FLAGS_LISTED + 1)
         ).all()
-        return [
-            {
-                "id": r.id,
-                "key_id": r.key_id,
-                "tenant": r.tenant,
-                "rule": r.rule,
-                "detail": r.detail,
-                "created_at": r.created_at,
-            }
+        flags = [
+            UsageFlag(r.id, r.key_id, r.tenant, r.rule, r.detail, r.created_at, r.cleared_at)
             for r in rows
         ]
+    return flags[:FLAGS_LISTED], len(flags) > FLAGS_LISTED
 
 
 def _age(seconds: float) -> str:
@@ -227,6 +236,7 @@ def overview(request: Request, seen_by: SeenBy) -> Response:
     totals = {key: by_verdict.series_total(key) for key, _ in VERDICTS}
     total = sum(totals.values())
     denied = totals[Verdict.DENY.value]
+    flags, flags_cut = _open_flags(service, seen_by.tenant)
     context = {
         "days": days,
         "day_choices": (1, 2, 7, 30, 90),
@@ -238,7 +248,9 @@ def overview(request: Request, seen_by: SeenBy) -> Response:
         "denial_rate": f"{100 * denied / total:.1f} %" if total else "no decisions",
         "charts": (by_verdict, by_reason),
         "requesters": _top_requesters(service, seen_by, since, until),
-        "flags": _open_flags(service, seen_by.tenant),
+        "flags": flags,
+        "flags_cut": flags_cut,
+        "flags_listed": FLAGS_LISTED,
         "audit": audit_state(service, now),
         "decisions_href": "/console/decisions?" + urlencode(period(since, until)),
     }

@@ -81,7 +81,8 @@ class ConsoleSessions:
         key = self._keys.authenticate(token)
         if key.role not in CONSOLE_ROLES:
             raise Forbidden(
-                f"an {key.role.value} key cannot open the console; use an auditor or admin key"
+                f"an {key.role.value} key cannot open the console; use an auditor's, an "
+                "admin's or the operator's key"
             )
         secret = secrets.token_urlsafe(32)
         now = datetime.now(UTC)

@@ -28,7 +28,8 @@ from guard.web.security import CSRF_FIELD, PAGE_HEADERS, clear_cookie, set_cooki
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
 REFUSED = (
-    "That key cannot open the console: it is unknown, revoked, or not an auditor's or admin's."
+    "That key cannot open the console: it is unknown, revoked, or not an auditor's, an "
+    "admin's or the operator's."
 )
 
 

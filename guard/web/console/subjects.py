@@ -3,7 +3,8 @@ regulator) who asks "what do you hold about me?" and "prove you erased me".
 
 - ``/console/subjects/{id}``: who the subject is to this tenant (id, display name), their
   grants and consent requests, and every audit entry that carries their keyed reference
-  (:meth:`~guard.audit.search.AuditSearch.referring`) with links to the decisions.
+  (:meth:`~guard.audit.search.AuditSearch.referring`) with links to the decisions: the first
+  :data:`LISTED`, with a warning when there are more (the certificate then covers only those).
 - ``/console/erasures/{id}``: the erasure certificate. What was erased and when (the erasures
   row and the ``subject_erased`` / ``subject_erased_by_person`` entry: the templates count), by
   whom, what remains (the keyed reference and the entries that carry it, with their grant
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
 from guard.api.views import own_subject
+from guard.audit.index import entry_time
 from guard.audit.search import AuditSearch
 from guard.audit.tables import AuditEntryRow
 from guard.db import Database
@@ -38,7 +40,7 @@ from guard.identity.models import ErasureRow
 from guard.pipeline import Guard
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.consent import tenant_grants, tenant_requests
-from guard.web.console.decision import checkpoint_size, entry_time, verifier_key_text
+from guard.web.console.decision import checkpoint_size, verifier_key_text
 from guard.web.console.names import requester_names
 from guard.web.console.sessions import Viewer
 from guard.web.security import PAGE_HEADERS
@@ -49,6 +51,9 @@ router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schem
 _SUBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _ERASURE_ID = re.compile(r"[1-9][0-9]{0,17}")
 ERASURE_KINDS = ("subject_erased", "subject_erased_by_person")
+LISTED = 10_000
+"""The most audit entries a subject report or an erasure certificate lists (and proves); past
+it the page says the list is cut, and its receipts.json holds the same listed entries."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,11 @@ def entries_at(
 
 def referring(
     guard: Guard, tenant: str, reference: str, names: dict[str, str] | None = None
-) -> list[LoggedEntry]:
-    """The tenant's entries that carry ``reference`` (a subject's keyed reference)."""
-    return entries_at(guard.db, AuditSearch(guard.db).referring(tenant, reference), tenant, names)
+) -> tuple[list[LoggedEntry], bool]:
+    """The tenant's first :data:`LISTED` entries that carry ``reference`` (a subject's keyed
+    reference), oldest first, and whether more carry it (the list is cut)."""
+    indices = AuditSearch(guard.db).referring(tenant, reference, limit=LISTED + 1)
+    return entries_at(guard.db, indices[:LISTED], tenant, names), len(indices) > LISTED
 
 
 @router.get("/subjects/{subject_id}")
@@ -124,7 +131,7 @@ def subject_report(
     subject = _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
     names = requester_names(guard, service.keys, tenant)
-    entries = referring(guard, tenant, ref, names.by_ref)
+    entries, cut = referring(guard, tenant, ref, names.by_ref)
     return render_console(
         request,
         "console/subject.html",
@@ -136,6 +143,8 @@ def subject_report(
             "one_subject": True,
             "requests": tenant_requests(guard.db, tenant, subject_id=subject_id),
             "entries": entries,
+            "cut": cut,
+            "listed": LISTED,
             **_verify_all(guard, f"/console/subjects/{subject_id}/receipts.json", ref, entries),
         },
     )
@@ -150,7 +159,7 @@ def subject_receipts(
     guard = service_of(request).guard
     _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
-    return _receipts(guard, referring(guard, tenant, ref))
+    return _receipts(guard, referring(guard, tenant, ref)[0])
 
 
 def _subject(guard: Guard, subject_id: str, tenant: str) -> Subject:
@@ -210,7 +219,7 @@ def erasure_certificate(
     guard = service_of(request).guard
     log = guard.audit
     erasure = _erasure(guard.db, erasure_id, tenant)
-    entries = referring(guard, tenant, erasure.subject_ref)
+    entries, cut = referring(guard, tenant, erasure.subject_ref)
     erased = [e for e in entries if e.kind in ERASURE_KINDS]
     act = erased[-1] if erased else None
     # One tree for every proof: the latest size, read once (a batch end, so it is signed).
@@ -229,6 +238,8 @@ def erasure_certificate(
             "by_person": act is not None and act.kind == "subject_erased_by_person",
             "templates": act.entry.get("count") if act is not None else None,
             "entries": entries,
+            "cut": cut,
+            "listed": LISTED,
             "proofs": proofs,
             "grant_refs": grant_refs,
             "checkpoint": note,
@@ -248,4 +259,4 @@ def erasure_receipts(
     tenant = seen_by.require_tenant()
     guard = service_of(request).guard
     erasure = _erasure(guard.db, erasure_id, tenant)
-    return _receipts(guard, referring(guard, tenant, erasure.subject_ref))
+    return _receipts(guard, referring(guard, tenant, erasure.subject_ref)[0])

@@ -32,7 +32,7 @@ from guard.media import sniff_mime_type
 from guard.pipeline import Guard
 from guard.provenance.manifest import read_manifest
 from guard.provenance.verify import VerificationOutcome, VerificationReport
-from guard.web.consent import _InMemoryParser
+from guard.web.consent import InMemoryFormParser
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.decision import reason_words, visible_decision
 from guard.web.console.sessions import Viewer
@@ -66,7 +66,7 @@ async def _upload(request: Request) -> tuple[str, UploadFile | None]:
     if media_type != "multipart/form-data":
         raise InvalidInput("Send the image with the form on this page.", code="form_unreadable")
     try:
-        form = await _InMemoryParser(
+        form = await InMemoryFormParser(
             request.headers, request.stream(), max_files=1, max_fields=4
         ).parse()
     except MultiPartException as exc:

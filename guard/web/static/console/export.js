@@ -54,7 +54,7 @@
             lines += 1;
           }
         }
-        // The last line is the closing checkpoint, not an entry.
+        // The closing checkpoint line is not an entry (counted once the download is whole).
         const entries = Math.min(lines, total);
         bar.value = entries;
         // A live region read on every chunk would be noise: at most every 2 % or so.
@@ -63,10 +63,25 @@
           say(number.format(entries) + " of " + number.format(total) + " entries");
         }
       }
-      const entries = Math.min(lines, total);
+      const blob = new Blob(chunks, { type: "application/jsonl" });
+      // A complete export ends with the latest checkpoint; one cut short by the server ends
+      // with {"export_failed": …}, one cut by the network with an entry or half a line.
+      const text = await blob.text();
+      const last = text.trimEnd().split("\n").pop() || "";
+      let closing = null;
+      try {
+        closing = JSON.parse(last);
+      } catch (error) {
+        closing = null;
+      }
+      const entries = Math.max(lines - 1, 0);
+      if (!closing || !("latest_checkpoint" in closing)) {
+        const why = closing && closing.export_failed ? closing.export_failed : "it was cut short";
+        say("The export is incomplete (" + why + "); nothing was saved. Try again.");
+        return;
+      }
       bar.value = entries;
       say("Downloaded " + number.format(entries) + " of " + number.format(total) + " entries.");
-      const blob = new Blob(chunks, { type: "application/jsonl" });
       const url = URL.createObjectURL(blob);
       const save = document.createElement("a");
       save.href = url;
