@@ -82,12 +82,20 @@ class FlagStore:
             )
             return found is not None
 
-    def list_flags(self, tenant: str, *, include_cleared: bool = False) -> list[UsageFlag]:
-        query = select(UsageFlagRow).where(UsageFlagRow.tenant == tenant)
+    def list_flags(
+        self, tenant: str | None, *, include_cleared: bool = False, limit: int | None = None
+    ) -> list[UsageFlag]:
+        """The flags of ``tenant`` (``None``: every tenant's, the operator's console view),
+        oldest first, at most ``limit`` of them."""
+        query = select(UsageFlagRow)
+        if tenant is not None:
+            query = query.where(UsageFlagRow.tenant == tenant)
         if not include_cleared:
             query = query.where(UsageFlagRow.cleared_at.is_(None))
         with self._db.transaction() as session:
-            rows = session.scalars(query.order_by(UsageFlagRow.created_at, UsageFlagRow.id))
+            rows = session.scalars(
+                query.order_by(UsageFlagRow.created_at, UsageFlagRow.id).limit(limit)
+            )
             return [_flag(row) for row in rows]
 
     def clear(self, flag_id: str, tenant: str) -> UsageFlag:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select
 
 from guard.audit.checkpoint import Checkpoint, CheckpointVerifier
+from guard.audit.index import GLOBAL_TENANT, AuditIndexRow, entry_tenant
 from guard.audit.log import AuditLog
 from guard.audit.merkle import CompactRange, leaf_hash
 from guard.audit.receipts import canonical_json
@@ -42,43 +43,61 @@ def export_log(log: AuditLog, out: Path, *, progress: Progress | None = None) ->
     latest = log.checkpoint() if log.size() else None
     count = 0
     with out.open("w", encoding="utf-8") as handle:
-        for row, note in _rows(log):
-            line = {
-                "index": row.idx,
-                "entry": json.loads(row.entry),
-                "leaf_hash": row.leaf_hash,
-                "checkpoint": note,
-            }
-            handle.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
-            count += 1
+        for lines in export_chunks(log):
+            handle.writelines(lines)
+            count += len(lines)
             if progress is not None:
-                progress(1)
-        handle.write(json.dumps({"latest_checkpoint": latest}) + "\n")
+                progress(len(lines))
+        handle.write(closing_line(latest))
     return count
 
 
-def _rows(log: AuditLog, batch: int = 5000) -> Iterator[tuple[AuditEntryRow, str | None]]:
+def closing_line(latest: str | None) -> str:
+    """The line that ends an export: the latest checkpoint when it was made."""
+    return json.dumps({"latest_checkpoint": latest}) + "\n"
+
+
+def export_chunks(
+    log: AuditLog, *, tenant: str | None = None, size: int | None = None, batch: int = 5000
+) -> Iterator[list[str]]:
+    """The export's entry lines, a query's batch at a time: the whole log, or with ``tenant``
+    that tenant's entries and the global ones (found through the search index, each confirmed
+    by the entry's own tenant: the index is a cache, never the authority), below ``size``."""
     start = 0
-    while True:
+    while size is None or start < size:
+        query = select(AuditEntryRow.idx, AuditEntryRow.entry, AuditEntryRow.leaf_hash).where(
+            AuditEntryRow.idx >= start
+        )
+        if size is not None:
+            query = query.where(AuditEntryRow.idx < size)
+        if tenant is not None:
+            query = query.join(AuditIndexRow, AuditIndexRow.idx == AuditEntryRow.idx).where(
+                AuditIndexRow.tenant.in_((tenant, GLOBAL_TENANT))
+            )
         with log.db.transaction() as session:
-            rows = session.scalars(
-                select(AuditEntryRow)
-                .where(AuditEntryRow.idx >= start)
-                .order_by(AuditEntryRow.idx)
-                .limit(batch)
-            ).all()
+            rows = session.execute(query.order_by(AuditEntryRow.idx).limit(batch)).all()
             if not rows:
                 return
-            sizes = [row.idx + 1 for row in rows]
             notes = dict(
                 session.execute(
                     select(AuditCheckpointRow.size, AuditCheckpointRow.note).where(
-                        AuditCheckpointRow.size.between(sizes[0], sizes[-1])
+                        AuditCheckpointRow.size.between(rows[0].idx + 1, rows[-1].idx + 1)
                     )
                 ).all()
             )
-        for row in rows:
-            yield row, notes.get(row.idx + 1)
+        lines = []
+        for idx, text, leaf in rows:
+            entry = json.loads(text)
+            if tenant is not None and entry_tenant(entry) not in (tenant, GLOBAL_TENANT):
+                continue
+            line = {
+                "index": idx,
+                "entry": entry,
+                "leaf_hash": leaf,
+                "checkpoint": notes.get(idx + 1),
+            }
+            lines.append(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
+        yield lines
         start = rows[-1].idx + 1
 
 

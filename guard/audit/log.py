@@ -368,10 +368,16 @@ def open_audit_log(settings: Settings, db: Database | None = None) -> AuditLog:
     return AuditLog(db or Database(settings.database_url), key_path=path, batch=limits)
 
 
-def audit_verifier(settings: Settings) -> CheckpointVerifier:
-    """This guard's public checkpoint key (``<data_dir>/keys/audit/checkpoint.vkey``)."""
+def audit_verifier_key(settings: Settings) -> str:
+    """This guard's checkpoint verifier key string (``<data_dir>/keys/audit/checkpoint.vkey``),
+    as the API and the console hand it out."""
     path = settings.audit_keys_dir / PUBLIC_KEY_FILE
     try:
-        return CheckpointVerifier.from_key_string(path.read_text())
+        return path.read_text().strip()
     except OSError as exc:
         raise Unavailable(f"no audit public key at {path}: run `guard secrets init`") from exc
+
+
+def audit_verifier(settings: Settings) -> CheckpointVerifier:
+    """This guard's public checkpoint key, to verify its checkpoints with."""
+    return CheckpointVerifier.from_key_string(audit_verifier_key(settings))

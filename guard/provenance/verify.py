@@ -255,12 +255,19 @@ def _recovered(
     )
 
 
+def active_assertions(store_json: str) -> list[dict[str, Any]]:
+    """The assertions of a C2PA manifest store's active manifest (its JSON, as read or as
+    the manifest store keeps it)."""
+    store = json.loads(store_json)
+    active = store.get("manifests", {}).get(store.get("active_manifest"), {})
+    assertions: list[dict[str, Any]] = active.get("assertions", [])
+    return assertions
+
+
 def _stored_assertion(stored: StoredManifest | None) -> dict[str, Any] | None:
     if stored is None:
         return None
-    store = json.loads(stored.store_json)
-    active = store.get("manifests", {}).get(store.get("active_manifest"), {})
-    for assertion in active.get("assertions", []):
+    for assertion in active_assertions(stored.store_json):
         if assertion.get("label") == GUARD_ASSERTION:
             data: dict[str, Any] = assertion.get("data", {})
             return data

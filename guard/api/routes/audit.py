@@ -30,7 +30,7 @@ from guard.api.schemas import (
     ReceiptOut,
 )
 from guard.api.views import receipt_body
-from guard.audit import PUBLIC_KEY_FILE, AuditLog, audit_verifier
+from guard.audit import AuditLog, CheckpointVerifier, audit_verifier_key
 from guard.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -56,8 +56,8 @@ def checkpoint(request: Request, _key: Annotated[ApiKey, Depends(_reader)]) -> A
     if log.size() == 0:
         raise NotFound("the audit log is empty: no checkpoint yet")
     note = log.checkpoint()
-    verified = audit_verifier(service.settings).verify(note)
-    vkey = (service.settings.audit_keys_dir / PUBLIC_KEY_FILE).read_text().strip()
+    vkey = audit_verifier_key(service.settings)
+    verified = CheckpointVerifier.from_key_string(vkey).verify(note)
     return {"size": verified.size, "checkpoint": note, "verifier_key": vkey}
 
 

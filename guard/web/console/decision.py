@@ -27,14 +27,14 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
-from guard.audit import PUBLIC_KEY_FILE, AuditLog
+from guard.audit import AuditLog, audit_verifier_key
 from guard.audit.index import entry_time
 from guard.audit.search import AuditSearch
 from guard.errors import InvalidInput, NotFound, Unavailable
 from guard.pipeline import Guard
 from guard.policy import explain_entry
 from guard.web.console.access import ConsoleRoute, render_console, viewer
-from guard.web.console.names import requester_names
+from guard.web.console.names import requester_label, requester_names
 from guard.web.console.sessions import Viewer
 from guard.web.security import PAGE_HEADERS
 from guard.web.wording import verdict_words
@@ -138,12 +138,12 @@ def outline_of(entry: dict[str, Any]) -> Outline | None:
         return None
     try:
         width, height = max(1, int(image[0])), max(1, int(image[1]))
+        font = max(10, min(width, height) // 30)
         boxes = []
         for number, face in enumerate(faces, start=1):
             x0, y0, x1, y1 = (int(v) for v in face["box"])
             x0, x1 = sorted((min(max(x0, 0), width), min(max(x1, 0), width)))
             y0, y1 = sorted((min(max(y0, 0), height), min(max(y1, 0), height)))
-            font = max(10, min(width, height) // 30)
             label_y = y0 - font // 3 if y0 > font else y1 + font
             boxes.append(
                 FaceBox(
@@ -159,8 +159,7 @@ def outline_of(entry: dict[str, Any]) -> Outline | None:
             )
     except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    side = min(width, height)
-    return Outline(width, height, tuple(boxes), max(2, side // 150), max(10, side // 30))
+    return Outline(width, height, tuple(boxes), max(2, min(width, height) // 150), font)
 
 
 def _policy_text(guard: Guard) -> str | None:
@@ -189,15 +188,11 @@ def _texts(value: object) -> list[str]:
 
 
 def _requester(request: Request, seen_by: Viewer, tenant: str, reference: object) -> str:
-    """The requester's name for the tenant's own viewers; the operator sees no tenant's
-    names, only the keyed reference (as the log shows it)."""
-    if not isinstance(reference, str) or not reference:
-        return "no requester recorded"
-    if seen_by.tenant is None:
-        return f"requester reference {reference[:16]}…"
-    return requester_names(service_of(request).guard, service_of(request).keys, tenant).name(
-        reference
-    )
+    """The requester as this viewer may read it: a name for the tenant's own viewers, the
+    keyed reference for the operator (no tenant's names)."""
+    service = service_of(request)
+    names = None if seen_by.operator else requester_names(service.guard, service.keys, tenant)
+    return requester_label(names, reference)
 
 
 def checkpoint_size(note: str) -> int | None:
@@ -206,29 +201,18 @@ def checkpoint_size(note: str) -> int | None:
     return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
 
 
-def verifier_key_text(guard: Guard) -> str:
-    path = guard.settings.audit_keys_dir / PUBLIC_KEY_FILE
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise Unavailable(f"no audit public key at {path}") from exc
-
-
 def _receipt_rows(log: AuditLog, entries: list[tuple[int, dict[str, Any]]]) -> list[Any]:
-    size = log.size()
-    rows = []
-    for index, entry in entries:
-        receipt = log.receipt(index, size)
-        rows.append(
-            {
-                "kind": entry.get("kind"),
-                "index": index,
-                "leaf_hash": receipt.leaf_hash,
-                "size": checkpoint_size(receipt.checkpoint),
-                "proof_steps": len(receipt.inclusion_proof),
-            }
-        )
-    return rows
+    receipts = log.receipts([index for index, _ in entries])
+    return [
+        {
+            "kind": entry.get("kind"),
+            "index": index,
+            "leaf_hash": receipt.leaf_hash,
+            "size": checkpoint_size(receipt.checkpoint),
+            "proof_steps": len(receipt.inclusion_proof),
+        }
+        for (index, entry), receipt in zip(entries, receipts, strict=True)
+    ]
 
 
 @router.get("/decisions/{decision_id}")
@@ -261,7 +245,7 @@ def decision_page(
             "explain_note": explain_note,
             "releases": releases,
             "receipts": _receipt_rows(log, [(index, entry), *releases]),
-            "verifier_key": verifier_key_text(guard),
+            "verifier_key": audit_verifier_key(guard.settings),
         },
     )
 
@@ -278,6 +262,6 @@ def decision_receipt(
     body = {
         "entry_text": log.entry_text(index),
         "receipt": log.receipt(index).to_dict(),
-        "verifier_key": verifier_key_text(guard),
+        "verifier_key": audit_verifier_key(guard.settings),
     }
     return JSONResponse(body, headers=PAGE_HEADERS)

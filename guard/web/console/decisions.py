@@ -39,7 +39,7 @@ from guard.errors import Forbidden, InvalidInput
 from guard.policy.decision import ReasonCode, Verdict
 from guard.requests import OPERATION_NAME
 from guard.web.console.access import ConsoleRoute, render_console, viewer
-from guard.web.console.names import RequesterNames, requester_names
+from guard.web.console.names import RequesterNames, requester_label, requester_names
 from guard.web.console.sessions import Viewer
 from guard.web.console.streams import streamed_download
 
@@ -221,12 +221,6 @@ def read_filters(
     return Filters(where, after, given, form, names)
 
 
-def _requester(row: DecisionRow, names: RequesterNames | None) -> str:
-    if names is None:
-        return f"requester ref {row.requester[:8]}…"
-    return names.by_ref.get(row.requester) or f"unknown requester (ref {row.requester[:8]}…)"
-
-
 def _caption(filters: Filters) -> str:
     f, given = filters.where, filters.given
     parts = [f"Decisions of tenant {f.tenant}" if f.tenant else "Decisions of every tenant"]
@@ -263,7 +257,7 @@ def _row(row: DecisionRow, names: RequesterNames | None) -> dict[str, Any]:
         "reasons": row.reason_codes,
         "operation": row.operation,
         "stage": row.stage,
-        "requester": _requester(row, names),
+        "requester": requester_label(names, row.requester),
         "policy_id": row.policy_id,
         "policy_version": row.policy_version,
         "decision_id": row.decision_id,
@@ -329,7 +323,7 @@ def csv_lines(
             ";".join(row.reason_codes),
             row.operation,
             row.stage,
-            row.requester if operator else _requester(row, names),
+            row.requester if operator else requester_label(names, row.requester),
             row.policy_id,
             row.policy_version,
             str(row.idx),

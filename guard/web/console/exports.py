@@ -3,12 +3,13 @@
 ``/console/export/audit.jsonl`` writes the lines of ``guard audit export``
 (:func:`guard.audit.export.export_log`): one ``{"index", "entry", "leaf_hash", "checkpoint"}``
 per entry, in index order, then ``{"latest_checkpoint": note}``. For the operator that is the
-whole log, and the file verifies with ``guard audit verify`` as it is. For a tenant it
-is that tenant's entries and the global ones (the policy and blocklist in force) — the entries
-``AuditLog.entries(tenant=…)`` selects, found through the search index and checked against the
-entry itself (the index is a cache, never the authority) — so it has gaps where other tenants'
-entries are: each line still carries its entry's leaf hash, which a receipt proves into a
-signed checkpoint, but the tree cannot be recomputed from it alone. The page says so.
+whole log, and the file verifies with ``guard audit verify`` as it is. For a tenant it is that
+tenant's entries and the global ones (the policy and blocklist in force) — the entries the
+search index selects, each checked against the entry itself
+(:func:`guard.audit.export.export_chunks`: the index is a cache, never the authority) — so it
+has gaps where other tenants' entries are: each line still carries its entry's leaf hash,
+which a receipt proves into a signed checkpoint, but the tree cannot be recomputed from it
+alone. The page says so.
 
 The export stops at the latest checkpoint's size when it starts, so ``X-Entry-Count`` (the
 number of entry lines, counted from the index before the first line is written) holds even
@@ -27,9 +28,9 @@ from sqlalchemy import func, select
 from starlette.responses import Response
 
 from guard.api.auth import service_of
-from guard.audit.index import GLOBAL_TENANT, AuditIndexRow, entry_tenant
+from guard.audit.export import closing_line, export_chunks
+from guard.audit.index import GLOBAL_TENANT, AuditIndexRow
 from guard.audit.log import AuditLog, audit_verifier
-from guard.audit.tables import AuditCheckpointRow, AuditEntryRow
 from guard.config import Settings
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.decisions import download_name
@@ -76,50 +77,11 @@ def entry_count(log: AuditLog, tenant: str | None, size: int) -> int:
     return int(found or 0)
 
 
-def _mine(entry: dict[str, object], tenant: str) -> bool:
-    # The index's rule (its tenant column is what selected the row): the tenant's own entries
-    # and those that belong to no tenant.
-    return entry_tenant(entry) in (tenant, GLOBAL_TENANT)
-
-
 def export_lines(log: AuditLog, tenant: str | None, shot: Snapshot) -> Iterator[str]:
-    """The export's lines (see the module docstring), ``_BATCH`` entries a query."""
-    start = 0
-    while start < shot.size:
-        query = select(AuditEntryRow.idx, AuditEntryRow.entry, AuditEntryRow.leaf_hash).where(
-            AuditEntryRow.idx >= start, AuditEntryRow.idx < shot.size
-        )
-        if tenant is not None:
-            query = query.join(AuditIndexRow, AuditIndexRow.idx == AuditEntryRow.idx).where(
-                AuditIndexRow.tenant.in_((tenant, GLOBAL_TENANT))
-            )
-        with log.db.transaction() as session:
-            rows = session.execute(query.order_by(AuditEntryRow.idx).limit(_BATCH)).all()
-            if not rows:
-                break  # no more of this tenant's entries below the snapshot's size
-            sizes = (rows[0].idx + 1, rows[-1].idx + 1)
-            notes = dict(
-                session.execute(
-                    select(AuditCheckpointRow.size, AuditCheckpointRow.note).where(
-                        AuditCheckpointRow.size.between(*sizes)
-                    )
-                ).all()
-            )
-        chunk = []
-        for idx, text, leaf in rows:
-            entry = json.loads(text)
-            if tenant is not None and not _mine(entry, tenant):
-                continue
-            line = {
-                "index": idx,
-                "entry": entry,
-                "leaf_hash": leaf,
-                "checkpoint": notes.get(idx + 1),
-            }
-            chunk.append(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
-        yield "".join(chunk)
-        start = rows[-1].idx + 1
-    yield json.dumps({"latest_checkpoint": shot.note}) + "\n"
+    """The export's lines (see the module docstring), a batch of entries a chunk."""
+    for lines in export_chunks(log, tenant=tenant, size=shot.size, batch=_BATCH):
+        yield "".join(lines)
+    yield closing_line(shot.note)
 
 
 @router.get("/export")

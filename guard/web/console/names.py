@@ -1,11 +1,11 @@
 """Turning a tenant's keyed requester references back into the names its auditors know.
 
 The audit log names requesters only by ``HMAC(tenant key, requester id)``; the console recomputes
-that reference for every requester id the tenant has used (its API keys, revoked ones too, its
-grants' grantees and its consent requests' requesters) and shows the id, with the key's label
-when it has one. A reference no longer recomputable (a key deleted outright) shows as
-"unknown requester" and its reference. Another tenant's requesters are never in the table: the
-references are made with this tenant's key.
+that reference for every requester id the tenant has used (its API keys, revoked ones too, and
+its grants' grantees) and shows the id, with the key's label when it has one. A reference no
+longer recomputable (a key deleted outright) shows as "unknown requester" and its reference
+(:func:`requester_label`). Another tenant's requesters are never in the table: the references
+are made with this tenant's key.
 """
 
 from __future__ import annotations
@@ -26,13 +26,24 @@ class RequesterNames:
     by_ref: dict[str, str]
     """keyed reference → the requester id (with the key's label, if any)."""
 
-    def name(self, reference: str) -> str:
-        return self.by_ref.get(reference, "unknown requester")
-
     def refs_named(self, text: str) -> tuple[str, ...]:
         """The references whose name contains ``text`` (case-insensitive): a filter by name."""
         wanted = text.strip().casefold()
         return tuple(ref for ref, name in self.by_ref.items() if wanted in name.casefold())
+
+
+NO_REQUESTER = "no requester recorded"
+
+
+def requester_label(names: RequesterNames | None, reference: object) -> str:
+    """How a requester's keyed reference reads to a viewer: its name for the tenant's own
+    viewers (``names``), its reference for the operator (``None``: no tenant's names), and a
+    reference no name is recomputed for as an unknown requester with its reference."""
+    if not isinstance(reference, str) or not reference:
+        return NO_REQUESTER
+    if names is None:
+        return f"requester ref {reference[:8]}…"
+    return names.by_ref.get(reference) or f"unknown requester (ref {reference[:8]}…)"
 
 
 def requester_names(guard: Guard, keys: ApiKeyStore, tenant: str) -> RequesterNames:

@@ -19,11 +19,10 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from starlette.responses import Response
 
 from guard.api.auth import service_of
-from guard.api.flags import UsageFlag, UsageFlagRow
+from guard.api.flags import UsageFlag
 from guard.api.service import Service
 from guard.audit.log import audit_verifier
 from guard.audit.search import AuditSearch, HourCount
@@ -31,7 +30,7 @@ from guard.errors import GuardError, InvalidInput
 from guard.policy.decision import Verdict
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.charts import Chart, chart
-from guard.web.console.names import requester_names
+from guard.web.console.names import requester_label, requester_names
 from guard.web.console.sessions import Viewer
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -43,7 +42,6 @@ VERDICTS = (
     (Verdict.ALLOW_WITH_CONDITIONS.value, "allow with conditions"),
     (Verdict.DENY.value, "deny"),
 )
-_NO_REQUESTER = "no requester recorded"
 FLAGS_LISTED = 200  # the most open usage flags the overview lists
 _REASON_SERIES = 7  # the most frequent codes drawn on their own; the rest as "other codes"
 
@@ -134,7 +132,7 @@ def _top_requesters(
         return [
             {
                 "tenant": tenant,
-                "name": f"requester ref {ref[:8]}…" if ref else _NO_REQUESTER,
+                "name": requester_label(None, ref),
                 "count": n,
                 # An empty requester_ref is no filter: it would open every decision.
                 "href": "/console/decisions?"
@@ -147,14 +145,11 @@ def _top_requesters(
     names = requester_names(service.guard, service.keys, seen_by.tenant)
     rows = []
     for _, ref, n in top:
-        if not ref:
-            rows.append({"tenant": seen_by.tenant, "name": _NO_REQUESTER, "count": n, "href": None})
-            continue
         name = names.by_ref.get(ref)
         rows.append(
             {
                 "tenant": seen_by.tenant,
-                "name": name or f"unknown requester (ref {ref[:8]}…)",
+                "name": requester_label(names, ref),
                 "count": n,
                 # A name no key or grant gives any more cannot be filtered on.
                 "href": "/console/decisions?" + urlencode({"requester": name, **window})
@@ -168,21 +163,7 @@ def _top_requesters(
 def _open_flags(service: Service, tenant: str | None) -> tuple[list[UsageFlag], bool]:
     """The open usage flags (the tenant's, or every tenant's for the operator), oldest first:
     the first :data:`FLAGS_LISTED`, and whether there are more."""
-    if tenant is not None:
-        flags = service.flags.list_flags(tenant)
-        return flags[:FLAGS_LISTED], len(flags) > FLAGS_LISTED
-    # Not FlagStore.list_flags: it answers one tenant at a time, unlimited.
-    with service.guard.db.transaction() as session:
-        rows = session.scalars(
-            select(UsageFlagRow)
-            .where(UsageFlagRow.cleared_at.is_(None))
-            .order_by(UsageFlagRow.created_at, UsageFlagRow.id)
-            .limit(FLAGS_LISTED + 1)
-        ).all()
-        flags = [
-            UsageFlag(r.id, r.key_id, r.tenant, r.rule, r.detail, r.created_at, r.cleared_at)
-            for r in rows
-        ]
+    flags = service.flags.list_flags(tenant, limit=FLAGS_LISTED + 1)
     return flags[:FLAGS_LISTED], len(flags) > FLAGS_LISTED
 
 

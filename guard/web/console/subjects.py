@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
 from guard.api.views import own_subject
+from guard.audit import audit_verifier_key
 from guard.audit.index import entry_time
 from guard.audit.search import AuditSearch
 from guard.audit.tables import AuditEntryRow
@@ -40,8 +41,8 @@ from guard.identity.models import ErasureRow
 from guard.pipeline import Guard
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.consent import tenant_grants, tenant_requests
-from guard.web.console.decision import checkpoint_size, verifier_key_text
-from guard.web.console.names import requester_names
+from guard.web.console.decision import checkpoint_size
+from guard.web.console.names import RequesterNames, requester_label, requester_names
 from guard.web.console.sessions import Viewer
 from guard.web.security import PAGE_HEADERS
 from guard.web.wording import verdict_words
@@ -90,7 +91,7 @@ class LoggedEntry:
 
 
 def entries_at(
-    db: Database, indices: list[int], tenant: str, names: dict[str, str] | None = None
+    db: Database, indices: list[int], tenant: str, names: RequesterNames | None = None
 ) -> list[LoggedEntry]:
     """The entries at ``indices`` (in one query) that are ``tenant``'s, oldest first."""
     if not indices:
@@ -107,13 +108,13 @@ def entries_at(
         if entry.get("tenant") != tenant:
             continue  # the search index is per tenant already; the entry itself is the rule
         ref = entry.get("requester")
-        name = None if ref is None or names is None else names.get(ref, "unknown requester")
+        name = None if ref is None or names is None else requester_label(names, ref)
         found.append(LoggedEntry(int(idx), str(leaf), entry, entry_time(entry), name, text))
     return found
 
 
 def referring(
-    guard: Guard, tenant: str, reference: str, names: dict[str, str] | None = None
+    guard: Guard, tenant: str, reference: str, names: RequesterNames | None = None
 ) -> tuple[list[LoggedEntry], bool]:
     """The tenant's first :data:`LISTED` entries that carry ``reference`` (a subject's keyed
     reference), oldest first, and whether more carry it (the list is cut)."""
@@ -131,7 +132,7 @@ def subject_report(
     subject = _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
     names = requester_names(guard, service.keys, tenant)
-    entries, cut = referring(guard, tenant, ref, names.by_ref)
+    entries, cut = referring(guard, tenant, ref, names)
     return render_console(
         request,
         "console/subject.html",
@@ -181,7 +182,7 @@ def _verify_all(
         "receipts_url": receipts_url,
         "reference": reference,
         "indices": [e.index for e in entries],
-        "verifier_key": verifier_key_text(guard),
+        "verifier_key": audit_verifier_key(guard.settings),
     }
 
 
@@ -190,7 +191,7 @@ def _receipts(guard: Guard, entries: list[LoggedEntry]) -> Response:
     proved in one transaction), with the key the server says signs the log."""
     receipts = guard.audit.receipts([e.index for e in entries])
     body = {
-        "verifier_key": verifier_key_text(guard),
+        "verifier_key": audit_verifier_key(guard.settings),
         "entries": [
             {"index": e.index, "entry_text": e.text, "receipt": r.to_dict()}
             for e, r in zip(entries, receipts, strict=True)

@@ -15,7 +15,6 @@ file (the upload is parsed in memory), no audit entry.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Annotated, Any
 
@@ -31,7 +30,7 @@ from guard.errors import InvalidInput, NotFound
 from guard.media import sniff_mime_type
 from guard.pipeline import Guard
 from guard.provenance.manifest import read_manifest
-from guard.provenance.verify import VerificationOutcome, VerificationReport
+from guard.provenance.verify import VerificationOutcome, VerificationReport, active_assertions
 from guard.web.consent import InMemoryFormParser
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.decision import reason_words, visible_decision
@@ -83,10 +82,8 @@ def _actions(store_json: str | None) -> list[dict[str, str]]:
     if not store_json:
         return []
     try:
-        store = json.loads(store_json)
-        active = store.get("manifests", {}).get(store.get("active_manifest"), {})
         found = []
-        for assertion in active.get("assertions", []):
+        for assertion in active_assertions(store_json):
             if str(assertion.get("label", "")).startswith("c2pa.actions"):
                 for action in assertion.get("data", {}).get("actions", []):
                     agent = action.get("softwareAgent") or {}
