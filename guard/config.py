@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -122,12 +123,40 @@ class Settings(BaseSettings):
         default=None,
         description="Key for pseudonymous references in logs; default <data_dir>/keys/hmac.key.",
     )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="The audit log's Ed25519 checkpoint key itself (PEM, what the key file "
+        "holds); default <data_dir>/keys/audit/checkpoint-key.pem.",
+    )
+    key_provider: str | None = Field(
+        default=None,
+        description="package.module:function returning the bytes of each key whose own "
+        "setting is unset, instead of its file (a KMS/HSM hook; docs/deploy.md, Keys).",
+    )
+    key_provider_ttl_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="How long a key the provider gave is used before "
+        "it is asked again (a rotated key is picked up then).",
+    )
     policy: str | None = Field(
         default=None,
         description="A shipped policy by name (default, newsroom, strict); instead of policy_file.",
     )
     policy_file: Path = DEFAULT_POLICY_FILE
-    blocklist_dir: Path | None = None
+    blocklist_dir: Path | None = Field(
+        default=None,
+        description="Where an earlier version kept the blocklist as files (default "
+        "<data_dir>/blocklist): imported into the database once, while it holds none.",
+    )
+    blocklist_poll_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=60.0,
+        description="How often (seconds) each process asks the database for a newer blocklist "
+        "generation: another host's change is enforced here within this delay (0: every "
+        "decision asks).",
+    )
     blocklist_source_dir: Path | None = Field(
         default=None,
         description="Folder of <figure-id>/<photo> files that `POST /v1/blocklist/rebuild` "
@@ -141,6 +170,12 @@ class Settings(BaseSettings):
     c2pa_private_key: Path | None = Field(
         default=None,
         description="PEM EC P-256 key for C2PA; default <data_dir>/keys/c2pa/signing-key.pem.",
+    )
+    c2pa_cert_chain_pem: SecretStr | None = Field(
+        default=None, description="The C2PA chain itself (PEM); wins over c2pa_cert_chain."
+    )
+    c2pa_private_key_pem: SecretStr | None = Field(
+        default=None, description="The C2PA key itself (PEM); wins over c2pa_private_key."
     )
     c2pa_tsa_url: str | None = Field(
         default=None,
@@ -235,6 +270,44 @@ class Settings(BaseSettings):
         default=8, ge=1, le=64, description="Images one gateway request may carry."
     )
 
+    # Edit jobs (POST /v1/jobs, `guard worker`; docs/service.md "Edit jobs"). PostgreSQL only.
+    job_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Runs a job gets when its worker stops mid-run (killed, lost); then it fails.",
+    )
+    job_stalled_s: float = Field(
+        default=30.0,
+        ge=2.0,
+        le=3600.0,
+        description="A worker whose heartbeat is this old is taken for dead and its job run "
+        "again; workers beat every quarter of it.",
+    )
+    job_result_hours: float = Field(
+        default=24.0,
+        gt=0.0,
+        le=24.0 * 90,
+        description="How long a finished job's stamped result is kept (then 410 result_expired).",
+    )
+    job_max_queued_per_tenant: int = Field(
+        default=100,
+        ge=1,
+        description="Jobs one tenant may have queued or running at once (more: 429).",
+    )
+    webhook_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The only origins job webhooks may be sent to (scheme://host[:port], comma "
+        "separated); none: webhooks are refused.",
+    )
+    webhook_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=20,
+        description="Deliveries a webhook gets (backoff 2, 4, 8, ... s) before it is given up.",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=60.0)
+
     # The editor that makes the pixels (`guard edit --editor` overrides it per command).
     editor: Literal["classic", "diffusers"] = "classic"
     diffusers_model_dir: Path | None = Field(
@@ -322,6 +395,14 @@ class Settings(BaseSettings):
         "searched on a downscaled copy and each face is embedded from the full-resolution "
         "pixels.",
     )
+
+    @field_validator("webhook_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # The environment gives one string: "https://a.example, https://b.example".
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _shipped_policy(self) -> Settings:

@@ -1,4 +1,5 @@
-"""A key read from a setting or a file, validated when read, re-read when the file changes.
+"""A key read from a setting, a key provider or a file, validated when read, re-read when the
+file changes or the provider's answer expires.
 
     >>> hmac_key = KeyFile(KeySource("hmac key", path, "GUARD_HMAC_KEY"), parse)  # doctest: +SKIP
     >>> hasher = hmac_key.current()     # a stat call per use; read and parsed after a change
@@ -10,6 +11,11 @@ the old one, which changes the inode whatever the clock's resolution. A file tha
 unreadable or whose content the parser refuses raises :class:`~guard.errors.KeyMaterialError`
 naming the file (or the setting) and what is wrong, on every use until it is fixed; a changed
 file never falls back to the key it replaced. Messages carry lengths and kinds, never key bytes.
+
+A key with no setting but a provider (``GUARD_KEY_PROVIDER``, :mod:`guard.key_provider`) is asked
+of the provider on first use and again once its answer is ``ttl_s`` old; bytes that changed are
+parsed again, like a changed file. A failed ask makes the key unusable (never the previous value)
+until an ask succeeds; the next ask waits ``retry_after_failure_s``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +32,7 @@ from typing import Generic, TypeVar
 from pydantic import SecretStr
 
 from guard.errors import KeyMaterialError
+from guard.key_provider import KeyProvider
 
 T = TypeVar("T")
 
@@ -36,9 +44,9 @@ class KeyProblem(Exception):
 
 @dataclass(frozen=True)
 class KeySource:
-    """Where a key comes from: the setting when ``configured`` is given, else ``path``; what an
-    operator should do about a missing file (``missing_fix``), a bad one (``fix``) or a bad
-    setting (``setting_fix``)."""
+    """Where a key comes from: the setting when ``configured`` is given, else ``provider``
+    (asked for ``provider_name``) when given, else ``path``; what an operator should do about a
+    missing file (``missing_fix``), a bad one (``fix``) or a bad setting (``setting_fix``)."""
 
     label: str  # "hmac key"
     path: Path
@@ -47,11 +55,15 @@ class KeySource:
     missing_fix: str = "run `guard secrets init`"
     fix: str = ""
     setting_fix: str = ""
+    provider: KeyProvider | None = None
+    provider_name: str = ""  # guard.key_provider.KEY_NAMES
 
     @property
     def where(self) -> str:
         if self.configured is not None and self.setting is not None:
             return self.setting
+        if self.configured is None and self.provider is not None:
+            return self.provider.describe(self.provider_name)
         return f"the {self.label} {self.path}"
 
 
@@ -77,6 +89,8 @@ class KeyFile(Generic[T]):
         self._digest: bytes | None = None
         self._value: T | None = None
         self._problem: str | None = None
+        self._ask_after: float | None = None  # provider keys: monotonic time of the next ask
+        self._unreachable = False  # provider keys: the last ask failed (not a bad key)
         if source.configured is not None:
             self._load(source.configured.get_secret_value().encode())
 
@@ -84,9 +98,15 @@ class KeyFile(Generic[T]):
     def from_setting(self) -> bool:
         return self.source.configured is not None
 
+    @property
+    def from_provider(self) -> bool:
+        return not self.from_setting and self.source.provider is not None
+
     def current(self) -> T:
         """The key as its source holds it now; :class:`KeyMaterialError` if it is unusable."""
-        if not self.from_setting:
+        if self.from_provider:
+            self._ask()
+        elif not self.from_setting:
             self._refresh()
         with self._lock:
             if self._problem is not None:
@@ -96,9 +116,38 @@ class KeyFile(Generic[T]):
 
     def validate_if_present(self) -> None:
         """Raise if the key is set, or its file exists, and is unusable; a missing file passes
-        (it is reported as not ready, and everything that needs it fails closed)."""
-        if self.from_setting or os.path.lexists(self.source.path):
+        (it is reported as not ready, and everything that needs it fails closed); so does a
+        provider that cannot be asked now, while one that answers with a bad key raises."""
+        if self.from_provider:
+            try:
+                self.current()
+            except KeyMaterialError:
+                if not self._unreachable:
+                    raise
+        elif self.from_setting or os.path.lexists(self.source.path):
             self.current()
+
+    def _ask(self) -> None:
+        provider, name = self.source.provider, self.source.provider_name
+        assert provider is not None
+        with self._lock:  # one ask at a time: concurrent uses wait for it, not ask again
+            now = time.monotonic()
+            if self._ask_after is not None and now < self._ask_after:
+                return  # the last answer (or failure) is still fresh
+            try:
+                data = provider.fetch(name)
+            except KeyMaterialError as exc:
+                self._digest, self._value, self._problem = None, None, exc.message
+                self._unreachable = True
+                self._ask_after = now + provider.retry_after_failure_s
+                return
+            self._unreachable = False
+            self._ask_after = now + provider.ttl_s
+            if hashlib.sha256(data).digest() == self._digest and self._problem is None:
+                return  # the same key again: keep the parsed one
+            self._load(data)
+            if self._problem is not None:  # a bad key is asked again as soon as a failure is
+                self._ask_after = now + provider.retry_after_failure_s
 
     def _refresh(self) -> None:
         path = self.source.path
@@ -128,7 +177,10 @@ class KeyFile(Generic[T]):
         try:
             self._value, self._problem = self._parse(data, source.where), None
         except KeyProblem as exc:
-            fix = source.setting_fix if self.from_setting else source.fix
+            if self.from_provider:
+                fix = "the provider must return what the key's file would hold"
+            else:
+                fix = source.setting_fix if self.from_setting else source.fix
             problem = f"{source.where} {exc}" + (f" ({fix})" if fix else "")
             self._value, self._problem = None, problem
         self._digest = hashlib.sha256(data).digest()

@@ -6,7 +6,8 @@ read (surrounding whitespace stripped): the HMAC key must be at least 32 bytes (
 is 32 random bytes, url-safe base64: 44 characters, used as they are), the template key a Fernet
 key. A missing or bad key is :class:`~guard.errors.KeyMaterialError` (an ``Unavailable``) naming
 the file or setting: nothing that needs it may proceed. :class:`Keyring` re-reads a key file
-that changed on disk (see :mod:`guard.keyfile`).
+that changed on disk (see :mod:`guard.keyfile`); with ``GUARD_KEY_PROVIDER`` a key whose setting
+is unset is asked of the provider instead of read from its file (:mod:`guard.key_provider`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from guard.config import Settings
 from guard.errors import Unavailable
+from guard.key_provider import HMAC, TEMPLATE, key_provider
 from guard.keyfile import KeyFile, KeyProblem, KeySource
 
 TEMPLATE_KEY_FILE = "template.key"
@@ -110,10 +112,12 @@ def _template_key(data: bytes, where: str) -> TemplateCipher:
 
 
 class Keyring:
-    """The HMAC and template keys of one guard, each from its setting or else its file; a file
-    is re-read on the first use after it changed (one ``stat`` per use). Thread-safe."""
+    """The HMAC and template keys of one guard, each from its setting, else the key provider,
+    else its file; a file is re-read on the first use after it changed (one ``stat`` per use).
+    Thread-safe."""
 
     def __init__(self, settings: Settings) -> None:
+        provider = key_provider(settings)
         missing = "run `guard secrets init` (or `guard init`) or set {}"
         self._hmac = KeyFile(
             KeySource(
@@ -124,6 +128,8 @@ class Keyring:
                 missing_fix=missing.format("GUARD_HMAC_KEY"),
                 fix="delete it and run `guard secrets init`, or set GUARD_HMAC_KEY",
                 setting_fix="set it to at least 32 random bytes, e.g. `openssl rand -base64 32`",
+                provider=provider,
+                provider_name=HMAC,
             ),
             _hmac_key,
         )
@@ -139,6 +145,8 @@ class Keyring:
                     "delete it and run `guard secrets init`"
                 ),
                 setting_fix="set it to the key the templates were stored with",
+                provider=provider,
+                provider_name=TEMPLATE,
             ),
             _template_key,
         )

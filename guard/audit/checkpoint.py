@@ -28,13 +28,20 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from guard.errors import InvalidInput
+from guard.key_provider import AUDIT_SIGNING, KeyProvider, key_provider
 from guard.keyfile import KeyFile, KeyProblem, KeySource
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from guard.config import Settings
 
 # The origin every deployment used before it was derived from the key; still accepted from this
 # key's signatures so logs that began under it keep verifying (docs/audit.md).
@@ -46,6 +53,7 @@ _ED25519 = b"\x01"
 _DASH = "\u2014"
 PRIVATE_KEY_FILE = "checkpoint-key.pem"
 PUBLIC_KEY_FILE = "checkpoint.vkey"
+AUDIT_KEY_SETTING = "GUARD_AUDIT_SIGNING_KEY"
 
 
 @dataclass(frozen=True)
@@ -218,19 +226,40 @@ def parse_checkpoint_key(data: bytes, where: str, name: str = AUDIT_KEY_NAME) ->
     return CheckpointSigner(name, key)
 
 
-def checkpoint_key_file(path: Path, name: str = AUDIT_KEY_NAME) -> KeyFile[CheckpointSigner]:
-    """The log's signing key at ``path``, re-read when the file changes (see guard.keyfile)."""
+def checkpoint_key_file(
+    path: Path,
+    name: str = AUDIT_KEY_NAME,
+    *,
+    configured: SecretStr | None = None,
+    provider: KeyProvider | None = None,
+) -> KeyFile[CheckpointSigner]:
+    """The log's signing key: ``configured`` (``GUARD_AUDIT_SIGNING_KEY``) when given, else
+    asked of ``provider``, else the file at ``path``, re-read when it changes (guard.keyfile)."""
     return KeyFile(
         KeySource(
             "audit checkpoint key",
             path,
-            missing_fix="run `guard secrets init`",
+            AUDIT_KEY_SETTING,
+            configured,
+            missing_fix=f"run `guard secrets init` or set {AUDIT_KEY_SETTING}",
             fix=(
                 "put back the log's key; `guard secrets init` makes a new one only where none "
                 "exists, with a new checkpoint.vkey"
             ),
+            setting_fix="set it to the log's PEM (PKCS#8) Ed25519 private key",
+            provider=provider,
+            provider_name=AUDIT_SIGNING,
         ),
         lambda data, where: parse_checkpoint_key(data, where, name),
+    )
+
+
+def audit_key_file(settings: Settings) -> KeyFile[CheckpointSigner]:
+    """The checkpoint key of the guard ``settings`` describe (setting, provider or file)."""
+    return checkpoint_key_file(
+        settings.audit_keys_dir / PRIVATE_KEY_FILE,
+        configured=settings.audit_signing_key,
+        provider=key_provider(settings),
     )
 
 

@@ -32,10 +32,10 @@ from sqlalchemy.orm import Session
 
 from guard.audit.batch import PendingEntry, append_batch, lock_size, write_batch
 from guard.audit.checkpoint import (
-    PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
     CheckpointSigner,
     CheckpointVerifier,
+    audit_key_file,
     checkpoint_key_file,
 )
 from guard.audit.index import AuditRefIndexRow
@@ -52,6 +52,7 @@ from guard.audit.tables import (
 from guard.config import Settings
 from guard.db import Database
 from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
+from guard.keyfile import KeyFile
 
 __all__ = [  # the rows and receipt helpers moved out; importers of this module keep them
     "AuditCheckpointRow",
@@ -98,16 +99,20 @@ class AuditLog:
         signer: CheckpointSigner | None = None,
         *,
         key_path: Path | None = None,
+        key_file: KeyFile[CheckpointSigner] | None = None,
         batch: BatchLimits | None = None,
     ) -> None:
         """``signer`` signs checkpoints; without one, the key file at ``key_path`` does, read
         when needed and again whenever it changes on disk (a missing or unusable file refuses
-        appends, naming it), and without either the log is read-only (appends are refused).
+        appends, naming it), or ``key_file`` (a key from a setting or a key provider) does,
+        and without any the log is read-only (appends are refused).
         ``batch`` bounds the group commit of :meth:`append` (default: up to 256 entries, no
         waiting); ``max_entries=1`` appends without it, one transaction per call."""
         self.db = db
         self.signer = signer
-        self.key_file = checkpoint_key_file(key_path) if key_path is not None else None
+        if key_file is None and key_path is not None:
+            key_file = checkpoint_key_file(key_path)
+        self.key_file = key_file
         self._sequencer: Sequencer[PendingEntry, Receipt] = Sequencer(
             self._commit_batch, batch or BatchLimits()
         )
@@ -363,14 +368,18 @@ def open_audit_log(settings: Settings, db: Database | None = None) -> AuditLog:
     """The log of the guard the settings describe; read-only (appends refused, i.e. every
     audited request fails closed) while its key is missing. Appends are batched as
     ``GUARD_AUDIT_BATCH_MAX_ENTRIES`` and ``GUARD_AUDIT_BATCH_MAX_WAIT_MS`` say."""
-    path = settings.audit_keys_dir / PRIVATE_KEY_FILE
     limits = BatchLimits(settings.audit_batch_max_entries, settings.audit_batch_max_wait_ms)
-    return AuditLog(db or Database(settings.database_url), key_path=path, batch=limits)
+    database = db or Database(settings.database_url)
+    return AuditLog(database, key_file=audit_key_file(settings), batch=limits)
 
 
 def audit_verifier_key(settings: Settings) -> str:
     """This guard's checkpoint verifier key string (``<data_dir>/keys/audit/checkpoint.vkey``),
-    as the API and the console hand it out."""
+    as the API and the console hand it out. A key from ``GUARD_AUDIT_SIGNING_KEY`` or the key
+    provider has no such file: its verifier key is derived from the private key itself."""
+    key_file = audit_key_file(settings)
+    if key_file.from_setting or key_file.from_provider:
+        return key_file.current().verifier_key
     path = settings.audit_keys_dir / PUBLIC_KEY_FILE
     try:
         return path.read_text().strip()

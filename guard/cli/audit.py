@@ -100,12 +100,13 @@ def audit_checkpoint(
     stderr (it is also <data_dir>/keys/audit/checkpoint.vkey). --json prints both, with the
     size, as the API's checkpoint endpoint does. One is signed per committed batch of appends:
     a SIZE where no batch ended is not found, naming the nearest checkpointed sizes."""
-    from guard.audit import PUBLIC_KEY_FILE, audit_verifier
+    from guard.audit import audit_verifier, audit_verifier_key
 
     with errors():
         settings = Settings()
         note = _audit_log().checkpoint(size)
-        vkey = read_file(settings.audit_keys_dir / PUBLIC_KEY_FILE).decode().strip()
+        # The file, or derived from the key itself when it comes from a setting or provider.
+        vkey = audit_verifier_key(settings)
         checked = audit_verifier(settings).verify(note)
     if json_output:
         emit_json({"size": checked.size, "checkpoint": note, "verifier_key": vkey})

@@ -17,7 +17,8 @@ secrets_app = typer.Typer(
 
 
 def init(json_output: JsonFlag = False) -> None:
-    """Create or upgrade the data directory: schema, dev keys, empty blocklist."""
+    """Create or upgrade the data directory and database: schema, dev keys, an empty
+    blocklist (in the database) when there is none."""
     from guard.bootstrap import initialise
     from guard.faces import create_face_engine
 
@@ -31,7 +32,12 @@ def init(json_output: JsonFlag = False) -> None:
     for path in report.keys_created:
         out.print(f"created development key {path} (keep it secret; back it up)")
     if report.blocklist_created:
-        out.print(f"created an empty blocklist in {report.blocklist_dir}")
+        out.print("created an empty public-figure blocklist in the database")
+    if report.blocklist_import_pending:
+        out.print(
+            f"the blocklist files in {report.legacy_blocklist_dir} are imported into the "
+            "database when the guard first reads the blocklist"
+        )
     print_signing(report.signing)
 
 

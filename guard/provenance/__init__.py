@@ -20,7 +20,12 @@ from guard.provenance.manifest import (
     read_manifest,
     sign_image,
 )
-from guard.provenance.signing import SignCallback, SigningCredentials, signing_credentials
+from guard.provenance.signing import (
+    SignCallback,
+    SigningCredentials,
+    SigningKeys,
+    signing_credentials,
+)
 from guard.provenance.stamping import (
     Provenance,
     StampContext,
@@ -51,6 +56,7 @@ __all__ = [
     "Provenance",
     "SignCallback",
     "SigningCredentials",
+    "SigningKeys",
     "SoftwareAgent",
     "StampContext",
     "StampedImage",

@@ -1,25 +1,33 @@
-"""Who signs C2PA manifests: a PEM key on disk, or a callback into a KMS/HSM.
+"""Who signs C2PA manifests: a PEM key (a setting, a file, or ``GUARD_KEY_PROVIDER``), or a
+signing callback into a KMS/HSM.
 
-    >>> credentials = signing_credentials(settings)                 # doctest: +SKIP
+    >>> credentials = SigningKeys(settings).credentials()           # doctest: +SKIP
     >>> hsm = SigningCredentials.from_callback(kms_sign, chain_pem)  # doctest: +SKIP
 
-A missing or unreadable key is :class:`~guard.errors.Unavailable`: the pipeline then refuses to
-release the output (fail closed) rather than release it unsigned.
+A missing or unreadable key is :class:`~guard.errors.KeyMaterialError` (an
+:class:`~guard.errors.Unavailable`): the pipeline then refuses to release the output (fail
+closed) rather than release it unsigned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import c2pa
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from guard.config import Settings
 from guard.errors import Unavailable
+from guard.key_provider import C2PA_CERT_CHAIN, C2PA_PRIVATE_KEY, key_provider
+from guard.keyfile import KeyFile, KeyProblem, KeySource
 from guard.provenance.certificates import CHAIN_FILE, KEY_FILE
+
+CHAIN_SETTING = "GUARD_C2PA_CERT_CHAIN_PEM"
+KEY_SETTING = "GUARD_C2PA_PRIVATE_KEY_PEM"
 
 SignCallback = Callable[[bytes], bytes]
 """Takes the bytes to sign, returns an ES256 signature (DER or raw r||s) over their SHA-256."""
@@ -61,25 +69,83 @@ class SigningCredentials:
         return c2pa.Signer.from_info(info)
 
 
+class SigningKeys:
+    """The chain and key the settings name, each from its ``_PEM`` setting, else the file
+    a path setting names, else the key provider, else the development file; a file is re-read
+    when it changes and a provider asked again when its answer expires (guard.keyfile)."""
+
+    def __init__(self, settings: Settings) -> None:
+        provider = key_provider(settings)
+        missing = "run `guard secrets init` for development credentials, or set {} (a file) or {}"
+        self._chain = KeyFile(
+            KeySource(
+                "C2PA certificate chain",
+                settings.c2pa_cert_chain or settings.c2pa_keys_dir / CHAIN_FILE,
+                CHAIN_SETTING,
+                settings.c2pa_cert_chain_pem,
+                missing_fix=missing.format("GUARD_C2PA_CERT_CHAIN", CHAIN_SETTING),
+                fix="it must hold the signing certificate and its CA's, PEM, signer first",
+                setting_fix="set it to the PEM chain, signer first",
+                # A file the operator named is their choice; the provider stands in only for
+                # a key with no setting at all.
+                provider=None if settings.c2pa_cert_chain else provider,
+                provider_name=C2PA_CERT_CHAIN,
+            ),
+            _chain,
+        )
+        self._key = KeyFile(
+            KeySource(
+                "C2PA signing key",
+                settings.c2pa_private_key or settings.c2pa_keys_dir / KEY_FILE,
+                KEY_SETTING,
+                settings.c2pa_private_key_pem,
+                missing_fix=missing.format("GUARD_C2PA_PRIVATE_KEY", KEY_SETTING),
+                fix="it must be the unencrypted PEM EC P-256 key of the signing certificate",
+                setting_fix="set it to the unencrypted PEM EC P-256 key",
+                provider=None if settings.c2pa_private_key else provider,
+                provider_name=C2PA_PRIVATE_KEY,
+            ),
+            _private_key,
+        )
+        self._tsa_url = settings.c2pa_tsa_url
+
+    def credentials(self) -> SigningCredentials:
+        """The credentials as their sources hold them now (:class:`KeyMaterialError`, an
+        :class:`Unavailable`, naming the source if either is missing or unusable)."""
+        chain, key = self._chain.current(), self._key.current()
+        return SigningCredentials(chain_pem=chain, private_key_pem=key, tsa_url=self._tsa_url)
+
+    def validate_if_present(self) -> None:
+        """Start-up: raise on a chain or key that is set or present but unusable."""
+        self._chain.validate_if_present()
+        self._key.validate_if_present()
+
+
 def signing_credentials(settings: Settings) -> SigningCredentials:
     """The credentials the settings name (default: the dev identity from ``guard secrets init``)."""
-    chain_path = settings.c2pa_cert_chain or settings.c2pa_keys_dir / CHAIN_FILE
-    key_path = settings.c2pa_private_key or settings.c2pa_keys_dir / KEY_FILE
-    chain, key = (
-        _read(chain_path, "GUARD_C2PA_CERT_CHAIN"),
-        _read(key_path, "GUARD_C2PA_PRIVATE_KEY"),
-    )
-    try:
-        return SigningCredentials.from_pem(chain, key, settings.c2pa_tsa_url)
-    except ValueError as exc:
-        raise Unavailable(f"the C2PA signing key {key_path} cannot be loaded: {exc}") from exc
+    return SigningKeys(settings).credentials()
 
 
-def _read(path: Path, setting: str) -> bytes:
+def _chain(data: bytes, where: str) -> bytes:
+    if not data.strip():
+        raise KeyProblem("is 0 bytes; it needs a PEM certificate chain")
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise Unavailable(
-            f"no C2PA signing credentials at {path}: run `guard secrets init` for development "
-            f"credentials or set {setting}"
-        ) from exc
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        problem = f"is not a PEM certificate chain: {len(data)} bytes that do not parse"
+        raise KeyProblem(problem) from None
+    return data
+
+
+def _private_key(data: bytes, where: str) -> bytes:
+    if not data.strip():
+        raise KeyProblem("is 0 bytes; it needs a PEM EC P-256 private key")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise KeyProblem("is encrypted; the C2PA key must be an unencrypted PEM key") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyProblem(f"is not a PEM private key: {len(data)} bytes that do not parse") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise KeyProblem(f"is not an EC P-256 key for ES256 (it is {type(key).__name__})")
+    return data

@@ -12,7 +12,6 @@ the output (the pipeline turns it into a ``deny`` with reason ``unavailable``).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -34,7 +33,7 @@ from guard.policy import Decision
 from guard.provenance.fingerprint import fingerprint, information
 from guard.provenance.label import add_visible_label
 from guard.provenance.manifest import Ingredient, ManifestFacts, SoftwareAgent, sign_image
-from guard.provenance.signing import SigningCredentials, signing_credentials
+from guard.provenance.signing import SigningCredentials, SigningKeys
 from guard.provenance.store import ManifestStore, StoredManifest
 from guard.provenance.verify import VerificationReport, verify_image
 from guard.provenance.watermark import TiledWatermarker, Watermarker, record_id_text
@@ -91,14 +90,16 @@ class Provenance:
             psnr_db=settings.watermark_psnr_db
         )
         self._credentials = credentials
-        self._lock = threading.Lock()
+        self._keys = SigningKeys(settings) if credentials is None else None
 
     def credentials(self) -> SigningCredentials:
-        """The signing credentials (loaded once; :class:`Unavailable` while they are missing)."""
-        with self._lock:
-            if self._credentials is None:
-                self._credentials = signing_credentials(self.settings)
+        """The signing credentials given, else as the settings' sources hold them now (a
+        changed file is read again, a provider's answer asked again when it expired;
+        :class:`Unavailable` while they are missing or unusable)."""
+        if self._keys is None:
+            assert self._credentials is not None
             return self._credentials
+        return self._keys.credentials()
 
     def stamp(
         self, rgb: RGBImage, output_format: OutputFormat, context: StampContext
