@@ -22,7 +22,18 @@ from guard.cli.render import emit_json
 from guard.errors import InvalidInput
 from guard.identity import PublicFigure
 
-blocklist_app = typer.Typer(no_args_is_help=True, help="The public-figure blocklist.")
+blocklist_app = typer.Typer(
+    no_args_is_help=True, help="The public-figure blocklist (kept in the database)."
+)
+ExpectGeneration = Annotated[
+    int | None,
+    typer.Option(
+        "--expect-generation",
+        min=0,
+        help="Save only if the blocklist is still at this generation (`guard blocklist list` "
+        "shows it); otherwise nothing is saved and the command exits with a conflict.",
+    ),
+]
 
 
 def _figure_json(figure: PublicFigure) -> dict[str, Any]:
@@ -86,6 +97,7 @@ def blocklist_add(
     photos: Annotated[list[Path], typer.Argument(help="Reference photos of the figure.")],
     name: Annotated[str, typer.Option(help="The figure's name (used in prompt screening).")],
     alias: Annotated[list[str] | None, typer.Option(help="Other names (repeatable).")] = None,
+    expect_generation: ExpectGeneration = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Add a public figure (or more photos of one) to the blocklist."""
@@ -102,6 +114,7 @@ def blocklist_add(
                 figure_id, name, embeddings, aliases=alias or []
             ),
             actor=operator_name(),
+            expected=expect_generation,
         )
     if json_output:
         emit_json(_figure_json(figure))
@@ -110,11 +123,15 @@ def blocklist_add(
 
 
 @blocklist_app.command("remove")
-def blocklist_remove(figure_id: str, json_output: JsonFlag = False) -> None:
+def blocklist_remove(
+    figure_id: str, expect_generation: ExpectGeneration = None, json_output: JsonFlag = False
+) -> None:
     """Remove a public figure from the blocklist."""
     with errors():
         figure = open_guard().blocklists.update(
-            lambda blocklist: blocklist.remove_figure(figure_id), actor=operator_name()
+            lambda blocklist: blocklist.remove_figure(figure_id),
+            actor=operator_name(),
+            expected=expect_generation,
         )
     emit_json({"removed": figure.id}) if json_output else out.print(f"removed {figure.id}")
 
@@ -123,11 +140,14 @@ def blocklist_remove(figure_id: str, json_output: JsonFlag = False) -> None:
 def blocklist_list(json_output: JsonFlag = False) -> None:
     """List the blocked figures."""
     with errors():
-        figures = open_guard().blocklists.current().list_figures()
+        blocklist = open_guard().blocklists.load()
+        figures = blocklist.list_figures()
     if json_output:
         emit_json([_figure_json(f) for f in figures])
         return
-    table = Table("id", "name", "aliases", "reference faces")
+    table = Table(
+        "id", "name", "aliases", "reference faces", title=f"generation {blocklist.generation}"
+    )
     for f in figures:
         table.add_row(f.id, f.name, ", ".join(f.aliases), str(len(f.vector_ids)))
     out.print(table)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from guard.identity.blocklist import (
     Blocklist,
     BlocklistSaved,
-    BlocklistStore,
     FigureCandidate,
     PublicFigure,
 )
+from guard.identity.blocklist_store import BlocklistPrepared, BlocklistStore
 from guard.identity.building import (
     BuildProblem,
     build_from_embeddings,
@@ -44,6 +44,7 @@ from guard.identity.tenancy import check_requester, check_tenant, in_tenant, ten
 __all__ = [
     "Accepted",
     "Blocklist",
+    "BlocklistPrepared",
     "BlocklistSaved",
     "BlocklistStore",
     "BuildProblem",

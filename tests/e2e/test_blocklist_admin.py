@@ -97,3 +97,47 @@ def test_rebuild_without_a_source_folder_is_a_conflict(live: LiveFactory) -> Non
         response = operator.post("/v1/blocklist/rebuild")
     assert response.status_code == 409
     assert "GUARD_BLOCKLIST_SOURCE_DIR" in response.json()["detail"]
+
+
+def test_etags_and_if_match(live: LiveFactory, tmp_path: Path) -> None:
+    """Each answer tags the generation; a change sent with a stale If-Match is refused (409)
+    and saves nothing; a malformed one is a 400."""
+    source = tmp_path / "figures"
+    (source / "tom-hanks").mkdir(parents=True)
+    (source / "tom-hanks" / "1.png").write_bytes(sample_bytes("tom_hanks"))
+    service = live(blocklist_source_dir=source)
+    figure = {"figure_id": "tom-hanks", "name": "Tom Hanks"}
+    with service.client(role=Role.OPERATOR) as operator:
+        listed = operator.get("/v1/blocklist")
+        tag = listed.headers["ETag"]
+        assert tag == f'"{listed.json()["generation"]}"'
+        added = operator.post(
+            "/v1/blocklist/figures",
+            headers={"If-Match": tag},
+            data={"params": json.dumps(figure)},
+            files={"images": HANKS["image"]},
+        )
+        assert added.status_code == 201, added.text
+        assert added.headers["ETag"] == f'"{int(tag[1:-1]) + 1}"'
+        stale = operator.delete("/v1/blocklist/figures/tom-hanks", headers={"If-Match": tag})
+        assert stale.status_code == 409
+        assert "this change was based on" in stale.json()["detail"]
+        assert operator.post("/v1/blocklist/rebuild", headers={"If-Match": tag}).status_code == 409
+        for malformed in ("12", 'W/"3"', '"x"', '"1", "2"'):
+            refused = operator.delete(
+                "/v1/blocklist/figures/tom-hanks", headers={"If-Match": malformed}
+            )
+            assert refused.status_code == 400, (malformed, refused.text)
+        assert [f["id"] for f in operator.get("/v1/blocklist").json()["figures"]] == ["tom-hanks"]
+        removed = operator.delete(
+            "/v1/blocklist/figures/tom-hanks", headers={"If-Match": added.headers["ETag"]}
+        )
+        assert removed.status_code == 200
+        assert removed.headers["ETag"] == f'"{int(tag[1:-1]) + 2}"'
+        rebuilt = operator.post(
+            "/v1/blocklist/rebuild", headers={"If-Match": removed.headers["ETag"]}
+        )
+        assert (
+            rebuilt.status_code == 200
+            and rebuilt.headers["ETag"] == f'"{rebuilt.json()["generation"]}"'
+        )

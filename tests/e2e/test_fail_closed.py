@@ -3,9 +3,7 @@ are 503 with reason ``unavailable`` (never an allow) and ``/readyz`` says not re
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +11,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from guard.api import Role
+from tests.support.blocklists import flip_index_byte
 from tests.support.databases import POSTGRES_ADMIN_URL
 from tests.support.live import LiveFactory, LiveService, image_part, params
 
@@ -61,10 +60,7 @@ def test_database_unreachable_is_503_and_not_ready(live: LiveFactory) -> None:
 
 def test_corrupt_blocklist_is_503_unavailable_and_not_ready(live: LiveFactory) -> None:
     service = live()
-    directory = Path(service.guard.settings.blocklist_path)
-    manifest = json.loads((directory / "manifest.json").read_text())
-    index = directory / manifest["index_file"]
-    index.write_bytes(b"\x00" * index.stat().st_size + b"corrupt")
+    flip_index_byte(service.guard.db)  # before this guard has loaded it
     with service.client() as api:
         response = api.post("/v1/checks", data=params(operation="relight"), files=image_part())
     assert response.status_code == 503

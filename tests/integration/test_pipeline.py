@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from guard.media import RGBImage, encode_image
 from guard.policy import ReasonCode, Verdict
 from guard.safety import NsfwScore
 from guard.samples import TRANSFORMS, SampleName, sample_bytes, sample_rgb
+from tests.support.blocklists import flip_index_byte, forget_blocklist
 from tests.support.guards import GuardFactory
 from tests.support.photos import ENROLL, PORTRAIT, crop
 from tests.support.registry import (
@@ -211,24 +211,24 @@ def _assert_unavailable(decision: object) -> None:
     assert decision.reason_codes == ("unavailable",)  # type: ignore[attr-defined]
 
 
-def test_corrupt_blocklist_denies_unavailable(guard: Guard) -> None:
+def test_corrupt_blocklist_denies_unavailable(guard: Guard, make_guard: GuardFactory) -> None:
     enroll_model(guard)
     image = crop("t1", PORTRAIT)
     assert check(guard, image).allowed  # type: ignore[attr-defined]
-    manifest = json.loads(guard.blocklists.manifest_path.read_text())
-    index_file = guard.blocklists.directory / manifest["index_file"]
-    data = bytearray(index_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    index_file.write_bytes(bytes(data))
-    _assert_unavailable(check(guard, image))
-    result = guard.edit(EditRequest(image=image, operation="relight", requester=REQUESTER))
+    flip_index_byte(guard.db)
+    # A generation is verified when a process loads it: a guard starting now (another host,
+    # a restart) reads the damaged row and denies.
+    restarted = make_guard()
+    _assert_unavailable(check(restarted, image))
+    result = restarted.edit(EditRequest(image=image, operation="relight", requester=REQUESTER))
     assert result.image is None
     _assert_unavailable(result.decision)
 
 
 def test_missing_blocklist_denies_unavailable(guard: Guard) -> None:
     enroll_model(guard)
-    guard.blocklists.manifest_path.unlink()
+    guard.blocklists.poll_s = 0.0  # the next decision asks the database
+    forget_blocklist(guard.db)
     _assert_unavailable(check(guard, crop("t1", PORTRAIT)))
 
 

@@ -1,5 +1,5 @@
 """Blocklist search (issue 18): exact below the size limit, IVF with an exact re-rank above it,
-removal, adding after training, the saved bytes and the store's generations."""
+removal, adding after training, the saved bytes and the stored generations."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import faiss
 import numpy as np
 import pytest
 
-from guard.identity import Blocklist, BlocklistStore
+from guard.db import Database
+from guard.identity import Blocklist
 from guard.identity import blocklist as blocklist_module
 from guard.identity.vector_index import VectorIndex
+from tests.support.blocklists import newest_row, store_on, write_legacy_folder
 
 D = 128
 LIMIT = 5_000  # a small size limit so that the IVF path runs on ~20k vectors
@@ -151,18 +153,19 @@ def figures_blocklist(vectors: np.ndarray) -> Blocklist:
 
 
 def test_store_generations_with_the_ivf_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(blocklist_module, "EXACT_LIMIT", 1_000)
     vectors = clustered(8_000, seed=4)
     blocklist = figures_blocklist(vectors)
     assert blocklist.index.approximate
-    store = BlocklistStore(tmp_path)
+    db = Database(database_url)
+    store = store_on(db)
     store.replace(blocklist)
-    assert json.loads(store.manifest_path.read_text())["format"] == 2
+    assert newest_row(db).format == 2
     queries = noisy(vectors[::400], seed=6)
     expected = blocklist.match(list(queries))
-    loaded = store.current()
+    loaded = store.load()
     assert loaded.index.approximate and loaded.match(list(queries)) == expected
     assert expected[0][0].figure_id == "f0"
 
@@ -170,29 +173,31 @@ def test_store_generations_with_the_ivf_path(
     assert all(c.figure_id != "f0" for c in store.current().match([vectors[0]])[0])
     extra = clustered(4, seed=11)
     store.update(lambda b: b.add_figure("late", "Late Addition", list(extra)))
-    best = store.current().match([extra[2]])[0][0]
+    best = store.load().match([extra[2]])[0][0]
     assert best.figure_id == "late" and best.similarity == pytest.approx(1.0, abs=1e-5)
-    assert json.loads(store.manifest_path.read_text())["generation"] == 3
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [".write.lock", "figures-3.json", "index-3.faiss", "manifest.json"]
+    assert store.newest_generation() == 3
+    db.dispose()
 
 
-def test_a_format_1_store_still_loads(tmp_path: Path) -> None:
-    """A blocklist saved before issue 18 (bare IndexIDMap2, format 1) loads and matches."""
+def test_a_format_1_store_still_loads(database_url: str, tmp_path: Path) -> None:
+    """A blocklist saved before issue 18 (bare IndexIDMap2, format 1) imports and matches, and
+    is saved as format 2 on its next change."""
     import hashlib
 
     vectors = clustered(8)
-    store = BlocklistStore(tmp_path)
-    store.replace(figures_blocklist(vectors))
-    manifest = json.loads(store.manifest_path.read_text())
+    folder = write_legacy_folder(tmp_path / "blocklist", figures_blocklist(vectors))
+    manifest = json.loads((folder / "manifest.json").read_text())
     old = faiss.IndexIDMap2(faiss.IndexFlatIP(D))
     old.add_with_ids(vectors, np.arange(1, 9, dtype=np.int64))
     old_bytes = faiss.serialize_index(old).tobytes()
-    (tmp_path / manifest["index_file"]).write_bytes(old_bytes)
+    (folder / manifest["index_file"]).write_bytes(old_bytes)
     manifest.update(format=1, index_sha256=hashlib.sha256(old_bytes).hexdigest())
-    store.manifest_path.write_text(json.dumps(manifest))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    db = Database(database_url)
+    store = store_on(db, legacy_dir=folder)
     loaded = store.current()
     assert [hits[0].figure_id for hits in loaded.match([vectors[1], vectors[6]])] == ["f0", "f1"]
     store.update(lambda b: b.remove_figure("f0"))
-    assert json.loads(store.manifest_path.read_text())["format"] == 2
-    assert [f.id for f in store.current().list_figures()] == ["f1"]
+    assert newest_row(db).format == 2
+    assert [f.id for f in store.load().list_figures()] == ["f1"]
+    db.dispose()
