@@ -20,7 +20,7 @@ cannot be read (registry, blocklist, policy, keys) yields a ``deny`` with reason
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -60,7 +60,14 @@ from guard.provenance import (
     VerificationReport,
     parent_ingredient,
 )
-from guard.recording import DecisionRecorder, Release, StageTimer
+from guard.recording import (
+    DecisionRecorder,
+    Release,
+    StageTimer,
+    enqueuing,
+    finishing,
+    result_of,
+)
 from guard.request_checks import check_edit_request, check_stamp_request
 from guard.requests import (
     CheckRequest,
@@ -83,31 +90,6 @@ def _ignore_phase(_phase: EditPhase) -> None:
     """The phase callback of a caller that did not ask for one."""
 
 
-def _result_of(
-    released: Release,
-    *,
-    input_decision: Decision,
-    input_sha256: str,
-    editor: str,
-    earlier: tuple[Receipt, ...] = (),
-    editor_record: Mapping[str, str | int | float | bool] | None = None,
-) -> Result:
-    """The result of a flow that reached the release (``earlier``: receipts before it)."""
-    stamped = released.stamped
-    return Result(
-        decision=released.decision,
-        input_decision=input_decision,
-        output_decision=released.decision,
-        image=stamped.data if stamped else None,
-        input_sha256=input_sha256,
-        output_sha256=stamped.sha256 if stamped else None,
-        editor=editor,
-        provenance=stamped,
-        receipts=(*earlier, *released.receipts),
-        editor_record=editor_record or {},
-    )
-
-
 class Guard:
     """The library entry point. Thread-safe; build one per process and reuse it.
 
@@ -118,7 +100,8 @@ class Guard:
     - ``keys`` (:class:`~guard.secrets.Keyring`): the HMAC and template keys, re-read when
       their files change;
     - ``registry`` (:class:`~guard.identity.ConsentRegistry`): subjects, templates, grants;
-    - ``blocklists`` (:class:`~guard.identity.BlocklistStore`): ``current()``, ``update()``;
+    - ``blocklists`` (:class:`~guard.identity.BlocklistStore`): ``current()``, ``update()``
+      (in the database; each process polls it, ``GUARD_BLOCKLIST_POLL_S``);
     - ``policies`` (:class:`~guard.policy.PolicySource`): ``current()``;
     - ``audit`` (:class:`~guard.audit.AuditLog`): entries, receipts, checkpoints;
     - ``provenance`` (:class:`~guard.provenance.Provenance`): stamping and the manifest store;
@@ -147,7 +130,10 @@ class Guard:
         self.provenance = provenance or Provenance(self.settings, self.db)
         self.audit = audit or open_audit_log(self.settings, self.db)
         self.blocklists = BlocklistStore(
-            self.settings.blocklist_path,
+            self.db,
+            self.keys.cipher,
+            poll_s=self.settings.blocklist_poll_s,
+            legacy_dir=self.settings.blocklist_path,
             on_saved=self._audit_blocklist_change,
         )
         self._editor = editor
@@ -283,22 +269,12 @@ class Guard:
         )
         return gate.decision, receipt
 
-    def edit(
-        self,
-        request: EditRequest,
-        *,
-        progress: ProgressCallback | None = None,
-        phase: PhaseCallback | None = None,
-    ) -> Result:
-        """Gate the input, run the editor, scan the output, stamp and return it if allowed.
-
-        ``phase(name)`` is told each :data:`~guard.requests.EditPhase` as it starts, so a
-        progress display says "editing" only once the editor runs; ``progress(done, total)`` is
-        told the editor's steps."""
-        tell = phase or _ignore_phase
-        editor = self.editor
-        # Everything that could fail after the input decision is audited is checked first: a
-        # malformed edit is refused (InvalidInput) with nothing decided or audited.
+    def _checked_edit(
+        self, request: EditRequest, editor: Editor
+    ) -> Mapping[str, str | int | float | bool]:
+        """Everything that could fail after the input decision is audited, checked first: a
+        malformed edit is refused (:class:`InvalidInput`) with nothing decided or audited.
+        Returns the editor's record of the edit."""
         check_request_text(
             requester=request.requester, operation=request.operation, prompt=request.prompt
         )
@@ -311,6 +287,50 @@ class Guard:
         # then what any editor's must be (a plug-in editor may check less) and the format.
         record = editor.describe(request.operation, request.params, request.prompt)
         check_edit_request(request)
+        return record
+
+    def admit_edit(
+        self, request: EditRequest, *, enqueue: Callable[[Session, Decision, Receipt], None]
+    ) -> tuple[Decision, Receipt]:
+        """The input gate of an edit that runs later (a job): the edit is checked as
+        :meth:`edit` checks it, its input decided and audited; when allowed, ``enqueue(session,
+        decision, receipt)`` writes in the decision's own transaction (the job and its queue
+        entry), so an admitted edit is never lost and a denied one never becomes a job."""
+        self._checked_edit(request, self.editor)
+        decoded = self.decode(request.image)
+        gate = self._gate.decide_input(
+            decoded.rgb,
+            requester=request.requester,
+            operation=request.operation,
+            prompt=request.prompt,
+        )
+        receipt = self._recorder.record(
+            gate.decision,
+            request.requester,
+            request.operation,
+            decoded.sha256,
+            within=enqueuing(enqueue, gate.decision) if gate.decision.allowed else None,
+        )
+        return gate.decision, receipt
+
+    def edit(
+        self,
+        request: EditRequest,
+        *,
+        progress: ProgressCallback | None = None,
+        phase: PhaseCallback | None = None,
+        finish: Callable[[Session, Result], None] | None = None,
+    ) -> Result:
+        """Gate the input, run the editor, scan the output, stamp and return it if allowed.
+
+        ``phase(name)`` is told each :data:`~guard.requests.EditPhase` as it starts, so a
+        progress display says "editing" only once the editor runs; ``progress(done, total)`` is
+        told the editor's steps (either may raise to stop the edit: nothing is released).
+        ``finish(session, result)`` writes in the release entry's transaction: if it raises,
+        the release is rolled back and nothing was released (a job that lost its claim)."""
+        tell = phase or _ignore_phase
+        editor = self.editor
+        record = self._checked_edit(request, editor)
         tell("input_gate")
         decoded = self.decode(request.image)
         gate = self._gate.decide_input(
@@ -358,6 +378,18 @@ class Guard:
             parent=parent_ingredient(decoded, request.image),
             editor_record=record,
         )
+
+        def edit_result(released: Release) -> Result:
+            return result_of(
+                released,
+                input_decision=gate.decision,
+                input_sha256=decoded.sha256,
+                editor=editor.name,
+                earlier=(input_receipt,),
+                editor_record=record,
+            )
+
+        along = None if finish is None else finishing(finish, edit_result)
         released = self._recorder.release(
             edited,
             request.output_format,
@@ -365,15 +397,9 @@ class Guard:
             requester=request.requester,
             input_sha256=decoded.sha256,
             grants_from=gate.decision,
+            finish=along,
         )
-        return _result_of(
-            released,
-            input_decision=gate.decision,
-            input_sha256=decoded.sha256,
-            editor=editor.name,
-            earlier=(input_receipt,),
-            editor_record=record,
-        )
+        return edit_result(released)
 
     def stamp(self, request: StampRequest) -> Result:
         """Scan an image another generator made; watermark, sign and return it if allowed."""
@@ -407,7 +433,7 @@ class Guard:
             grants_from=gate.decision,
         )
         # A stamp has one decision: the scan of the image it was given is its input and output.
-        return _result_of(
+        return result_of(
             released,
             input_decision=released.decision,
             input_sha256=decoded.sha256,

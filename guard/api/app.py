@@ -26,7 +26,16 @@ from guard.api.gateway import envoy
 from guard.api.json_text import JsonTextCheck
 from guard.api.metrics import RequestMetricsMiddleware
 from guard.api.problems import install_handlers
-from guard.api.routes import audit, blocklist, consent_requests, decisions, ops, registry, usage
+from guard.api.routes import (
+    audit,
+    blocklist,
+    consent_requests,
+    decisions,
+    jobs,
+    ops,
+    registry,
+    usage,
+)
 from guard.api.schemas import Problem
 from guard.api.service import Service
 from guard.api.uploads import BodySizeLimit
@@ -76,6 +85,7 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
         description=DESCRIPTION,
         openapi_tags=[
             {"name": "decisions", "description": "Checks, edits, stamps and verification."},
+            {"name": "jobs", "description": "Long edits as jobs: progress, result, webhooks."},
             {"name": "registry", "description": "Subjects (people) and consent grants."},
             {"name": "blocklist", "description": "The public-figure blocklist (operator)."},
             {"name": "audit", "description": "The tamper-evident log (admin, auditor)."},
@@ -86,7 +96,7 @@ def create_app(settings: Settings | None = None, *, guard: Guard | None = None) 
     )
     app.state.service = service
     install_handlers(app)
-    for module in (decisions, registry, consent_requests, blocklist, audit, usage, ops):
+    for module in (decisions, jobs, registry, consent_requests, blocklist, audit, usage, ops):
         app.include_router(module.router)
     app.include_router(envoy.router)
     # The person's own pages (/consent/{token}, /me) and their static assets (guard/web).

@@ -15,9 +15,11 @@ from guard.api.gateway.routes import RouteMap
 from guard.api.keys import ApiKey, ApiKeyStore
 from guard.api.limits import Limits, open_limits
 from guard.api.metrics import ServiceMetrics
+from guard.api.views import outcome_view
 from guard.audit import usage_flag_entry
 from guard.config import Settings
 from guard.errors import RateLimited, Unavailable
+from guard.jobs import EditJobs
 from guard.pipeline import Guard
 from guard.policy import Decision, MonitoringRules
 from guard.requests import EditRequest, Result
@@ -38,6 +40,7 @@ class Service:
     gateway: GatewayFlow
     _monitor: UsageMonitor | None = None
     _monitor_hasher: KeyedHasher | None = None
+    _jobs: EditJobs | None = None
 
     @classmethod
     def build(cls, settings: Settings, guard: Guard | None = None) -> Service:
@@ -57,6 +60,14 @@ class Service:
     def admission(self) -> Admission:
         """This worker's one admission, shared by every route and the gateway flow."""
         return self.gateway.admission
+
+    @property
+    def jobs(self) -> EditJobs:
+        """Edit jobs (``/v1/jobs``), each finished one kept in its tenant's view."""
+        if self._jobs is None:
+            guard = self.guard
+            self._jobs = EditJobs(guard, view=outcome_view(lambda: guard.registry))
+        return self._jobs
 
     def edit(self, request: EditRequest) -> Result:
         """``Guard.edit`` (holding an admission place), reporting its steps as

@@ -15,6 +15,7 @@ from guard.audit import Receipt
 from guard.errors import NotFound
 from guard.identity import ConsentGrant, ConsentRegistry, PublicFigure, Subject
 from guard.provenance import StampedImage
+from guard.requests import Result
 
 
 def own_subject(registry: ConsentRegistry, subject_id: str, tenant: str) -> Subject:
@@ -56,6 +57,33 @@ def image_body(stamped: StampedImage) -> dict[str, Any]:
         "sha256": stamped.sha256,
         "data_base64": base64.b64encode(stamped.data).decode("ascii"),
     }
+
+
+def outcome_body(result: Result, hidden: Callable[[str], bool]) -> dict[str, Any]:
+    """An edit's or stamp's decisions, receipts and provenance as one tenant may see them,
+    with the image described but not included (an edit job's stored outcome)."""
+    body: dict[str, Any] = {
+        "decision": result.decision.to_dict(hidden=hidden),
+        "input_decision": result.input_decision.to_dict(hidden=hidden),
+        "receipts": [receipt_body(r) for r in result.receipts],
+    }
+    if result.provenance is not None:
+        stamped = result.provenance
+        body["image"] = {"media_type": stamped.mime_type, "sha256": stamped.sha256}
+        body["provenance"] = provenance_body(stamped)
+        body["editor"] = {"name": result.editor, "record": dict(result.editor_record)}
+    return body
+
+
+def outcome_view(
+    registry: Callable[[], ConsentRegistry],
+) -> Callable[[Result, str], dict[str, Any]]:
+    """``view(result, tenant)``: :func:`outcome_body` for ``tenant`` (what an edit job keeps)."""
+
+    def view(result: Result, tenant: str) -> dict[str, Any]:
+        return outcome_body(result, hidden_from(registry(), tenant))
+
+    return view
 
 
 def provenance_body(stamped: StampedImage) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from guard.cli.init import init, secrets_app, serve
 from guard.cli.keys import keys_app
 from guard.cli.policy import policy_app
 from guard.cli.subjects import subjects_app
+from guard.cli.worker import worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Likeness Guard")
-for command in (init, serve, serve_ext_proc, check, edit, stamp, verify, demo):
+for command in (init, serve, serve_ext_proc, worker, check, edit, stamp, verify, demo):
     app.command()(command)
 for name, sub_app in (
     ("secrets", secrets_app),

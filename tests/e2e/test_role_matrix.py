@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from guard import Guard
 from guard.api import ApiKeyStore, Role
 from guard.api.flags import FlagStore
 from guard.identity import Blocklist
+from guard.jobs.records import NewJob, new_job_id
+from guard.jobs.store import JobStore
 from guard.safety import UsageAlert
 from guard.samples import sample_bytes
 from tests.support.live import LiveFactory, LiveService, image_part, params
@@ -48,6 +52,7 @@ class Owned:
     grant_id: str
     entry_index: int
     decision_id: str
+    job_id: str
     made: int = 0
 
     def fresh_subject(self) -> str:
@@ -328,6 +333,43 @@ ENDPOINTS = [
         lambda o: ("GET", "/v1/audit/export", {}),
         tenant_scoped=False,
     ),
+    # edit jobs (on SQLite a submission is 503: jobs need PostgreSQL's queue; the job acme owns
+    # was cancelled, so its event stream ends at once and it has no result: 409)
+    Endpoint(
+        "POST /v1/jobs",
+        WRITERS,
+        lambda o: (
+            "POST",
+            "/v1/jobs",
+            {"data": params(operation="relight"), "files": image_part()},
+        ),
+        ok=503,
+        tenant_scoped=False,
+    ),
+    Endpoint(
+        "GET /v1/jobs/webhook-secret",
+        WRITERS,
+        lambda o: ("GET", "/v1/jobs/webhook-secret", {}),
+        tenant_scoped=False,
+    ),
+    Endpoint("GET /v1/jobs/{job_id}", TENANT_ROLES, lambda o: ("GET", f"/v1/jobs/{o.job_id}", {})),
+    Endpoint(
+        "GET /v1/jobs/{job_id}/events",
+        TENANT_ROLES,
+        lambda o: ("GET", f"/v1/jobs/{o.job_id}/events", {}),
+    ),
+    Endpoint(
+        "GET /v1/jobs/{job_id}/result",
+        WRITERS,
+        lambda o: ("GET", f"/v1/jobs/{o.job_id}/result", {}),
+        ok=409,
+    ),
+    Endpoint(
+        "DELETE /v1/jobs/{job_id}",
+        WRITERS,
+        lambda o: ("DELETE", f"/v1/jobs/{o.job_id}", {}),
+        ok=409,
+    ),
     # usage flags
     Endpoint("GET /v1/flags", ADMIN, lambda o: ("GET", "/v1/flags", {}), tenant_scoped=False),
     Endpoint(
@@ -361,7 +403,27 @@ def owned(live: LiveFactory) -> Owned:
     assert check.status_code == 200, check.text
     decision_id = check.json()["decision"]["decision_id"]
     entry_index = guard.audit.receipt_for_decision(decision_id).leaf_index
-    return Owned(service, subject.id, grant.id, entry_index, decision_id)
+    return Owned(service, subject.id, grant.id, entry_index, decision_id, _cancelled_job(guard))
+
+
+def _cancelled_job(guard: Guard) -> str:
+    """A job of acme's, written as the service writes one (submitting needs PostgreSQL)."""
+    store = JobStore(guard.db, guard.keys.cipher, max_attempts=3, result_retention=timedelta(1))
+    job = NewJob(
+        tenant="acme",
+        requester="acme/app",
+        key_id="k",
+        operation="relight",
+        request={"prompt": "", "params": {}, "output_format": "png"},
+        image=sample_bytes("coffee"),
+        input_sha256="0" * 64,
+        webhook_url=None,
+    )
+    job_id = new_job_id()
+    with guard.db.transaction() as session:
+        store.create(session, job, job_id=job_id, decision_id="dec_x", leaf=0)
+    store.request_cancel(job_id, "acme")
+    return job_id
 
 
 def _expected(endpoint: Endpoint, tenant: str, role: Role) -> int:

@@ -196,6 +196,40 @@ def test_bad_requests_and_timeouts(make_guard: GuardFactory, tiny_models: dict[s
     assert _manifests(guard) == 0
 
 
+class _Stop(Exception):
+    """What an edit job's step callback raises when its job was cancelled."""
+
+
+def test_a_step_callback_that_raises_stops_the_model_and_nothing_is_released(
+    make_guard: GuardFactory, tiny_models: dict[str, Path]
+) -> None:
+    """How a cancelled edit job stops a diffusion edit mid-run (guard/jobs/service.py)."""
+    guard = make_guard(
+        editor="diffusers",
+        diffusers_model_dir=tiny_models["StableDiffusionInstructPix2PixPipeline"],
+        diffusers_resolution=96,
+        diffusers_steps=8,
+    )
+    enroll_model(guard, scopes=("prompt_edit",))
+    steps: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        steps.append(done)
+        if done == 3:
+            raise _Stop
+
+    request = EditRequest(
+        image=crop("t1", PORTRAIT), operation="prompt_edit", requester=REQUESTER, prompt="snow"
+    )
+    with pytest.raises(_Stop):
+        guard.edit(request, progress=progress)
+    assert steps == [1, 2, 3]  # steps 4-8 never ran
+    entries = guard.audit.entries(limit=guard.audit.size())
+    assert [e["stage"] for _, e in entries if e["kind"] == "decision"] == ["input"]
+    assert not any(e["kind"] == "release" for _, e in entries)
+    assert _manifests(guard) == 0
+
+
 def _manifests(guard: Guard) -> int:
     with guard.db.transaction() as session:
         return int(session.scalar(select(func.count()).select_from(ManifestRow)) or 0)

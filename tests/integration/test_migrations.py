@@ -28,7 +28,11 @@ TABLES = {
     "audit_reason_index",
     "audit_ref_index",
     "console_sessions",
+    "blocklist_generations",
+    "edit_jobs",
 }
+JOB_TABLES = {"edit_jobs"}
+BLOCKLIST_TABLES = {"blocklist_generations"}
 CONSOLE_TABLES = {"audit_index", "audit_reason_index", "audit_ref_index", "console_sessions"}
 API_TABLES = {"api_keys", "usage_flags"}
 PAGE_TABLES = {"consent_requests", "management_links"}
@@ -43,9 +47,29 @@ def test_plain_postgresql_urls_use_psycopg() -> None:
 
 
 def _tables(url: str) -> set[str]:
+    """The guard's own tables; procrastinate's (PostgreSQL only) are :func:`_queue_objects`."""
     engine = create_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        return {name for name in names if not name.startswith("procrastinate_")}
+    finally:
+        engine.dispose()
+
+
+def _queue_objects(url: str) -> tuple[int, int]:
+    """How many procrastinate tables and functions the database holds (0, 0 on SQLite)."""
+    if not url.startswith("postgresql"):
+        return 0, 0
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            tables = connection.execute(
+                text("select count(*) from pg_tables where tablename like 'procrastinate%'")
+            ).scalar_one()
+            functions = connection.execute(
+                text("select count(*) from pg_proc where proname like 'procrastinate%'")
+            ).scalar_one()
+        return int(tables), int(functions)
     finally:
         engine.dispose()
 
@@ -54,8 +78,11 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
-    assert current_revision(empty_database_url) == "0011"
+    assert current_revision(empty_database_url) == "0013"
     assert _tables(empty_database_url) == TABLES
+    on_postgresql = empty_database_url.startswith("postgresql")
+    tables, functions = _queue_objects(empty_database_url)
+    assert (tables >= 4 and functions >= 10) if on_postgresql else (tables, functions) == (0, 0)
     engine = create_engine(empty_database_url)
     with engine.connect() as connection:
         assert (
@@ -64,8 +91,13 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
         )
     engine.dispose()
     upgrade_to_head(empty_database_url)  # idempotent
+    downgrade_to(empty_database_url, "0012")
+    assert _tables(empty_database_url) == TABLES - JOB_TABLES
+    assert _queue_objects(empty_database_url) == (0, 0)  # the queue's schema goes with 0013
+    downgrade_to(empty_database_url, "0011")
+    assert _tables(empty_database_url) == TABLES - JOB_TABLES - BLOCKLIST_TABLES
     downgrade_to(empty_database_url, "0009")
-    older = TABLES - CONSOLE_TABLES
+    older = TABLES - JOB_TABLES - BLOCKLIST_TABLES - CONSOLE_TABLES
     assert _tables(empty_database_url) == older
     downgrade_to(empty_database_url, "0007")
     assert _tables(empty_database_url) == older - PAGE_TABLES
@@ -82,6 +114,7 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
     assert _tables(empty_database_url) == TABLES
+    assert _queue_objects(empty_database_url) == (tables, functions)  # all of it back
 
 
 @pytest.mark.storage

@@ -37,6 +37,7 @@ COMMON_ERRORS: Responses = {
 }
 NOT_FOUND: Responses = {404: _problem_doc("No such object in this tenant.")}
 CONFLICT: Responses = {409: _problem_doc("The change conflicts with the current state.")}
+GONE: Responses = {410: _problem_doc("It existed, and was deleted when its retention ended.")}
 UPLOAD_ERRORS: Responses = {
     400: _problem_doc("The upload is malformed."),
     413: _problem_doc("The body or image is over a size or pixel limit."),

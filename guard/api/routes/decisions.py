@@ -45,8 +45,8 @@ from guard.api.uploads import image_bytes
 from guard.api.views import (
     hidden_from,
     image_body,
+    outcome_body,
     own_subject,
-    provenance_body,
     receipt_body,
 )
 from guard.audit import Receipt
@@ -61,7 +61,7 @@ ParamsPart = Annotated[str, Form(description="JSON; see the schema named in the 
 ImagePart = Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF.")]
 
 
-def _params(raw: str, model: type[Model]) -> Model:
+def params_part(raw: str, model: type[Model]) -> Model:
     """A ``params`` part (JSON). Strings holding a lone surrogate (``"\\ud800"``) are no text:
     422 ``invalid_text``, as for a JSON body, before the part is read into ``model``."""
     if lone_surrogate_in(raw):
@@ -86,15 +86,7 @@ def _release(
             input_decision=result.input_decision.to_dict(hidden=hidden),
             receipts=receipts,
         )
-    return {
-        "decision": result.decision.to_dict(hidden=hidden),
-        "input_decision": result.input_decision.to_dict(hidden=hidden),
-        "receipts": receipts,
-        "image": image_body(result.provenance),
-        "provenance": provenance_body(result.provenance),
-        "editor": {"name": result.editor, "record": dict(result.editor_record)},
-        **extra,
-    }
+    return {**outcome_body(result, hidden), "image": image_body(result.provenance), **extra}
 
 
 # Both bodies a check takes, written out: FastAPI derives a request body from the handler's
@@ -140,7 +132,7 @@ async def check_input(request: Request) -> tuple[CheckParams, bytes | None]:
         params, image = form.get("params"), form.get("image")
         if not isinstance(params, str):
             raise InvalidInput("the 'params' part (JSON: operation, prompt) is missing")
-        parsed = _params(params, CheckParams)
+        parsed = params_part(params, CheckParams)
         if isinstance(image, StarletteUpload):
             return parsed, await image_bytes(image, "image")
         if image:  # a text part where a file belongs
@@ -196,7 +188,7 @@ async def create_edit(
 ) -> Any:
     """Run an edit through the whole guard. The stamped image comes back inline
     (``image.data_base64``) in the same response; it is not kept by the service."""
-    parsed = _params(params, EditParams)
+    parsed = params_part(params, EditParams)
     data = await image_bytes(image, "image")
     service = service_of(request)
     for subject_id in parsed.subject_ids:
@@ -241,7 +233,7 @@ async def create_stamp(
 ) -> Any:
     """The post-generation half of a gateway: the output is scanned under the policy's output
     rules; if allowed it is watermarked, signed and audited, and comes back inline."""
-    parsed = _params(params, StampParams)
+    parsed = params_part(params, StampParams)
     data = await image_bytes(image, "image")
     source = await image_bytes(source_image, "source_image") if source_image else None
     service = service_of(request)

@@ -1,0 +1,295 @@
+"""``EditJobs``: submit an edit as a job, run one job, deliver its webhook.
+
+The API submits (:meth:`EditJobs.submit`): the edit is checked and its input decided and
+audited exactly as ``/v1/edits`` does; an allowed input becomes a queued job (row and queue
+entry) in the transaction of the audit entry that admitted it. The worker runs it
+(:meth:`EditJobs.run`): the whole guarded edit again (the input is decided again when it runs,
+so consent withdrawn while it waited is honoured), reporting phases and steps; the stamped
+result is stored in the same transaction as its release entry, and only if this run still owns
+the job, so a job releases at most one output however often its workers die.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import procrastinate
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from guard.audit import Receipt
+from guard.errors import GuardError, RateLimited, Unavailable
+from guard.identity import tenant_of
+from guard.jobs.queue import create_deferrer, create_queue_app, defer_edit, defer_webhook
+from guard.jobs.records import (
+    Claim,
+    EditJobRow,
+    Job,
+    JobState,
+    JobSuperseded,
+    NewJob,
+    new_job_id,
+)
+from guard.jobs.store import JobStore
+from guard.jobs.webhooks import check_webhook_url, send, signed_delivery, webhook_secret
+from guard.pipeline import Guard
+from guard.policy import Decision
+from guard.requests import EditPhase, EditRequest, Result
+
+OutcomeView = Callable[[Result, str], dict[str, Any]]
+"""``view(result, tenant)``: the finished edit as that tenant may see it (the API's own body
+for an edit, without the image): stored with the job when it ends."""
+
+PROGRESS_EVERY_S = 0.25  # steps reported (and cancellation looked for) at most this often
+
+
+class JobStopped(GuardError):
+    """The run stopped between steps: its job was cancelled, or another run owns it now."""
+
+    code = "job_stopped"
+    http_status = 409
+
+
+class WorkerStopping(Unavailable):
+    """The worker is shutting down: the run stops and its job is queued again."""
+
+
+class WebhookNotDelivered(Unavailable):
+    """The receiver did not answer 2xx: the delivery is tried again later."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What :meth:`EditJobs.submit` ends with: the input decision and, if allowed, the job."""
+
+    decision: Decision
+    receipt: Receipt
+    job: Job | None
+
+
+class EditJobs:
+    """Edit jobs of one guard (its database, keys and settings)."""
+
+    def __init__(self, guard: Guard, *, view: OutcomeView | None = None) -> None:
+        settings = guard.settings
+        self.guard = guard
+        self.settings = settings
+        self.store = JobStore(
+            guard.db,
+            guard.keys.cipher,
+            max_attempts=settings.job_max_attempts,
+            result_retention=timedelta(hours=settings.job_result_hours),
+            on_finished=self._finished,
+        )
+        self._view = view
+        self._app: procrastinate.App | None = None
+        self._deferrer: procrastinate.App | None = None
+
+    @property
+    def queue_app(self) -> procrastinate.App:
+        """The worker's procrastinate app (:class:`Unavailable` naming GUARD_DATABASE_URL off
+        PostgreSQL)."""
+        if self._app is None:
+            self._app = create_queue_app(self.settings.database_url)
+        return self._app
+
+    @property
+    def deferrer(self) -> procrastinate.App:
+        """The app that queues work in a caller's transaction (same error off PostgreSQL)."""
+        if self._deferrer is None:
+            self._deferrer = create_deferrer(self.settings.database_url)
+        return self._deferrer
+
+    # submitting ------------------------------------------------------------------------------
+
+    def submit(
+        self, request: EditRequest, *, key_id: str, webhook_url: str | None = None
+    ) -> Submitted:
+        """Decide the input and, if allowed, queue the edit. Malformed edits and webhook URLs
+        are refused before anything is decided; a tenant over its queue is 429."""
+        deferrer = self.deferrer  # off PostgreSQL: 503 before anything is decided
+        tenant = tenant_of(request.requester)
+        if webhook_url is not None:
+            check_webhook_url(webhook_url, self.settings.webhook_origins)
+        self._check_room(tenant)
+        job_id = new_job_id()
+        new = NewJob(
+            tenant=tenant,
+            requester=request.requester,
+            key_id=key_id,
+            operation=request.operation,
+            request={
+                "prompt": request.prompt,
+                "params": dict(request.params),
+                "output_format": request.output_format,
+            },
+            image=request.image,
+            input_sha256=hashlib.sha256(request.image).hexdigest(),
+            webhook_url=webhook_url,
+        )
+
+        def enqueue(session: Session, decision: Decision, receipt: Receipt) -> None:
+            self.store.create(
+                session,
+                new,
+                job_id=job_id,
+                decision_id=decision.decision_id,
+                leaf=receipt.leaf_index,
+            )
+            defer_edit(deferrer, session, job_id)
+
+        decision, receipt = self.guard.admit_edit(request, enqueue=enqueue)
+        job = self.store.get(job_id, tenant) if decision.allowed else None
+        return Submitted(decision, receipt, job)
+
+    def _check_room(self, tenant: str) -> None:
+        limit = self.settings.job_max_queued_per_tenant
+        active = (JobState.QUEUED.value, JobState.RUNNING.value)
+        with self.guard.db.transaction() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(EditJobRow)
+                .where(EditJobRow.tenant == tenant, EditJobRow.state.in_(active))
+            )
+        if int(count or 0) >= limit:
+            raise RateLimited(
+                f"tenant {tenant} has {count} jobs queued or running, its limit "
+                f"(GUARD_JOB_MAX_QUEUED_PER_TENANT={limit}); submit more as these finish",
+                retry_after=5.0,
+            )
+
+    # running ---------------------------------------------------------------------------------
+
+    def run(self, job_id: str, *, stopping: Callable[[], bool] = lambda: False) -> Job | None:
+        """Run one job to its end (worker side). Returns the finished job, or ``None`` when
+        this run was stopped or superseded. :class:`WorkerStopping` when ``stopping()`` says the
+        worker is shutting down (the queue runs it again)."""
+        claimed = self.store.claim(job_id)
+        if isinstance(claimed, Job):
+            return claimed  # finished, cancelled or out of attempts: nothing to run
+        claim = claimed
+        view = self._outcome_view(tenant_of(claim.requester))
+        reporter = _Reporter(self.store, claim, stopping)
+
+        def finish(session: Session, result: Result) -> None:
+            assert result.image is not None and result.provenance is not None
+            self.store.finish(
+                session,
+                claim,
+                JobState.SUCCEEDED,
+                outcome=view(result),
+                result=(result.image, result.provenance.mime_type, result.provenance.sha256),
+            )
+
+        request = EditRequest(
+            image=claim.image,
+            operation=claim.operation,
+            requester=claim.requester,
+            prompt=str(claim.request.get("prompt", "")),
+            params=dict(claim.request.get("params", {})),
+            output_format=claim.request.get("output_format", "png"),
+        )
+        try:
+            result = self.guard.edit(
+                request, progress=reporter.progress, phase=reporter.phase, finish=finish
+            )
+        except (JobStopped, JobSuperseded):
+            if reporter.stopping():
+                raise WorkerStopping(f"the worker stopped during job {job_id}") from None
+            self.store.cancel_run(claim)
+            return None
+        except GuardError as exc:
+            if isinstance(exc, Unavailable):
+                raise  # the queue tries again (the database or a key may be back)
+            return self._end(claim, JobState.FAILED, outcome=None, error=exc.message)
+        if result.image is None:
+            return self._end(claim, JobState.DENIED, outcome=view(result), error=None)
+        return self.store.get(job_id, tenant_of(claim.requester))
+
+    def _outcome_view(self, tenant: str) -> Callable[[Result], dict[str, Any]]:
+        view = self._view
+        if view is None:
+            return lambda result: {"verdict": result.decision.verdict.value}
+        return lambda result: view(result, tenant)
+
+    def _end(
+        self, claim: Claim, state: JobState, *, outcome: dict[str, Any] | None, error: str | None
+    ) -> Job | None:
+        try:
+            with self.guard.db.transaction() as session:
+                row = self.store.finish(session, claim, state, outcome=outcome, error=error)
+                return Job.of(row)
+        except JobSuperseded:
+            return None
+
+    def _finished(self, session: Session, row: EditJobRow) -> None:
+        """Every job that ends with a webhook to send has it queued in the same transaction."""
+        if row.webhook_url is not None:
+            defer_webhook(self.deferrer, session, row.id)
+
+    # webhooks --------------------------------------------------------------------------------
+
+    def deliver_webhook(self, job_id: str, *, last: bool) -> bool:
+        """POST the finished job's webhook once; :class:`WebhookNotDelivered` to be tried
+        again (``last``: the final try, recorded as failed). Returns whether it was sent."""
+        target = self.store.webhook_target(job_id)
+        if target is None:
+            return False
+        job, url = target
+        check_webhook_url(url, self.settings.webhook_origins)  # the allow-list may have shrunk
+        secret = webhook_secret(self.guard.keys.hasher(), job.tenant)
+        delivery = signed_delivery(url, secret, f"dlv_{job.id}", {"job": webhook_job(job)})
+        try:
+            status = send(delivery, timeout_s=self.settings.webhook_timeout_s)
+        except OSError as exc:  # httpx's transport errors are OSErrors underneath
+            status, detail = 0, str(exc)
+        else:
+            detail = f"HTTP {status}"
+        delivered = 200 <= status < 300
+        self.store.webhook_tried(job_id, delivered=delivered, last=last)
+        if not delivered:
+            raise WebhookNotDelivered(f"the webhook of job {job_id} was not delivered: {detail}")
+        return True
+
+
+def webhook_job(job: Job) -> dict[str, Any]:
+    """What a webhook says about a job (no image; the tenant's own view of its decisions)."""
+    decision = (job.outcome or {}).get("decision")
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "operation": job.operation,
+        "error": job.error,
+        "decision": decision,
+        "result_sha256": job.result_sha256,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+class _Reporter:
+    """A run's phase and step callbacks: written to the job (steps at most every
+    :data:`PROGRESS_EVERY_S`), each write also asking whether the run should stop."""
+
+    def __init__(self, store: JobStore, claim: Claim, stopping: Callable[[], bool]) -> None:
+        self._store, self._claim, self.stopping = store, claim, stopping
+        self._last = 0.0
+
+    def phase(self, name: EditPhase) -> None:
+        self._stop_if(self._store.report(self._claim, phase=name))
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < PROGRESS_EVERY_S:
+            self._stop_if(False)
+            return
+        self._last = now
+        self._stop_if(self._store.report(self._claim, done=done, total=total))
+
+    def _stop_if(self, stop: bool) -> None:
+        if stop or self.stopping():
+            raise JobStopped(f"job {self._claim.job_id} stops")
