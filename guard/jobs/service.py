@@ -12,6 +12,7 @@ the job, so a job releases at most one output however often its workers die.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,19 +195,31 @@ class EditJobs:
             params=dict(claim.request.get("params", {})),
             output_format=claim.request.get("output_format", "png"),
         )
+        settled = False  # the run ended the job, let it go, or left it for the queue to retry
         try:
             result = self.guard.edit(
                 request, progress=reporter.progress, phase=reporter.phase, finish=finish
             )
+            settled = True
         except (JobStopped, JobSuperseded):
+            settled = True
             if reporter.stopping():
                 raise WorkerStopping(f"the worker stopped during job {job_id}") from None
             self.store.cancel_run(claim)
             return None
+        except Unavailable:
+            settled = True
+            raise  # the queue tries again (the database or a key may be back)
         except GuardError as exc:
-            if isinstance(exc, Unavailable):
-                raise  # the queue tries again (the database or a key may be back)
+            settled = True
             return self._end(claim, JobState.FAILED, outcome=None, error=exc.message)
+        finally:
+            if not settled:
+                # Anything else (a bug, the model's own error): the job fails now rather than
+                # staying "running" for ever; no release happened (it would have settled it).
+                failure = type(sys.exc_info()[1]).__name__
+                error = f"the edit stopped on an unexpected error ({failure}); nothing was released"
+                self._end(claim, JobState.FAILED, outcome=None, error=error)
         if result.image is None:
             return self._end(claim, JobState.DENIED, outcome=view(result), error=None)
         return self.store.get(job_id, tenant_of(claim.requester))

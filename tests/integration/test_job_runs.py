@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from guard import EditRequest, Guard
+from guard.editors import ClassicEditor
 from guard.errors import UnprocessableInput
 from guard.jobs import EditJobs, JobState, ResultGone
 from guard.jobs.records import Claim, EditJobRow, JobSuperseded
@@ -155,3 +157,25 @@ def test_webhooks_go_only_to_allowed_origins() -> None:
         assert refused.value.code == code, url
     with pytest.raises(UnprocessableInput, match="GUARD_WEBHOOK_ORIGINS"):
         check_webhook_url("https://hooks.example.com/", [])
+
+
+class _BrokenEditor(ClassicEditor):
+    """An editor with a bug: what a model's own error looks like to the worker."""
+
+    def edit(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def test_an_unexpected_error_fails_the_job_instead_of_leaving_it_running(guard: Guard) -> None:
+    broken = Guard(guard.settings, face_engine=guard.face_engine, editor=_BrokenEditor())
+    jobs = EditJobs(broken)
+    job_id = _submitted(jobs)
+    with pytest.raises(RuntimeError):  # the worker's queue sees it too (and does not retry it)
+        jobs.run(job_id)
+    failed = jobs.store.get(job_id, "acme")
+    assert failed.state is JobState.FAILED
+    assert failed.error == (
+        "the edit stopped on an unexpected error (RuntimeError); nothing was released"
+    )
+    assert _releases(guard) == 0
+    broken.close()

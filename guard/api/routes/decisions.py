@@ -174,6 +174,21 @@ def _checked(
     return {"decision": decision.to_dict(hidden=hidden), "receipt": receipt_body(receipt)}
 
 
+def edit_request(service: Service, parsed: EditParams, key: ApiKey, data: bytes) -> EditRequest:
+    """The edit ``parsed`` asks for, as ``key``'s requester; a named subject that is not the
+    key's tenant's is 404 before anything is decided (an edit now, or a job)."""
+    for subject_id in parsed.subject_ids:
+        own_subject(service.guard.registry, subject_id, key.tenant)
+    return EditRequest(
+        image=data,
+        operation=parsed.operation,
+        requester=key.requester,
+        prompt=parsed.prompt,
+        params=parsed.params,
+        output_format=parsed.output_format,
+    )
+
+
 @router.post(
     "/edits",
     response_model=ReleaseOut,
@@ -191,19 +206,8 @@ async def create_edit(
     parsed = params_part(params, EditParams)
     data = await image_bytes(image, "image")
     service = service_of(request)
-    for subject_id in parsed.subject_ids:
-        await run_in_threadpool(own_subject, service.guard.registry, subject_id, key.tenant)
-    result = await run_in_threadpool(
-        service.edit,
-        EditRequest(
-            image=data,
-            operation=parsed.operation,
-            requester=key.requester,
-            prompt=parsed.prompt,
-            params=parsed.params,
-            output_format=parsed.output_format,
-        ),
-    )
+    edit = await run_in_threadpool(edit_request, service, parsed, key, data)
+    result = await run_in_threadpool(service.edit, edit)
     await run_in_threadpool(service.observe, key, result.input_decision)
     matched = {
         str(reason.evidence.get("subject_id"))

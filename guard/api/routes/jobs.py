@@ -32,13 +32,12 @@ from guard.api.routes.common import (
     UPLOAD_ERRORS,
     denial,
 )
-from guard.api.routes.decisions import params_part
+from guard.api.routes.decisions import edit_request, params_part
 from guard.api.schemas import EditParams
 from guard.api.service import Service
 from guard.api.uploads import image_bytes
-from guard.api.views import hidden_from, own_subject, receipt_body
+from guard.api.views import hidden_from, receipt_body
 from guard.jobs import Job, webhook_secret
-from guard.requests import EditRequest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENTS_POLL_S = 0.5  # how often an event stream reads its job (any host's worker may run it)
@@ -94,16 +93,7 @@ def job_body(job: Job) -> dict[str, Any]:
 
 def _submit(service: Service, key: ApiKey, parsed: JobParams, data: bytes) -> Any:
     guard = service.guard
-    for subject_id in parsed.subject_ids:
-        own_subject(guard.registry, subject_id, key.tenant)
-    request = EditRequest(
-        image=data,
-        operation=parsed.operation,
-        requester=key.requester,
-        prompt=parsed.prompt,
-        params=parsed.params,
-        output_format=parsed.output_format,
-    )
+    request = edit_request(service, parsed, key, data)
     submitted = service.admission.run(
         (data,), service.jobs.submit, request, key_id=key.id, webhook_url=parsed.webhook_url
     )
