@@ -15,6 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
+import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -48,6 +49,25 @@ def _config_file() -> Path | None:
         return Path(named)
     local = Path("guard.toml")
     return local if local.is_file() else None
+
+
+def origin_of(text: str) -> str:
+    """An origin as written in GUARD_WEBHOOK_ORIGINS (``scheme://host[:port]``), normalised to
+    ``scheme://host:port``; :class:`ValueError` for anything else (a path, credentials, a
+    query, another scheme): a setting that would allow more than it says is refused."""
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{text!r} is not a URL: {exc}") from exc
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(f"{text!r} is not an http(s) origin")
+    if url.userinfo or url.query or url.fragment or url.path not in ("", "/"):
+        raise ValueError(f"{text!r} must be scheme://host[:port] only")
+    port = url.port or {"https": 443, "http": 80}[url.scheme]
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r} has no valid port")
+    host = url.host.lower()
+    return f"{url.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 class Settings(BaseSettings):
@@ -403,6 +423,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("webhook_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return [origin_of(origin) for origin in value]
 
     @model_validator(mode="after")
     def _shipped_policy(self) -> Settings:

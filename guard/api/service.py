@@ -66,7 +66,11 @@ class Service:
         """Edit jobs (``/v1/jobs``), each finished one kept in its tenant's view."""
         if self._jobs is None:
             guard = self.guard
-            self._jobs = EditJobs(guard, view=outcome_view(lambda: guard.registry))
+            self._jobs = EditJobs(
+                guard,
+                view=outcome_view(lambda: guard.registry),
+                key_active=lambda key_id: self.keys.active(key_id) is not None,
+            )
         return self._jobs
 
     def edit(self, request: EditRequest) -> Result:

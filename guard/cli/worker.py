@@ -27,6 +27,7 @@ def worker(
     ] = "all",
 ) -> None:
     """Run edit jobs and webhook deliveries until SIGINT or SIGTERM (PostgreSQL only)."""
+    from guard.api.keys import ApiKeyStore
     from guard.api.views import outcome_view
     from guard.jobs import EditJobs, run_worker
     from guard.jobs.worker import QUEUES
@@ -34,7 +35,12 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with errors():
         guard = open_guard()
-        jobs = EditJobs(guard, view=outcome_view(lambda: guard.registry))
+        keys = ApiKeyStore(guard.db)
+        jobs = EditJobs(
+            guard,
+            view=outcome_view(lambda: guard.registry),
+            key_active=lambda key_id: keys.active(key_id) is not None,
+        )
         jobs.deferrer  # noqa: B018 - off PostgreSQL: the clear error, before anything starts
         typer.echo(
             f"guard worker: {concurrency} at once, queue {queue}, database {guard.db.safe_url}",

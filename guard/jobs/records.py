@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -61,13 +61,15 @@ class EditJobRow(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     operation: Mapped[str] = mapped_column(String(64))
     request_json: Mapped[str] = mapped_column(Text)
-    input_blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The blobs are loaded only where they are used: every state read would otherwise carry an
+    # upload (up to the image cap) out of the database, twice a second per event stream.
+    input_blob: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     input_sha256: Mapped[str] = mapped_column(String(64))
     admission_decision_id: Mapped[str] = mapped_column(String(64))
     admission_leaf: Mapped[int] = mapped_column(Integer)
     outcome_json: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-    result_blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    result_blob: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     result_media_type: Mapped[str | None] = mapped_column(String(32))
     result_sha256: Mapped[str | None] = mapped_column(String(64))
     webhook_url: Mapped[str | None] = mapped_column(Text)
@@ -77,6 +79,9 @@ class EditJobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """A running job's lease: its run renews it while its process lives; an expired lease is
+    a run that died (the keeper queues the job again, the next claim takes it over)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class Job:
             error=row.error,
             result_media_type=row.result_media_type,
             result_sha256=row.result_sha256,
-            result_kept=row.result_blob is not None,
+            result_kept=row.result_sha256 is not None and not _expired(row.expires_at),
             webhook_url=row.webhook_url,
             webhook_state=row.webhook_state,
             webhook_attempts=row.webhook_attempts,
@@ -149,8 +154,9 @@ class NewJob:
     key_id: str
     operation: str
     request: dict[str, Any]
-    """prompt, params, output_format: the rest of the edit (the image is ``image``)."""
-    image: bytes
+    """prompt, params, output_format: the rest of the edit (the image is ``sealed_image``)."""
+    sealed_image: bytes
+    """The input image, encrypted (:meth:`JobStore.seal`)."""
     input_sha256: str
     webhook_url: str | None
 
@@ -161,10 +167,15 @@ class Claim:
 
     job_id: str
     attempt: int
+    key_id: str
     requester: str
     operation: str
     request: dict[str, Any]
     image: bytes
+
+
+def _expired(expires_at: datetime | None) -> bool:
+    return expires_at is not None and expires_at <= datetime.now(UTC)
 
 
 def new_job_id() -> str:

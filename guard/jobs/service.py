@@ -1,18 +1,23 @@
-"""``EditJobs``: submit an edit as a job, run one job, deliver its webhook.
+"""``EditJobs``: submit an edit as a job, run one job, keep jobs from being lost, deliver
+webhooks.
 
 The API submits (:meth:`EditJobs.submit`): the edit is checked and its input decided and
 audited exactly as ``/v1/edits`` does; an allowed input becomes a queued job (row and queue
 entry) in the transaction of the audit entry that admitted it. The worker runs it
 (:meth:`EditJobs.run`): the whole guarded edit again (the input is decided again when it runs,
-so consent withdrawn while it waited is honoured), reporting phases and steps; the stamped
-result is stored in the same transaction as its release entry, and only if this run still owns
-the job, so a job releases at most one output however often its workers die.
+so consent withdrawn while it waited is honoured), reporting phases and steps and renewing its
+lease; the stamped result is stored in the same transaction as its release entry, and only if
+this run still owns the job, so a job releases at most one output however often its workers
+die. The keeper (:meth:`EditJobs.requeue_lost`) gives every unfinished job whose run died, or
+whose queue entry went missing, a queue entry again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +25,11 @@ from datetime import timedelta
 from typing import Any
 
 import procrastinate
-from sqlalchemy import func, select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from guard.audit import Receipt
-from guard.errors import GuardError, RateLimited, Unavailable
+from guard.errors import GuardError, Unavailable
 from guard.identity import tenant_of
 from guard.jobs.queue import create_deferrer, create_queue_app, defer_edit, defer_webhook
 from guard.jobs.records import (
@@ -36,8 +41,14 @@ from guard.jobs.records import (
     NewJob,
     new_job_id,
 )
-from guard.jobs.store import JobStore
-from guard.jobs.webhooks import check_webhook_url, send, signed_delivery, webhook_secret
+from guard.jobs.store import JobStore, over_limit
+from guard.jobs.webhooks import (
+    WebhookNotAllowed,
+    check_webhook_url,
+    deliver,
+    signed_delivery,
+    webhook_secret,
+)
 from guard.pipeline import Guard
 from guard.policy import Decision
 from guard.requests import EditPhase, EditRequest, Result
@@ -46,7 +57,10 @@ OutcomeView = Callable[[Result, str], dict[str, Any]]
 """``view(result, tenant)``: the finished edit as that tenant may see it (the API's own body
 for an edit, without the image): stored with the job when it ends."""
 
-PROGRESS_EVERY_S = 0.25  # steps reported (and cancellation looked for) at most this often
+KeyActive = Callable[[str], bool]
+"""``key_active(key_id)``: whether the API key that submitted a job is still valid."""
+
+PROGRESS_EVERY_S = 0.25  # steps are written (and cancellation looked for) at most this often
 
 
 class JobStopped(GuardError):
@@ -56,12 +70,8 @@ class JobStopped(GuardError):
     http_status = 409
 
 
-class WorkerStopping(Unavailable):
-    """The worker is shutting down: the run stops and its job is queued again."""
-
-
 class WebhookNotDelivered(Unavailable):
-    """The receiver did not answer 2xx: the delivery is tried again later."""
+    """The receiver did not answer 2xx in time: the delivery is tried again later."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,13 @@ class Submitted:
 class EditJobs:
     """Edit jobs of one guard (its database, keys and settings)."""
 
-    def __init__(self, guard: Guard, *, view: OutcomeView | None = None) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        view: OutcomeView | None = None,
+        key_active: KeyActive | None = None,
+    ) -> None:
         settings = guard.settings
         self.guard = guard
         self.settings = settings
@@ -85,9 +101,11 @@ class EditJobs:
             guard.keys.cipher,
             max_attempts=settings.job_max_attempts,
             result_retention=timedelta(hours=settings.job_result_hours),
+            lease=timedelta(seconds=settings.job_stalled_s),
             on_finished=self._finished,
         )
         self._view = view
+        self._key_active = key_active
         self._app: procrastinate.App | None = None
         self._deferrer: procrastinate.App | None = None
 
@@ -112,12 +130,16 @@ class EditJobs:
         self, request: EditRequest, *, key_id: str, webhook_url: str | None = None
     ) -> Submitted:
         """Decide the input and, if allowed, queue the edit. Malformed edits and webhook URLs
-        are refused before anything is decided; a tenant over its queue is 429."""
+        are refused before anything is decided; a tenant at its limit is 429 (before the gate,
+        and again, authoritatively, in the admitting transaction, which it then rolls back)."""
         deferrer = self.deferrer  # off PostgreSQL: 503 before anything is decided
         tenant = tenant_of(request.requester)
         if webhook_url is not None:
-            check_webhook_url(webhook_url, self.settings.webhook_origins)
-        self._check_room(tenant)
+            webhook_url = check_webhook_url(webhook_url, self.settings.webhook_origins)
+        limit = self.settings.job_max_queued_per_tenant
+        active = self.store.active(tenant)
+        if active >= limit:
+            raise over_limit(tenant, active, limit)
         job_id = new_job_id()
         new = NewJob(
             tenant=tenant,
@@ -129,53 +151,47 @@ class EditJobs:
                 "params": dict(request.params),
                 "output_format": request.output_format,
             },
-            image=request.image,
+            sealed_image=self.store.seal(request.image),
             input_sha256=hashlib.sha256(request.image).hexdigest(),
             webhook_url=webhook_url,
         )
+        created: list[Job] = []
 
         def enqueue(session: Session, decision: Decision, receipt: Receipt) -> None:
-            self.store.create(
-                session,
-                new,
-                job_id=job_id,
-                decision_id=decision.decision_id,
-                leaf=receipt.leaf_index,
+            created.append(
+                self.store.create(
+                    session,
+                    new,
+                    job_id=job_id,
+                    decision_id=decision.decision_id,
+                    leaf=receipt.leaf_index,
+                    limit=limit,
+                )
             )
             defer_edit(deferrer, session, job_id)
 
         decision, receipt = self.guard.admit_edit(request, enqueue=enqueue)
-        job = self.store.get(job_id, tenant) if decision.allowed else None
-        return Submitted(decision, receipt, job)
-
-    def _check_room(self, tenant: str) -> None:
-        limit = self.settings.job_max_queued_per_tenant
-        active = (JobState.QUEUED.value, JobState.RUNNING.value)
-        with self.guard.db.transaction() as session:
-            count = session.scalar(
-                select(func.count())
-                .select_from(EditJobRow)
-                .where(EditJobRow.tenant == tenant, EditJobRow.state.in_(active))
-            )
-        if int(count or 0) >= limit:
-            raise RateLimited(
-                f"tenant {tenant} has {count} jobs queued or running, its limit "
-                f"(GUARD_JOB_MAX_QUEUED_PER_TENANT={limit}); submit more as these finish",
-                retry_after=5.0,
-            )
+        return Submitted(decision, receipt, created[0] if created else None)
 
     # running ---------------------------------------------------------------------------------
 
-    def run(self, job_id: str, *, stopping: Callable[[], bool] = lambda: False) -> Job | None:
+    def run(self, job_id: str) -> Job | None:
         """Run one job to its end (worker side). Returns the finished job, or ``None`` when
-        this run was stopped or superseded. :class:`WorkerStopping` when ``stopping()`` says the
-        worker is shutting down (the queue runs it again)."""
+        this run was stopped, superseded, or another live run owns the job. Raises
+        :class:`Unavailable` (the queue tries again later) when the database or a key is
+        gone; the job is given back, not failed."""
         claimed = self.store.claim(job_id)
-        if isinstance(claimed, Job):
-            return claimed  # finished, cancelled or out of attempts: nothing to run
+        if not isinstance(claimed, Claim):
+            return claimed  # finished, cancelled, out of attempts, or running elsewhere
         claim = claimed
+        if self._key_active is not None and not self._key_active(claim.key_id):
+            error = f"the API key {claim.key_id} that submitted it was revoked before it ran"
+            return self._end(claim, JobState.CANCELLED, outcome=None, error=error)
+        with _Reporter(self.store, claim) as reporter:
+            return self._run_claimed(claim, reporter)
+
+    def _run_claimed(self, claim: Claim, reporter: _Reporter) -> Job | None:
         view = self._outcome_view(tenant_of(claim.requester))
-        reporter = _Reporter(self.store, claim, stopping)
 
         def finish(session: Session, result: Result) -> None:
             assert result.image is not None and result.provenance is not None
@@ -195,7 +211,7 @@ class EditJobs:
             params=dict(claim.request.get("params", {})),
             output_format=claim.request.get("output_format", "png"),
         )
-        settled = False  # the run ended the job, let it go, or left it for the queue to retry
+        settled = False  # the run ended the job, let it go, or gave it back to the queue
         try:
             result = self.guard.edit(
                 request, progress=reporter.progress, phase=reporter.phase, finish=finish
@@ -203,12 +219,11 @@ class EditJobs:
             settled = True
         except (JobStopped, JobSuperseded):
             settled = True
-            if reporter.stopping():
-                raise WorkerStopping(f"the worker stopped during job {job_id}") from None
             self.store.cancel_run(claim)
             return None
         except Unavailable:
             settled = True
+            self.store.give_back(claim)
             raise  # the queue tries again (the database or a key may be back)
         except GuardError as exc:
             settled = True
@@ -216,13 +231,13 @@ class EditJobs:
         finally:
             if not settled:
                 # Anything else (a bug, the model's own error): the job fails now rather than
-                # staying "running" for ever; no release happened (it would have settled it).
+                # staying "running"; no release happened (it would have settled it).
                 failure = type(sys.exc_info()[1]).__name__
                 error = f"the edit stopped on an unexpected error ({failure}); nothing was released"
                 self._end(claim, JobState.FAILED, outcome=None, error=error)
         if result.image is None:
             return self._end(claim, JobState.DENIED, outcome=view(result), error=None)
-        return self.store.get(job_id, tenant_of(claim.requester))
+        return self.store.get(claim.job_id, tenant_of(claim.requester))
 
     def _outcome_view(self, tenant: str) -> Callable[[Result], dict[str, Any]]:
         view = self._view
@@ -245,26 +260,52 @@ class EditJobs:
         if row.webhook_url is not None:
             defer_webhook(self.deferrer, session, row.id)
 
+    # keeping ---------------------------------------------------------------------------------
+
+    def requeue_lost(self) -> list[str]:
+        """Give a queue entry to every unfinished job whose run died (its lease expired) or
+        that has waited a whole lease with none waiting for it (a queue entry that failed or
+        was lost). A job with a queue entry waiting is left alone; a duplicate entry would be
+        harmless anyway (:meth:`JobStore.claim` lets one live run own a job). Returns the ids."""
+        requeued = []
+        for job_id in self.store.lost(idle=self.store.lease):
+            with self.guard.db.transaction() as session:
+                waiting = session.scalar(
+                    # procrastinate's own table (its schema is pinned by migration 0013): the
+                    # queueing lock of a waiting entry is the job's id.
+                    text(
+                        "SELECT count(*) FROM procrastinate_jobs "
+                        "WHERE queueing_lock = :job_id AND status = 'todo'"
+                    ),
+                    {"job_id": job_id},
+                )
+                if not waiting:
+                    defer_edit(self.deferrer, session, job_id)
+                    requeued.append(job_id)
+        return requeued
+
     # webhooks --------------------------------------------------------------------------------
 
-    def deliver_webhook(self, job_id: str, *, last: bool) -> bool:
+    async def deliver_webhook(self, job_id: str, *, last: bool) -> bool:
         """POST the finished job's webhook once; :class:`WebhookNotDelivered` to be tried
-        again (``last``: the final try, recorded as failed). Returns whether it was sent."""
-        target = self.store.webhook_target(job_id)
+        again (``last``: the final try, recorded as failed). Returns whether it was sent; a URL
+        the allow-list no longer admits, or whose name resolves to a non-public address, is
+        recorded as failed and not tried again."""
+        target = await asyncio.to_thread(self.store.webhook_target, job_id)
         if target is None:
             return False
         job, url = target
-        check_webhook_url(url, self.settings.webhook_origins)  # the allow-list may have shrunk
         secret = webhook_secret(self.guard.keys.hasher(), job.tenant)
         delivery = signed_delivery(url, secret, f"dlv_{job.id}", {"job": webhook_job(job)})
         try:
-            status = send(delivery, timeout_s=self.settings.webhook_timeout_s)
-        except OSError as exc:  # httpx's transport errors are OSErrors underneath
-            status, detail = 0, str(exc)
-        else:
-            detail = f"HTTP {status}"
+            status, detail = await deliver(
+                delivery, self.settings.webhook_origins, timeout_s=self.settings.webhook_timeout_s
+            )
+        except WebhookNotAllowed:
+            await asyncio.to_thread(self.store.webhook_tried, job_id, delivered=False, last=True)
+            return False
         delivered = 200 <= status < 300
-        self.store.webhook_tried(job_id, delivered=delivered, last=last)
+        await asyncio.to_thread(self.store.webhook_tried, job_id, delivered=delivered, last=last)
         if not delivered:
             raise WebhookNotDelivered(f"the webhook of job {job_id} was not delivered: {detail}")
         return True
@@ -285,24 +326,45 @@ def webhook_job(job: Job) -> dict[str, Any]:
 
 
 class _Reporter:
-    """A run's phase and step callbacks: written to the job (steps at most every
-    :data:`PROGRESS_EVERY_S`), each write also asking whether the run should stop."""
+    """A run's phase and step callbacks, written to the job (steps at most every
+    :data:`PROGRESS_EVERY_S`), and, while it is entered, its lease renewed from a thread (an
+    editor may spend longer than a lease on one step). Each write also asks whether the run
+    should stop; the next callback stops it."""
 
-    def __init__(self, store: JobStore, claim: Claim, stopping: Callable[[], bool]) -> None:
-        self._store, self._claim, self.stopping = store, claim, stopping
+    def __init__(self, store: JobStore, claim: Claim) -> None:
+        self._store, self._claim = store, claim
         self._last = 0.0
+        self._stop = threading.Event()
+        self._lost = False
+        self._renewal = threading.Thread(target=self._renew, name="guard job lease", daemon=True)
+
+    def __enter__(self) -> _Reporter:
+        self._renewal.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._renewal.join()
 
     def phase(self, name: EditPhase) -> None:
         self._stop_if(self._store.report(self._claim, phase=name))
 
     def progress(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - self._last < PROGRESS_EVERY_S:
+        if now - self._last < PROGRESS_EVERY_S:
             self._stop_if(False)
             return
         self._last = now
         self._stop_if(self._store.report(self._claim, done=done, total=total))
 
     def _stop_if(self, stop: bool) -> None:
-        if stop or self.stopping():
+        if stop or self._lost:
             raise JobStopped(f"job {self._claim.job_id} stops")
+
+    def _renew(self) -> None:
+        every = self._store.lease.total_seconds() / 4
+        while not self._stop.wait(every):
+            try:
+                self._lost = self._store.report(self._claim) or self._lost
+            except Unavailable:
+                continue  # if this lasts, the lease runs out and another run may take over

@@ -17,16 +17,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    CursorResult,
-    Update,
-    select,
-    update,
-)
+from sqlalchemy import CursorResult, Update, func, select, text, update
 from sqlalchemy.orm import Session
 
 from guard.db import Database
-from guard.errors import Conflict, NotFound
+from guard.errors import Conflict, NotFound, RateLimited
 from guard.jobs.records import (
     Claim,
     EditJobRow,
@@ -49,8 +44,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
+
+
 class JobStore:
-    """The ``edit_jobs`` table. ``cipher()`` is the template key as it is now."""
+    """The ``edit_jobs`` table. ``cipher()`` is the template key as it is now; ``lease`` is how
+    long a run owns its job without renewing (``GUARD_JOB_STALLED_S``)."""
 
     def __init__(
         self,
@@ -59,6 +58,7 @@ class JobStore:
         *,
         max_attempts: int,
         result_retention: timedelta,
+        lease: timedelta = timedelta(seconds=30),
         on_finished: Callable[[Session, EditJobRow], None] | None = None,
     ) -> None:
         """``on_finished(session, row)`` is told every job that ends, in the transaction that
@@ -68,60 +68,103 @@ class JobStore:
         self._on_finished = on_finished
         self.max_attempts = max_attempts
         self.result_retention = result_retention
+        self.lease = lease
+
+    def seal(self, data: bytes) -> bytes:
+        """``data`` encrypted with the template key (before any transaction: a large image
+        must not be encrypted while the audit log's lock is held)."""
+        return self._cipher().encrypt(data)
+
+    @staticmethod
+    def _own(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> EditJobRow:
+        """The tenant's job (tenant in the query: another tenant's is never read or locked)."""
+        query = select(EditJobRow).where(EditJobRow.id == job_id, EditJobRow.tenant == tenant)
+        row = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"no job {job_id} in tenant {tenant}")
+        return row
 
     # the API ---------------------------------------------------------------------------------
 
     def create(
-        self, session: Session, job: NewJob, *, job_id: str, decision_id: str, leaf: int
-    ) -> None:
-        """Write a queued job in the caller's transaction (the admitting decision's)."""
-        now = _now()
-        session.add(
-            EditJobRow(
-                id=job_id,
-                tenant=job.tenant,
-                requester=job.requester,
-                key_id=job.key_id,
-                state=JobState.QUEUED.value,
-                phase=None,
-                progress_done=0,
-                progress_total=0,
-                attempt=0,
-                max_attempts=self.max_attempts,
-                cancel_requested=False,
-                operation=job.operation,
-                request_json=json.dumps(job.request, sort_keys=True),
-                input_blob=self._cipher().encrypt(job.image),
-                input_sha256=job.input_sha256,
-                admission_decision_id=decision_id,
-                admission_leaf=leaf,
-                webhook_url=job.webhook_url,
-                webhook_state="pending" if job.webhook_url else None,
-                webhook_attempts=0,
-                created_at=now,
-                updated_at=now,
+        self,
+        session: Session,
+        job: NewJob,
+        *,
+        job_id: str,
+        decision_id: str,
+        leaf: int,
+        limit: int,
+    ) -> Job:
+        """Write a queued job in the caller's transaction (the admitting decision's), unless
+        its tenant has ``limit`` jobs queued or running already (:class:`RateLimited`, and the
+        caller's transaction rolls back). Tenants take turns here on PostgreSQL, so concurrent
+        submissions cannot both take the last place."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"edit-jobs:{job.tenant}"},
             )
+        active = session.scalar(
+            select(func.count())
+            .select_from(EditJobRow)
+            .where(EditJobRow.tenant == job.tenant, EditJobRow.state.in_(ACTIVE))
         )
+        if int(active or 0) >= limit:
+            raise over_limit(job.tenant, int(active or 0), limit)
+        now = _now()
+        row = EditJobRow(
+            id=job_id,
+            tenant=job.tenant,
+            requester=job.requester,
+            key_id=job.key_id,
+            state=JobState.QUEUED.value,
+            phase=None,
+            progress_done=0,
+            progress_total=0,
+            attempt=0,
+            max_attempts=self.max_attempts,
+            cancel_requested=False,
+            operation=job.operation,
+            request_json=json.dumps(job.request, sort_keys=True),
+            input_blob=job.sealed_image,
+            input_sha256=job.input_sha256,
+            admission_decision_id=decision_id,
+            admission_leaf=leaf,
+            webhook_url=job.webhook_url,
+            webhook_state="pending" if job.webhook_url else None,
+            webhook_attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
         session.flush()
+        return Job.of(row)
+
+    def active(self, tenant: str) -> int:
+        """How many of ``tenant``'s jobs are queued or running."""
+        with self.db.transaction() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(EditJobRow)
+                .where(EditJobRow.tenant == tenant, EditJobRow.state.in_(ACTIVE))
+            )
+        return int(count or 0)
 
     def get(self, job_id: str, tenant: str) -> Job:
         """The tenant's job; :class:`NotFound` for another tenant's, exactly as for none."""
         with self.db.transaction() as session:
-            row = session.get(EditJobRow, job_id)
-            if row is None or row.tenant != tenant:
-                raise NotFound(f"no job {job_id} in tenant {tenant}")
-            return Job.of(row)
+            return Job.of(self._own(session, job_id, tenant))
 
     def result(self, job_id: str, tenant: str) -> tuple[Job, bytes]:
-        """The stamped image of the tenant's succeeded job (:class:`ResultGone` once expired)."""
+        """The stamped image of the tenant's succeeded job (:class:`ResultGone` once expired,
+        whether or not the keeper has deleted it yet)."""
         with self.db.transaction() as session:
-            row = session.get(EditJobRow, job_id)
-            if row is None or row.tenant != tenant:
-                raise NotFound(f"no job {job_id} in tenant {tenant}")
+            row = self._own(session, job_id, tenant)
             job = Job.of(row)
-            blob = row.result_blob
-        if job.state is not JobState.SUCCEEDED:
-            raise Conflict(f"job {job_id} has no result: it is {job.state.value}")
+            if job.state is not JobState.SUCCEEDED:
+                raise Conflict(f"job {job_id} has no result: it is {job.state.value}")
+            blob = row.result_blob if job.result_kept else None
         if blob is None:
             raise ResultGone(
                 f"the result of job {job_id} was deleted when its retention period ended"
@@ -130,11 +173,9 @@ class JobStore:
 
     def request_cancel(self, job_id: str, tenant: str) -> Job:
         """Cancel a queued job at once; ask a running one to stop (its worker checks between
-        steps). A finished job is left as it is (:class:`Conflict`)."""
+        steps and when it renews its lease). A finished job is left as it is (:class:`Conflict`)."""
         with self.db.transaction() as session:
-            row = session.get(EditJobRow, job_id, with_for_update=True)
-            if row is None or row.tenant != tenant:
-                raise NotFound(f"no job {job_id} in tenant {tenant}")
+            row = self._own(session, job_id, tenant, lock=True)
             state = JobState(row.state)
             if state.finished:
                 raise Conflict(f"job {job_id} has already finished: it is {state.value}")
@@ -147,10 +188,12 @@ class JobStore:
 
     # the worker ------------------------------------------------------------------------------
 
-    def claim(self, job_id: str) -> Claim | Job:
-        """Start a run: ``queued`` or ``running`` (a run whose worker died) becomes ``running``
-        with the next attempt. Returns the job itself, unchanged, when there is nothing to run
-        (finished or cancelled); a job past its attempts is failed here."""
+    def claim(self, job_id: str) -> Claim | Job | None:
+        """Start a run: a ``queued`` job, or a ``running`` one whose lease expired (its run
+        died), becomes ``running`` with the next attempt and a fresh lease. Returns the job
+        itself, unchanged, when there is nothing to run (finished or cancelled; a job past its
+        attempts is failed here), and ``None`` when a live run owns it (a duplicate delivery
+        of the queue entry, or a worker only slow to send its heartbeat)."""
         with self.db.transaction() as session:
             row = session.get(EditJobRow, job_id, with_for_update=True)
             if row is None:
@@ -158,6 +201,8 @@ class JobStore:
             if JobState(row.state).finished:
                 return Job.of(row)
             now = _now()
+            if row.state == JobState.RUNNING.value and row.lease_until and row.lease_until > now:
+                return None
             if row.cancel_requested:
                 self._end(session, row, JobState.CANCELLED, now, error="cancelled")
                 return Job.of(row)
@@ -168,28 +213,32 @@ class JobStore:
                 )
                 self._end(session, row, JobState.FAILED, now, error=error)
                 return Job.of(row)
-            assert row.input_blob is not None  # kept until the job finishes
+            sealed = row.input_blob
+            assert sealed is not None  # kept until the job finishes
             row.state, row.attempt, row.updated_at = JobState.RUNNING.value, row.attempt + 1, now
             row.phase, row.progress_done, row.progress_total = None, 0, 0
+            row.lease_until = now + self.lease
             session.flush()
             return Claim(
                 job_id=row.id,
                 attempt=row.attempt,
+                key_id=row.key_id,
                 requester=row.requester,
                 operation=row.operation,
                 request=json.loads(row.request_json),
-                image=self._cipher().decrypt(row.input_blob),
+                image=self._cipher().decrypt(sealed),
             )
 
     def report(
         self, claim: Claim, *, phase: str | None = None, done: int = 0, total: int = 0
     ) -> bool:
-        """Record a run's phase or progress; returns whether the job should stop (cancel
-        asked, or another run owns it now)."""
-        values: dict[str, Any] = {"updated_at": _now()}
+        """Record a run's phase or progress (``phase`` and ``done`` both unset: only renew the
+        lease); returns whether the run should stop (cancel asked, or another run owns it)."""
+        now = _now()
+        values: dict[str, Any] = {"updated_at": now, "lease_until": now + self.lease}
         if phase is not None:
             values.update(phase=phase, progress_done=0, progress_total=0)
-        else:
+        elif total:
             values.update(progress_done=done, progress_total=total)
         with self.db.transaction() as session:
             owned = _rowcount(
@@ -204,6 +253,26 @@ class JobStore:
                 .values(**values),
             )
         return owned == 0
+
+    def give_back(self, claim: Claim) -> None:
+        """A run that could not go on for want of the database or a key: the job is queued
+        again as it was (the run does not count as an attempt)."""
+        with self.db.transaction() as session:
+            _rowcount(
+                session,
+                update(EditJobRow)
+                .where(
+                    EditJobRow.id == claim.job_id,
+                    EditJobRow.attempt == claim.attempt,
+                    EditJobRow.state == JobState.RUNNING.value,
+                )
+                .values(
+                    state=JobState.QUEUED.value,
+                    attempt=claim.attempt - 1,
+                    lease_until=None,
+                    updated_at=_now(),
+                ),
+            )
 
     def finish(
         self,
@@ -236,7 +305,6 @@ class JobStore:
             data, media_type, sha256 = result
             row.result_blob = self._cipher().encrypt(data)
             row.result_media_type, row.result_sha256 = media_type, sha256
-            row.expires_at = now + self.result_retention
         row.outcome_json = json.dumps(outcome, sort_keys=True) if outcome is not None else None
         self._end(session, row, state, now, error=error)
         return row
@@ -262,12 +330,47 @@ class JobStore:
         error: str | None,
     ) -> None:
         row.state, row.error, row.updated_at, row.finished_at = state.value, error, now, now
-        row.input_blob = None  # the input is kept only for as long as the job may run
+        row.lease_until = None
+        # The input (and the prompt) are kept only for as long as the job may run; what it
+        # ended with, for the retention period.
+        row.input_blob, row.request_json = None, "{}"
+        row.expires_at = now + self.result_retention
         session.flush()
         if self._on_finished is not None:
             self._on_finished(session, row)
 
-    # webhooks and retention ------------------------------------------------------------------
+    # the keeper ------------------------------------------------------------------------------
+
+    def lost(self, *, idle: timedelta, now: datetime | None = None) -> list[str]:
+        """Jobs not finished whose run died (lease expired) or that have waited ``idle`` with
+        no run at all: the keeper makes sure each has a queue entry."""
+        now = now or _now()
+        with self.db.transaction() as session:
+            return list(
+                session.scalars(
+                    select(EditJobRow.id).where(
+                        EditJobRow.state.in_(ACTIVE),
+                        EditJobRow.updated_at < now - idle,
+                        (EditJobRow.lease_until.is_(None)) | (EditJobRow.lease_until < now),
+                    )
+                )
+            )
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Past its retention a job keeps its state, ids and times; its result and outcome are
+        deleted. Returns how many jobs were purged."""
+        with self.db.transaction() as session:
+            return _rowcount(
+                session,
+                update(EditJobRow)
+                .where(
+                    EditJobRow.expires_at <= (now or _now()),
+                    EditJobRow.outcome_json.is_not(None) | EditJobRow.result_blob.is_not(None),
+                )
+                .values(result_blob=None, outcome_json=None),
+            )
+
+    # webhooks --------------------------------------------------------------------------------
 
     def webhook_target(self, job_id: str) -> tuple[Job, str] | None:
         """The finished job and its webhook URL, if it has one still to deliver."""
@@ -285,14 +388,10 @@ class JobStore:
                 row.webhook_attempts += 1
                 row.webhook_state = state
 
-    def purge_expired(self, now: datetime | None = None) -> int:
-        """Delete results past their retention; the job's record stays. Returns how many."""
-        with self.db.transaction() as session:
-            return _rowcount(
-                session,
-                update(EditJobRow)
-                .where(
-                    EditJobRow.expires_at <= (now or _now()), EditJobRow.result_blob.is_not(None)
-                )
-                .values(result_blob=None),
-            )
+
+def over_limit(tenant: str, active: int, limit: int) -> RateLimited:
+    return RateLimited(
+        f"tenant {tenant} has {active} jobs queued or running, its limit "
+        f"(GUARD_JOB_MAX_QUEUED_PER_TENANT={limit}); submit more as these finish",
+        retry_after=5.0,
+    )

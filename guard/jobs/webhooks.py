@@ -16,18 +16,22 @@ make the guard's workers call arbitrary addresses (its database, a cloud metadat
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
+from guard.config import origin_of
 from guard.errors import GuardError, UnprocessableInput
 from guard.secrets import KeyedHasher
 
@@ -55,36 +59,46 @@ def webhook_secret(hasher: KeyedHasher, tenant: str) -> str:
     return "whsec_" + hasher.ref("job-webhook-secret", tenant)
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+class WebhookNotAllowed(UnprocessableInput):
+    """A webhook URL outside what the operator allows, or whose name resolves to an address
+    that is not public."""
+
+    code = "webhook_not_allowed"
+
+
+def _origin(url: httpx.URL) -> str:
+    return origin_of(f"{url.scheme}://{url.netloc.decode('ascii')}")
+
+
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def check_webhook_url(url: str, allowed_origins: Iterable[str]) -> str:
-    """``url`` if its origin is one the operator allows; else :class:`UnprocessableInput`
-    (``webhook_not_allowed``) naming ``GUARD_WEBHOOK_ORIGINS``."""
-    allowed = {_origin(origin) for origin in allowed_origins}
+    """``url`` (as the client that sends it reads it) if its origin is one the operator
+    allows; else :class:`UnprocessableInput` (``invalid_webhook``, ``webhook_not_allowed``)
+    naming ``GUARD_WEBHOOK_ORIGINS``."""
+    if _CONTROL.search(url):
+        raise UnprocessableInput(
+            "webhook_url must not contain spaces or control characters", code="invalid_webhook"
+        )
     try:
-        parts = urlsplit(url)
-        origin = _origin(url)
-    except ValueError as exc:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
         raise UnprocessableInput(
             f"webhook_url is not a URL: {exc}", code="invalid_webhook"
         ) from exc
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    if parsed.scheme not in ("https", "http") or not parsed.host:
         raise UnprocessableInput(
             "webhook_url must be an absolute http(s) URL", code="invalid_webhook"
         )
-    if parts.username or parts.password:
+    if parsed.userinfo:
         raise UnprocessableInput("webhook_url must not carry credentials", code="invalid_webhook")
-    if origin not in allowed:
-        raise UnprocessableInput(
+    if _origin(parsed) not in {origin_of(origin) for origin in allowed_origins}:
+        raise WebhookNotAllowed(
             f"webhooks may go only to the origins this deployment allows "
-            f"(GUARD_WEBHOOK_ORIGINS); {origin} is not one of them",
-            code="webhook_not_allowed",
+            f"(GUARD_WEBHOOK_ORIGINS); {_origin(parsed)} is not one of them"
         )
-    return url
+    return str(parsed)
 
 
 def sign(secret: str, body: bytes, *, timestamp: int) -> str:
@@ -116,13 +130,55 @@ def signed_delivery(
     return Delivery(url, body, headers)
 
 
-def send(delivery: Delivery, *, timeout_s: float) -> int:
-    """POST the delivery; returns the status code. No redirects are followed (a redirect
-    could lead outside the allowed origins) and no proxy settings from the environment apply."""
-    with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
-        return client.post(
-            delivery.url, content=delivery.body, headers=dict(delivery.headers)
-        ).status_code
+def _public_address(host: str, port: int) -> str:
+    """The address to connect to for ``host``: itself if it is an address (the operator
+    allowed exactly that origin), else what its name resolves to, every one of which must be
+    public (a tenant controls its own DNS: its name must not lead into the workers' network)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = sorted({str(info[4][0]) for info in infos})
+    private = [a for a in addresses if not ipaddress.ip_address(a).is_global]
+    if not addresses or private:
+        raise WebhookNotAllowed(
+            f"the webhook host {host} resolves to an address that is not public "
+            f"({', '.join(private) or 'none'}); it is not sent"
+        )
+    return addresses[0]
+
+
+async def deliver(
+    delivery: Delivery, allowed_origins: Iterable[str], *, timeout_s: float
+) -> tuple[int, str]:
+    """Send ``delivery`` to the address its host resolves to now (checked as public, then
+    connected to: no second lookup can lead elsewhere), within ``timeout_s`` in all. Returns
+    the status (0 when there was no answer) and what happened; the answer's body is never
+    read. No redirects are followed, no proxy settings apply. :class:`WebhookNotAllowed` when
+    the URL or its address is not allowed (not worth retrying)."""
+    url = httpx.URL(check_webhook_url(delivery.url, allowed_origins))
+    host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        async with asyncio.timeout(timeout_s):
+            address = await asyncio.to_thread(_public_address, host, port)
+            headers = {**delivery.headers, "host": url.netloc.decode("ascii")}
+            extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+            async with (
+                httpx.AsyncClient(
+                    timeout=timeout_s, follow_redirects=False, trust_env=False
+                ) as client,
+                client.stream(
+                    "POST",
+                    url.copy_with(host=address),
+                    content=delivery.body,
+                    headers=headers,
+                    extensions=extensions,
+                ) as response,
+            ):
+                return response.status_code, f"HTTP {response.status_code}"
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        return 0, f"{type(exc).__name__}: {exc}"[:300]
 
 
 class WebhookVerifier:
@@ -151,8 +207,9 @@ class WebhookVerifier:
             timestamp = int(fields["t"])
         except (KeyError, ValueError) as exc:
             raise WebhookRejected("no valid Guard-Signature header") from exc
-        expected = sign(self._secret, body, timestamp=timestamp)
-        if not hmac.compare_digest(expected, f"t={timestamp},v1={fields.get('v1', '')}"):
+        expected = sign(self._secret, body, timestamp=timestamp).encode()
+        given = f"t={timestamp},v1={fields.get('v1', '')}".encode("utf-8", "replace")
+        if not hmac.compare_digest(expected, given):
             raise WebhookRejected("the signature does not match the body")
         if abs(now - timestamp) > self._tolerance_s:
             raise WebhookRejected(
@@ -164,8 +221,10 @@ class WebhookVerifier:
         if delivery != lowered.get(DELIVERY_HEADER.lower()):
             raise WebhookRejected("the delivery id in the body and in the header differ")
         with self._lock:
-            self._seen = {d: t for d, t in self._seen.items() if now - t <= self._tolerance_s}
+            # An id is remembered until its own timestamp leaves the window: by then a replay
+            # of it is refused for its age, whatever the two clocks say.
+            self._seen = {d: until for d, until in self._seen.items() if until >= now}
             if delivery in self._seen:
                 raise WebhookReplayed(f"delivery {delivery} was received already (a replay)")
-            self._seen[delivery] = now
+            self._seen[delivery] = timestamp + self._tolerance_s
         return payload

@@ -21,7 +21,7 @@ from procrastinate import JobContext, RetryStrategy
 
 from guard.errors import Unavailable
 from guard.jobs.queue import EDIT_QUEUE, EDIT_TASK, WEBHOOK_QUEUE, WEBHOOK_TASK
-from guard.jobs.service import EditJobs, WorkerStopping
+from guard.jobs.service import EditJobs
 
 log = logging.getLogger("guard.jobs.worker")
 
@@ -33,20 +33,15 @@ def register_tasks(jobs: EditJobs) -> procrastinate.App:
     app = jobs.queue_app
     settings = jobs.settings
 
-    # An Unavailable run (database or key gone) and a shutdown are queued again; the job's own
-    # attempt count (JobStore.claim) is what fails a job that keeps stopping.
+    # Unavailable (the database or a key gone) gives the job back and is tried again, without
+    # end: the job waits for what it needs rather than failing while an operator fixes it.
     @app.task(
         name=EDIT_TASK,
         queue=EDIT_QUEUE,
-        pass_context=True,
-        retry=RetryStrategy(
-            max_attempts=settings.job_max_attempts + 1,
-            wait=2,
-            retry_exceptions=[Unavailable, WorkerStopping],
-        ),
+        retry=RetryStrategy(wait=5, retry_exceptions=[Unavailable]),
     )
-    def run_edit_job(context: JobContext, job_id: str) -> None:
-        jobs.run(job_id, stopping=context.should_abort)
+    def run_edit_job(job_id: str) -> None:
+        jobs.run(job_id)
 
     @app.task(
         name=WEBHOOK_TASK,
@@ -58,16 +53,19 @@ def register_tasks(jobs: EditJobs) -> procrastinate.App:
             retry_exceptions=[Unavailable],
         ),
     )
-    def deliver_job_webhook(context: JobContext, job_id: str) -> None:
+    async def deliver_job_webhook(context: JobContext, job_id: str) -> None:
         attempts = context.job.attempts + 1
-        jobs.deliver_webhook(job_id, last=attempts >= settings.webhook_attempts)
+        await jobs.deliver_webhook(job_id, last=attempts >= settings.webhook_attempts)
 
     del run_edit_job, deliver_job_webhook  # registered with the app
     return app
 
 
 async def keep_jobs(jobs: EditJobs) -> None:
-    """Requeue stalled jobs and purge expired results, forever (cancelled with the worker)."""
+    """Every half of ``GUARD_JOB_STALLED_S``, for ever: queue again the jobs of workers that
+    stopped sending heartbeats, give a queue entry to every unfinished job whose run died or
+    whose entry was lost, purge expired results. A fault of the database is logged and tried
+    again; anything else ends the worker (run_worker), rather than leaving it without a keeper."""
     app = jobs.queue_app
     stalled_s = jobs.settings.job_stalled_s
     while True:
@@ -75,12 +73,16 @@ async def keep_jobs(jobs: EditJobs) -> None:
             for stalled in await app.job_manager.get_stalled_jobs(
                 seconds_since_heartbeat=stalled_s
             ):
-                log.warning("job %s: its worker stopped; queued again", stalled.task_kwargs)
+                # Its run is claimed again only if its lease ran out too (JobStore.claim).
                 await app.job_manager.retry_job(stalled)
             await app.job_manager.prune_stalled_workers(stalled_s)
+            for job_id in await asyncio.to_thread(jobs.requeue_lost):
+                log.warning(
+                    "job %s: its run stopped or its queue entry was lost; queued again", job_id
+                )
             purged = await asyncio.to_thread(jobs.store.purge_expired)
             if purged:
-                log.info("deleted %d job results past their retention", purged)
+                log.info("deleted the results of %d jobs past their retention", purged)
         except (OSError, Unavailable, procrastinate.exceptions.ProcrastinateException) as exc:
             log.warning("job keeper: %s; trying again", exc)
         await asyncio.sleep(stalled_s / 2)
@@ -94,18 +96,29 @@ async def run_worker(
     signals: bool = True,
 ) -> None:
     """Run procrastinate's worker (edits and/or webhooks) and the keeper until SIGINT/SIGTERM
-    (``signals``; else until cancelled: a worker in a thread of another program)."""
+    (``signals``; else until cancelled: a worker in a thread of another program). A worker
+    finishes the job it is running before it stops; its lease, renewed meanwhile, keeps any
+    other worker from running that job again."""
     app = register_tasks(jobs)
     stalled_s = jobs.settings.job_stalled_s
     async with app.open_async():
-        keeper = asyncio.create_task(keep_jobs(jobs), name="guard job keeper")
-        try:
-            await app.run_worker_async(
+        worker = asyncio.create_task(
+            app.run_worker_async(
                 queues=list(queues),
                 concurrency=concurrency,
                 update_heartbeat_interval=stalled_s / 4,
                 stalled_worker_timeout=stalled_s,
                 install_signal_handlers=signals,
-            )
+            ),
+            name="guard worker",
+        )
+        keeper = asyncio.create_task(keep_jobs(jobs), name="guard job keeper")
+        try:
+            await asyncio.wait({worker, keeper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            keeper.cancel()
+            for task in (keeper, worker):
+                task.cancel()
+            results = await asyncio.gather(worker, keeper, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result

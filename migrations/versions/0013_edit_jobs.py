@@ -1,8 +1,10 @@
 """Edit jobs (guard/jobs): ``edit_jobs`` holds each job's state, its encrypted input until it
 has run and its encrypted result until it expires; on PostgreSQL, procrastinate's own schema
-(its queue tables and functions, at the pinned version's ``schema.sql``) is applied here too,
-so the queue is migrated with everything else and only through Alembic. SQLite has no queue:
-jobs need PostgreSQL (``POST /v1/jobs`` answers 503 there).
+(its queue tables and functions) is applied here too, so the queue is migrated with everything
+else and only through Alembic. The schema is procrastinate 3.10.0's ``schema.sql``, copied into
+``migrations/sql/`` so that this revision creates the same objects whatever procrastinate is
+installed: a later procrastinate release comes with a new revision applying its migration
+scripts. SQLite has no queue: jobs need PostgreSQL (``POST /v1/jobs`` answers 503 there).
 
 Revision ID: 0013
 Revises: 0012
@@ -11,15 +13,17 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic import op
-from procrastinate.schema import SchemaManager
 
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
 
+PROCRASTINATE_SCHEMA = Path(__file__).resolve().parent.parent / "sql" / "procrastinate-3.10.0.sql"
 # procrastinate ships no "unapply": every object its schema creates is named procrastinate_*.
 _DROP_PROCRASTINATE = r"""
 DO $$
@@ -84,16 +88,28 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_edit_jobs_tenant_created", "edit_jobs", ["tenant", "created_at"])
     op.create_index("ix_edit_jobs_expires", "edit_jobs", ["expires_at"])
+    # The jobs not yet finished, found per tenant (its limit) and by the keeper, without
+    # reading every job ever made.
+    active = sa.text("state IN ('queued', 'running')")
+    op.create_index(
+        "ix_edit_jobs_active",
+        "edit_jobs",
+        ["tenant", "state"],
+        postgresql_where=active,
+        sqlite_where=active,
+    )
     if op.get_bind().dialect.name == "postgresql":
-        _run_script(SchemaManager.get_schema())
+        _run_script(PROCRASTINATE_SCHEMA.read_text(encoding="utf-8"))
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _run_script(_DROP_PROCRASTINATE)
+    op.drop_index("ix_edit_jobs_active", table_name="edit_jobs")
     op.drop_index("ix_edit_jobs_expires", table_name="edit_jobs")
     op.drop_index("ix_edit_jobs_tenant_created", table_name="edit_jobs")
     op.drop_table("edit_jobs")

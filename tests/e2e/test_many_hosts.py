@@ -62,10 +62,11 @@ def _start(data_dir: Path, database_url: str, log: Path) -> tuple[subprocess.Pop
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    """Until the host is ready: its schema, keys, policy and the shared blocklist all read."""
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

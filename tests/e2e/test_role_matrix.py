@@ -415,13 +415,13 @@ def _cancelled_job(guard: Guard) -> str:
         key_id="k",
         operation="relight",
         request={"prompt": "", "params": {}, "output_format": "png"},
-        image=sample_bytes("coffee"),
+        sealed_image=store.seal(sample_bytes("coffee")),
         input_sha256="0" * 64,
         webhook_url=None,
     )
     job_id = new_job_id()
     with guard.db.transaction() as session:
-        store.create(session, job, job_id=job_id, decision_id="dec_x", leaf=0)
+        store.create(session, job, job_id=job_id, decision_id="dec_x", leaf=0, limit=10)
     store.request_cancel(job_id, "acme")
     return job_id
 

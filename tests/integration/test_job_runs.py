@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from guard import EditRequest, Guard
@@ -62,9 +63,15 @@ def _finish_as(jobs: EditJobs, claim: Claim) -> Callable[[Session, Result], None
     return finish
 
 
+def _leases_end_at_once(jobs: EditJobs) -> None:
+    """Every lease expires as it is given: each claim looks like one after a dead run's."""
+    jobs.store.lease = timedelta(0)
+
+
 def test_a_run_that_lost_its_claim_releases_nothing(guard: Guard) -> None:
     jobs = EditJobs(guard)
     job_id = _submitted(jobs)
+    _leases_end_at_once(jobs)
     first = jobs.store.claim(job_id)
     # Its worker is taken for dead: the job is claimed again while the first run still works.
     second = jobs.store.claim(job_id)
@@ -85,14 +92,28 @@ def test_a_run_that_lost_its_claim_releases_nothing(guard: Guard) -> None:
         jobs.store.finish(session, first, JobState.SUCCEEDED, outcome=None)
 
 
+def test_a_live_run_keeps_its_job_and_a_run_given_back_is_no_attempt(guard: Guard) -> None:
+    jobs = EditJobs(guard)
+    job_id = _submitted(jobs)
+    claim = jobs.store.claim(job_id)
+    assert isinstance(claim, Claim) and claim.attempt == 1
+    assert jobs.store.claim(job_id) is None  # a second delivery while the run's lease holds
+    assert jobs.run(job_id) is None
+    jobs.store.give_back(claim)  # the run met an unavailable database or key
+    job = jobs.store.get(job_id, "acme")
+    assert job.state is JobState.QUEUED and job.attempt == 0
+    assert isinstance(jobs.store.claim(job_id), Claim)
+
+
 def test_a_job_whose_workers_keep_dying_fails_saying_so(guard: Guard) -> None:
     jobs = EditJobs(guard)
     job_id = _submitted(jobs)
+    _leases_end_at_once(jobs)
     for attempt in range(1, guard.settings.job_max_attempts + 1):
         claim = jobs.store.claim(job_id)
         assert isinstance(claim, Claim) and claim.attempt == attempt
     failed = jobs.store.claim(job_id)
-    assert not isinstance(failed, Claim)
+    assert failed is not None and not isinstance(failed, Claim)
     assert failed.state is JobState.FAILED and "stopped during each of its 3 runs" in (
         failed.error or ""
     )
@@ -126,21 +147,59 @@ def test_a_run_through_the_service_and_its_result_expiring(guard: Guard) -> None
     assert finished.attempt == 1 and finished.phase == "stamp" and _releases(guard) == 1
     assert finished.expires_at is not None
     assert jobs.store.purge_expired(datetime.now(UTC)) == 0  # not yet
-    assert jobs.store.purge_expired(finished.expires_at + timedelta(seconds=1)) == 1
-    with pytest.raises(ResultGone) as gone:
+    _expire(guard, job_id)
+    with pytest.raises(ResultGone) as gone:  # at once, before any keeper deleted it
         jobs.store.result(job_id, "acme")
     assert gone.value.http_status == 410
-    assert jobs.store.get(job_id, "acme").state is JobState.SUCCEEDED  # the record stays
+    assert jobs.store.purge_expired() == 1
+    purged = jobs.store.get(job_id, "acme")
+    assert purged.state is JobState.SUCCEEDED and purged.outcome is None  # the record stays
+    assert not purged.result_kept
+
+
+def _expire(guard: Guard, job_id: str) -> None:
+    with guard.db.transaction() as session:
+        row = session.get(EditJobRow, job_id)
+        assert row is not None
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+
+
+def test_a_job_whose_run_died_or_whose_queue_entry_was_lost_is_queued_again(
+    guard: Guard,
+) -> None:
+    jobs = EditJobs(guard)
+    waiting = _submitted(jobs)
+    assert jobs.requeue_lost() == []  # queued, with its entry waiting
+    _leases_end_at_once(jobs)
+    died = _submitted(jobs)
+    assert isinstance(jobs.store.claim(died), Claim)  # its run's lease has run out
+    with guard.db.transaction() as session:  # and every queue entry went (a failed queue)
+        session.execute(text("DELETE FROM procrastinate_jobs"))
+    assert sorted(jobs.requeue_lost()) == sorted([waiting, died])
+    with guard.db.transaction() as session:
+        entries = session.execute(
+            text("SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo'")
+        ).scalars()
+        assert sorted(entries) == sorted([waiting, died])
+    assert jobs.requeue_lost() == []  # once
+
+
+def test_a_job_whose_key_was_revoked_does_not_run(guard: Guard) -> None:
+    jobs = EditJobs(guard, key_active=lambda key_id: False)
+    job_id = _submitted(jobs)
+    cancelled = jobs.run(job_id)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    assert "was revoked" in (cancelled.error or "") and _releases(guard) == 0
 
 
 def test_webhooks_go_only_to_allowed_origins() -> None:
     allowed = ["https://hooks.example.com", "http://127.0.0.1:8123"]
-    for url in (
-        "https://hooks.example.com/guard",
-        "https://HOOKS.example.com:443/x?y=1",
-        "http://127.0.0.1:8123/hook",
+    for url, stored in (
+        ("https://hooks.example.com/guard", "https://hooks.example.com/guard"),
+        ("https://HOOKS.example.com:443/x?y=1", "https://hooks.example.com/x?y=1"),
+        ("http://127.0.0.1:8123/hook", "http://127.0.0.1:8123/hook"),
     ):
-        assert check_webhook_url(url, allowed) == url
+        assert check_webhook_url(url, allowed) == stored  # as the sending client reads it
     for url, code in (
         ("http://hooks.example.com/guard", "webhook_not_allowed"),  # another scheme
         ("https://hooks.example.com:8443/", "webhook_not_allowed"),  # another port
@@ -151,6 +210,9 @@ def test_webhooks_go_only_to_allowed_origins() -> None:
         ("ftp://hooks.example.com/", "invalid_webhook"),
         ("/relative", "invalid_webhook"),
         ("https://[::1/", "invalid_webhook"),
+        ("https://hooks.exa\tmple.com/x", "invalid_webhook"),
+        ("https://hooks.example.com/\r\nX: y", "invalid_webhook"),
+        (" https://hooks.example.com/", "invalid_webhook"),
     ):
         with pytest.raises(UnprocessableInput) as refused:
             check_webhook_url(url, allowed)

@@ -83,6 +83,8 @@ def test_the_wheel_carries_policies_and_migrations(wheel: Path) -> None:
     assert len(versions) >= 4
     for version in versions:
         assert f"guard/migrations/versions/{version.name}" in names
+    for script in sorted((ROOT / "migrations" / "sql").glob("*.sql")):  # the queue's schema
+        assert f"guard/migrations/sql/{script.name}" in names
     assert "guard/py.typed" in names
     # Only guard/ and its metadata: policies/ and migrations/ are not top-level packages.
     tops = {name.split("/")[0] for name in names}

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 
 from guard import Guard
+from guard.api.keys import ApiKeyStore
 from guard.api.views import outcome_view
 from guard.config import Settings
 from guard.editors import ClassicEditor, EditParams, ProgressCallback
@@ -52,7 +53,12 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=0.2)
     args = parser.parse_args()
     guard = Guard(Settings(), editor=SteppedEditor(args.steps, args.step_s))
-    jobs = EditJobs(guard, view=outcome_view(lambda: guard.registry))
+    keys = ApiKeyStore(guard.db)
+    jobs = EditJobs(
+        guard,
+        view=outcome_view(lambda: guard.registry),
+        key_active=lambda key_id: keys.active(key_id) is not None,
+    )
     print("worker ready", flush=True)
     asyncio.run(run_worker(jobs))
 
