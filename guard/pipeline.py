@@ -20,7 +20,7 @@ cannot be read (registry, blocklist, policy, keys) yields a ``deny`` with reason
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,6 @@ from guard.config import Settings
 from guard.db import Database
 from guard.devices import configure_blas_threads, configure_faiss_threads
 from guard.editors import Editor, ProgressCallback, create_editor
-from guard.errors import InvalidInput
 from guard.faces import Face, FaceEngine, create_face_engine
 from guard.gate import Gate
 from guard.identity import (
@@ -68,7 +67,7 @@ from guard.recording import (
     finishing,
     result_of,
 )
-from guard.request_checks import check_edit_request, check_stamp_request
+from guard.request_checks import check_edit, check_stamp_request
 from guard.requests import (
     CheckRequest,
     DecisionSink,
@@ -78,7 +77,6 @@ from guard.requests import (
     Result,
     StageObserver,
     StampRequest,
-    check_request_text,
 )
 from guard.safety import (
     NsfwClassifier,
@@ -269,26 +267,6 @@ class Guard:
         )
         return gate.decision, receipt
 
-    def _checked_edit(
-        self, request: EditRequest, editor: Editor
-    ) -> Mapping[str, str | int | float | bool]:
-        """Everything that could fail after the input decision is audited, checked first: a
-        malformed edit is refused (:class:`InvalidInput`) with nothing decided or audited.
-        Returns the editor's record of the edit."""
-        check_request_text(
-            requester=request.requester, operation=request.operation, prompt=request.prompt
-        )
-        if request.operation not in editor.operations:
-            raise InvalidInput(
-                f"editor '{editor.name}' has no operation '{request.operation}'; "
-                f"choose one of {sorted(editor.operations)}"
-            )
-        # The editor refuses the parameters it cannot run with, naming what each one takes;
-        # then what any editor's must be (a plug-in editor may check less) and the format.
-        record = editor.describe(request.operation, request.params, request.prompt)
-        check_edit_request(request)
-        return record
-
     def admit_edit(
         self, request: EditRequest, *, enqueue: Callable[[Session, Decision, Receipt], None]
     ) -> tuple[Decision, Receipt]:
@@ -296,7 +274,7 @@ class Guard:
         :meth:`edit` checks it, its input decided and audited; when allowed, ``enqueue(session,
         decision, receipt)`` writes in the decision's own transaction (the job and its queue
         entry), so an admitted edit is never lost and a denied one never becomes a job."""
-        self._checked_edit(request, self.editor)
+        check_edit(request, self.editor)
         decoded = self.decode(request.image)
         gate = self._gate.decide_input(
             decoded.rgb,
@@ -330,7 +308,7 @@ class Guard:
         the release is rolled back and nothing was released (a job that lost its claim)."""
         tell = phase or _ignore_phase
         editor = self.editor
-        record = self._checked_edit(request, editor)
+        record = check_edit(request, editor)
         tell("input_gate")
         decoded = self.decode(request.image)
         gate = self._gate.decide_input(

@@ -19,10 +19,11 @@ import unicodedata
 from collections.abc import Mapping
 from typing import get_args
 
+from guard.editors import Editor
 from guard.editors.params import shown
-from guard.errors import UnprocessableInput
+from guard.errors import InvalidInput, UnprocessableInput
 from guard.media import OutputFormat
-from guard.requests import EditRequest, StampRequest
+from guard.requests import EditRequest, StampRequest, check_request_text
 
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
 MAX_PARAMS = 32
@@ -126,10 +127,23 @@ def check_param_values(params: object) -> None:
             )
 
 
-def check_edit_request(request: EditRequest) -> None:
-    """What an edit request must be before its editor is asked about it."""
+def check_edit(request: EditRequest, editor: Editor) -> Mapping[str, str | int | float | bool]:
+    """Everything about an edit that could fail after its input decision is audited: its text,
+    an operation ``editor`` has, the parameters the editor can run with (it refuses the others,
+    naming what each takes), what any editor's parameters must be, the output format. Returns
+    the editor's record of the edit."""
+    check_request_text(
+        requester=request.requester, operation=request.operation, prompt=request.prompt
+    )
+    if request.operation not in editor.operations:
+        raise InvalidInput(
+            f"editor '{editor.name}' has no operation '{request.operation}'; "
+            f"choose one of {sorted(editor.operations)}"
+        )
+    record = editor.describe(request.operation, request.params, request.prompt)
     check_output_format(request.output_format)
     check_param_values(request.params)
+    return record
 
 
 def check_stamp_request(request: StampRequest) -> None:
