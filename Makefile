@@ -80,6 +80,7 @@ bench: $(BASELINES)
 	$(BIN)/python bench/diffusion.py
 	$(BIN)/python bench/budget.py
 	$(BIN)/python bench/blocklist.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) var demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -151,6 +151,31 @@ class JobStore:
             )
         return int(count or 0)
 
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        state: JobState | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Job]:
+        """The tenant's jobs, newest first; ``before``: a job id of the tenant's, to go on
+        after it (a keyset: stable however many jobs are added meanwhile)."""
+        query = select(EditJobRow).where(EditJobRow.tenant == tenant)
+        if state is not None:
+            query = query.where(EditJobRow.state == state.value)
+        with self.db.transaction() as session:
+            if before is not None:
+                last = self._own(session, before, tenant)
+                query = query.where(
+                    (EditJobRow.created_at < last.created_at)
+                    | ((EditJobRow.created_at == last.created_at) & (EditJobRow.id < last.id))
+                )
+            rows = session.scalars(
+                query.order_by(EditJobRow.created_at.desc(), EditJobRow.id.desc()).limit(limit)
+            )
+            return [Job.of(row) for row in rows]
+
     def get(self, job_id: str, tenant: str) -> Job:
         """The tenant's job; :class:`NotFound` for another tenant's, exactly as for none."""
         with self.db.transaction() as session:

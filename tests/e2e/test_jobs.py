@@ -308,3 +308,19 @@ def test_jobs_need_postgresql(live: LiveFactory) -> None:
         assert response.status_code == 503
         assert "GUARD_DATABASE_URL" in response.json()["detail"]
         assert service.guard.audit.size() == before
+
+
+def test_a_tenant_lists_its_own_jobs_page_by_page(service: LiveService) -> None:
+    with service.client() as api, service.client(tenant="globex") as other:
+        _consenting_subject(api)
+        ids = [_submit(api)["id"] for _ in range(3)]
+        assert api.delete(f"/v1/jobs/{ids[0]}").status_code == 202
+        first = api.get("/v1/jobs", params={"limit": 2}).json()
+        assert [job["id"] for job in first["jobs"]] == ids[:0:-1] and first["next"] == ids[1]
+        rest = api.get("/v1/jobs", params={"limit": 2, "before": first["next"]}).json()
+        assert [job["id"] for job in rest["jobs"]] == [ids[0]] and rest["next"] is None
+        cancelled = api.get("/v1/jobs", params={"state": "cancelled"}).json()["jobs"]
+        assert [job["id"] for job in cancelled] == [ids[0]]
+        assert other.get("/v1/jobs").json() == {"jobs": [], "next": None}
+        assert other.get("/v1/jobs", params={"before": ids[1]}).status_code == 404
+        assert api.get("/v1/jobs", params={"state": "lost"}).status_code == 422

@@ -352,6 +352,7 @@ ENDPOINTS = [
         lambda o: ("GET", "/v1/jobs/webhook-secret", {}),
         tenant_scoped=False,
     ),
+    Endpoint("GET /v1/jobs", TENANT_ROLES, lambda o: ("GET", "/v1/jobs", {}), tenant_scoped=False),
     Endpoint("GET /v1/jobs/{job_id}", TENANT_ROLES, lambda o: ("GET", f"/v1/jobs/{o.job_id}", {})),
     Endpoint(
         "GET /v1/jobs/{job_id}/events",

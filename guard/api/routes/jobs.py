@@ -15,7 +15,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +37,7 @@ from guard.api.schemas import EditParams
 from guard.api.service import Service
 from guard.api.uploads import image_bytes
 from guard.api.views import hidden_from, receipt_body
-from guard.jobs import Job, webhook_secret
+from guard.jobs import Job, JobState, webhook_secret
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENTS_POLL_S = 0.5  # how often an event stream reads its job (any host's worker may run it)
@@ -139,6 +139,25 @@ def get_webhook_secret(
     header; see docs/service.md). It changes when the deployment's HMAC key is rotated."""
     hasher = service_of(request).guard.keys.hasher()
     return {"secret": webhook_secret(hasher, key.tenant), "algorithm": "HMAC-SHA256"}
+
+
+@router.get("", responses={**COMMON_ERRORS, **NOT_FOUND}, summary="This tenant's jobs")
+def list_jobs(
+    request: Request,
+    key: Annotated[ApiKey, Depends(require(*ALL_ROLES))],
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    before: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    """Newest first, ``limit`` at a time; ``before`` (the last id of a page) for the next
+    page, ``next`` in the answer when there may be one."""
+    jobs = service_of(request).jobs.store.list_jobs(
+        key.tenant, state=state, limit=limit, before=before
+    )
+    return {
+        "jobs": [job_body(job) for job in jobs],
+        "next": jobs[-1].id if len(jobs) == limit else None,
+    }
 
 
 @router.get("/{job_id}", responses={**COMMON_ERRORS, **NOT_FOUND}, summary="A job")
