@@ -58,9 +58,11 @@ def test_the_package_data_covers_every_file() -> None:
         "__init__.py",
         *(f"{n}.yaml" for n in ("default", "newsroom", "strict")),
     }
-    assert data["guard.migrations"] == ["script.py.mako", "versions/*.py"]
-    assert _files(MIGRATIONS_DIR) == {"__init__.py", "env.py", "script.py.mako", "versions"}
+    assert data["guard.migrations"] == ["script.py.mako", "versions/*.py", "sql/*.sql"]
+    assert _files(MIGRATIONS_DIR) == {"__init__.py", "env.py", "script.py.mako", "versions", "sql"}
     assert {Path(name).suffix for name in _files(MIGRATIONS_DIR / "versions")} == {".py"}
+    # The queue's schema, applied by revision 0013 (guard/jobs/queue.py).
+    assert {Path(name).suffix for name in _files(MIGRATIONS_DIR / "sql")} == {".sql"}
 
 
 # The container image and compose.yaml (docs/deploy.md) ---------------------------------------
