@@ -25,26 +25,14 @@ from tests.support.blocklists import (
     forget_blocklist,
     garble_figures,
     newest_row,
+    sample_blocklist,
     store_on,
+    unit,
     write_legacy_folder,
 )
 from tests.support.guards import GuardFactory
 
 pytestmark = pytest.mark.storage
-RNG = np.random.default_rng(21)
-
-
-def unit(n: int, d: int = 128) -> np.ndarray:
-    vectors = RNG.normal(size=(n, d)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def sample_blocklist() -> tuple[Blocklist, np.ndarray]:
-    blocklist = Blocklist.empty("dlib", 128)
-    vectors = unit(5)
-    blocklist.add_figure("alpha", "Alpha One", list(vectors[:2]), aliases=["A1"])
-    blocklist.add_figure("beta", "Beta Two", list(vectors[2:]))
-    return blocklist, vectors
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from cryptography.fernet import Fernet
 from sqlalchemy import delete, func, select, update
 
@@ -12,6 +13,24 @@ from guard.identity import Blocklist, BlocklistStore
 from guard.identity.blocklist import encode
 from guard.identity.blocklist_store import BlocklistGenerationRow
 from guard.secrets import TemplateCipher
+
+_RNG = np.random.default_rng(7)
+
+
+def unit(n: int, d: int = 128) -> np.ndarray:
+    """``n`` random unit vectors (a different draw on every call)."""
+    vectors = _RNG.normal(size=(n, d)).astype(np.float32)
+    normalised: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return normalised
+
+
+def sample_blocklist() -> tuple[Blocklist, np.ndarray]:
+    """Two figures of five vectors (alpha: the first two, beta: the other three)."""
+    blocklist = Blocklist.empty("dlib", 128)
+    vectors = unit(5)
+    blocklist.add_figure("alpha", "Alpha One", list(vectors[:2]), aliases=["A1"])
+    blocklist.add_figure("beta", "Beta Two", list(vectors[2:]))
+    return blocklist, vectors
 
 
 def cipher_of(key: bytes | None = None) -> TemplateCipher:

@@ -14,22 +14,7 @@ from guard.errors import Conflict, InvalidInput, NotFound, Unavailable
 from guard.identity import Blocklist, build_from_embeddings
 from guard.identity.blocklist import decode, encode, read_legacy_folder
 from guard.identity.vector_index import VectorIndex
-from tests.support.blocklists import write_legacy_folder
-
-RNG = np.random.default_rng(7)
-
-
-def unit(n: int, d: int = 128) -> np.ndarray:
-    vectors = RNG.normal(size=(n, d)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def sample_blocklist() -> tuple[Blocklist, np.ndarray]:
-    blocklist = Blocklist.empty("dlib", 128)
-    vectors = unit(5)
-    blocklist.add_figure("alpha", "Alpha One", list(vectors[:2]), aliases=["A1"])
-    blocklist.add_figure("beta", "Beta Two", list(vectors[2:]))
-    return blocklist, vectors
+from tests.support.blocklists import sample_blocklist, unit, write_legacy_folder
 
 
 def test_remove_figure_removes_its_vectors(tmp_path: Path) -> None:
