@@ -80,6 +80,10 @@ class EditJobRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    """What was asked (operation, prompt, params, format, webhook, image digest): a retried
+    submission with the same Idempotency-Key must ask the same."""
     """A running job's lease: its run renews it while its process lives; an expired lease is
     a run that died (the keeper queues the job again, the next claim takes it over)."""
 
@@ -159,6 +163,8 @@ class NewJob:
     """The input image, encrypted (:meth:`JobStore.seal`)."""
     input_sha256: str
     webhook_url: str | None
+    idempotency_key: str | None = None
+    request_sha256: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import re
 import sys
 import threading
 import time
@@ -26,10 +28,11 @@ from typing import Any
 
 import procrastinate
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from guard.audit import Receipt
-from guard.errors import GuardError, Unavailable
+from guard.errors import Conflict, GuardError, InvalidInput, Unavailable
 from guard.identity import tenant_of
 from guard.jobs.queue import create_deferrer, create_queue_app, defer_edit, defer_webhook
 from guard.jobs.records import (
@@ -76,11 +79,30 @@ class WebhookNotDelivered(Unavailable):
 
 @dataclass(frozen=True)
 class Submitted:
-    """What :meth:`EditJobs.submit` ends with: the input decision and, if allowed, the job."""
+    """What :meth:`EditJobs.submit` ends with: the input decision and, if allowed, the job;
+    for a replayed submission (its Idempotency-Key seen before) only the earlier job."""
 
-    decision: Decision
-    receipt: Receipt
+    decision: Decision | None
+    receipt: Receipt | None
     job: Job | None
+    replayed: bool = False
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+def check_idempotency_key(key: str) -> None:
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidInput(
+            "Idempotency-Key must be 1-200 letters, digits, '.', '_', ':' or '-' (a UUID is fine)"
+        )
+
+
+def _request_sha256(
+    operation: str, asked: dict[str, Any], webhook_url: str | None, input_sha256: str
+) -> str:
+    described = {"operation": operation, **asked, "webhook_url": webhook_url, "image": input_sha256}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
 class EditJobs:
@@ -127,15 +149,36 @@ class EditJobs:
     # submitting ------------------------------------------------------------------------------
 
     def submit(
-        self, request: EditRequest, *, key_id: str, webhook_url: str | None = None
+        self,
+        request: EditRequest,
+        *,
+        key_id: str,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Submitted:
         """Decide the input and, if allowed, queue the edit. Malformed edits and webhook URLs
         are refused before anything is decided; a tenant at its limit is 429 (before the gate,
-        and again, authoritatively, in the admitting transaction, which it then rolls back)."""
+        and again, authoritatively, in the admitting transaction, which it then rolls back).
+
+        With ``idempotency_key``, a submission the tenant already made with that key is not
+        decided again: its job comes back (``replayed``), or :class:`Conflict` when that key
+        was used for a different request."""
         deferrer = self.deferrer  # off PostgreSQL: 503 before anything is decided
         tenant = tenant_of(request.requester)
         if webhook_url is not None:
             webhook_url = check_webhook_url(webhook_url, self.settings.webhook_origins)
+        input_sha256 = hashlib.sha256(request.image).hexdigest()
+        asked = {
+            "prompt": request.prompt,
+            "params": dict(request.params),
+            "output_format": request.output_format,
+        }
+        fingerprint = _request_sha256(request.operation, asked, webhook_url, input_sha256)
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+            earlier = self._replay(tenant, idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier
         limit = self.settings.job_max_queued_per_tenant
         active = self.store.active(tenant)
         if active >= limit:
@@ -146,14 +189,12 @@ class EditJobs:
             requester=request.requester,
             key_id=key_id,
             operation=request.operation,
-            request={
-                "prompt": request.prompt,
-                "params": dict(request.params),
-                "output_format": request.output_format,
-            },
+            request=asked,
             sealed_image=self.store.seal(request.image),
-            input_sha256=hashlib.sha256(request.image).hexdigest(),
+            input_sha256=input_sha256,
             webhook_url=webhook_url,
+            idempotency_key=idempotency_key,
+            request_sha256=fingerprint,
         )
         created: list[Job] = []
 
@@ -170,8 +211,30 @@ class EditJobs:
             )
             defer_edit(deferrer, session, job_id)
 
-        decision, receipt = self.guard.admit_edit(request, enqueue=enqueue)
+        try:
+            decision, receipt = self.guard.admit_edit(request, enqueue=enqueue)
+        except IntegrityError as exc:
+            # The same key submitted at the same moment: the other submission's job stands
+            # (this one's decision rolled back with its job, as if never asked).
+            earlier = (
+                self._replay(tenant, idempotency_key, fingerprint) if idempotency_key else None
+            )
+            if earlier is None:
+                raise Unavailable(f"the job could not be written: {exc.orig}") from exc
+            return earlier
         return Submitted(decision, receipt, created[0] if created else None)
+
+    def _replay(self, tenant: str, idempotency_key: str, fingerprint: str) -> Submitted | None:
+        found = self.store.submitted_as(tenant, idempotency_key)
+        if found is None:
+            return None
+        job, asked = found
+        if asked != fingerprint:
+            raise Conflict(
+                f"Idempotency-Key {idempotency_key!r} was used for a different request (job "
+                f"{job.id}); use a new key for a new request"
+            )
+        return Submitted(None, None, job, replayed=True)
 
     # running ---------------------------------------------------------------------------------
 

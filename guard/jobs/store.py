@@ -132,6 +132,8 @@ class JobStore:
             admission_decision_id=decision_id,
             admission_leaf=leaf,
             webhook_url=job.webhook_url,
+            idempotency_key=job.idempotency_key,
+            request_sha256=job.request_sha256,
             webhook_state="pending" if job.webhook_url else None,
             webhook_attempts=0,
             created_at=now,
@@ -140,6 +142,16 @@ class JobStore:
         session.add(row)
         session.flush()
         return Job.of(row)
+
+    def submitted_as(self, tenant: str, idempotency_key: str) -> tuple[Job, str] | None:
+        """The tenant's job submitted with ``idempotency_key``, and what it asked for."""
+        with self.db.transaction() as session:
+            row = session.execute(
+                select(EditJobRow).where(
+                    EditJobRow.tenant == tenant, EditJobRow.idempotency_key == idempotency_key
+                )
+            ).scalar_one_or_none()
+            return None if row is None else (Job.of(row), row.request_sha256)
 
     def active(self, tenant: str) -> int:
         """How many of ``tenant``'s jobs are queued or running."""

@@ -89,6 +89,13 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("idempotency_key", sa.String(200), nullable=True),
+        sa.Column("request_sha256", sa.String(64), nullable=False),
+    )
+    # One job per (tenant, Idempotency-Key): a submission retried after a lost answer finds
+    # its job instead of making a second (NULLs, submissions without a key, never collide).
+    op.create_index(
+        "ix_edit_jobs_idempotency", "edit_jobs", ["tenant", "idempotency_key"], unique=True
     )
     op.create_index("ix_edit_jobs_tenant_created", "edit_jobs", ["tenant", "created_at"])
     op.create_index("ix_edit_jobs_expires", "edit_jobs", ["expires_at"])
@@ -109,6 +116,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _run_script(_DROP_PROCRASTINATE)
+    op.drop_index("ix_edit_jobs_idempotency", table_name="edit_jobs")
     op.drop_index("ix_edit_jobs_active", table_name="edit_jobs")
     op.drop_index("ix_edit_jobs_expires", table_name="edit_jobs")
     op.drop_index("ix_edit_jobs_tenant_created", table_name="edit_jobs")

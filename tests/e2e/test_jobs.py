@@ -324,3 +324,32 @@ def test_a_tenant_lists_its_own_jobs_page_by_page(service: LiveService) -> None:
         assert other.get("/v1/jobs").json() == {"jobs": [], "next": None}
         assert other.get("/v1/jobs", params={"before": ids[1]}).status_code == 404
         assert api.get("/v1/jobs", params={"state": "lost"}).status_code == 422
+
+
+def test_a_retried_submission_with_its_idempotency_key_finds_its_job(
+    service: LiveService,
+) -> None:
+    with service.client() as api:
+        _consenting_subject(api)
+        key = {"Idempotency-Key": "9b2f6c1e-retry-1"}
+        form = {"data": params(operation="relight"), "files": image_part()}
+        first = api.post("/v1/jobs", headers=key, **form)
+        assert first.status_code == 202 and first.json()["replayed"] is False
+        before = service.guard.audit.size()
+        again = api.post("/v1/jobs", headers=key, **form)  # the answer to the first was lost
+        assert again.status_code == 202 and again.json()["replayed"] is True
+        assert again.json()["job"]["id"] == first.json()["job"]["id"]
+        assert service.guard.audit.size() == before  # not decided again
+        other = api.post(
+            "/v1/jobs", headers=key, data=params(operation="relight", prompt="warm"),
+            files=image_part(),
+        )  # fmt: skip
+        assert other.status_code == 409 and "different request" in other.json()["detail"]
+        bad = api.post("/v1/jobs", headers={"Idempotency-Key": "no spaces"}, **form)
+        assert bad.status_code == 400
+        assert service.guard.audit.size() == before
+        assert len(api.get("/v1/jobs").json()["jobs"]) == 1
+        # Keys are the tenant's own: another tenant's same key is another submission.
+        with service.client(tenant="globex") as globex:
+            theirs = globex.post("/v1/jobs", headers=key, **form)
+            assert theirs.status_code == 403  # decided (no consent there), not replayed

@@ -5,6 +5,7 @@ webhook origin must be allowed. The processes and HTTP around them: tests/e2e/te
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -241,3 +242,25 @@ def test_an_unexpected_error_fails_the_job_instead_of_leaving_it_running(guard: 
     )
     assert _releases(guard) == 0
     broken.close()
+
+
+def test_two_submissions_with_one_idempotency_key_at_once_make_one_job(guard: Guard) -> None:
+    jobs = EditJobs(guard)
+    start = threading.Barrier(2)
+    answers: list[str] = []
+
+    def submit() -> None:
+        start.wait()
+        submitted = jobs.submit(_request(), key_id="k1", idempotency_key="same-moment")
+        assert submitted.job is not None
+        answers.append(submitted.job.id)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 2 and answers[0] == answers[1]
+    assert len(jobs.store.list_jobs("acme")) == 1
+    decisions = [e for _, e in guard.audit.entries(limit=100) if e["kind"] == "decision"]
+    assert len(decisions) == 1  # the loser's decision rolled back with its job

@@ -15,7 +15,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from pydantic import Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -91,22 +91,36 @@ def job_body(job: Job) -> dict[str, Any]:
     }
 
 
-def _submit(service: Service, key: ApiKey, parsed: JobParams, data: bytes) -> Any:
+def _submit(
+    service: Service, key: ApiKey, parsed: JobParams, data: bytes, idempotency_key: str | None
+) -> Any:
     guard = service.guard
     request = edit_request(service, parsed, key, data)
     submitted = service.admission.run(
-        (data,), service.jobs.submit, request, key_id=key.id, webhook_url=parsed.webhook_url
+        (data,),
+        service.jobs.submit,
+        request,
+        key_id=key.id,
+        webhook_url=parsed.webhook_url,
+        idempotency_key=idempotency_key,
     )
-    service.observe(key, submitted.decision)
-    hidden = hidden_from(guard.registry, key.tenant)
-    receipt = receipt_body(submitted.receipt)
-    if submitted.job is None:
-        return denial(submitted.decision, hidden, receipts=[receipt])
-    body = {
-        "job": job_body(submitted.job),
-        "input_decision": submitted.decision.to_dict(hidden=hidden),
-        "receipt": receipt,
-    }
+    body: dict[str, Any]
+    if submitted.decision is None or submitted.receipt is None:
+        # A retried submission: its job, as first made (no second decision).
+        assert submitted.job is not None and submitted.replayed
+        body = {"job": job_body(submitted.job), "replayed": True}
+    else:
+        service.observe(key, submitted.decision)
+        hidden = hidden_from(guard.registry, key.tenant)
+        receipt = receipt_body(submitted.receipt)
+        if submitted.job is None:
+            return denial(submitted.decision, hidden, receipts=[receipt])
+        body = {
+            "job": job_body(submitted.job),
+            "input_decision": submitted.decision.to_dict(hidden=hidden),
+            "receipt": receipt,
+            "replayed": False,
+        }
     location = body["job"]["links"]["self"]
     return JSONResponse(body, status_code=202, headers={"location": location})
 
@@ -114,7 +128,7 @@ def _submit(service: Service, key: ApiKey, parsed: JobParams, data: bytes) -> An
 @router.post(
     "",
     status_code=202,
-    responses={**COMMON_ERRORS, **UPLOAD_ERRORS, **DENIED, **NOT_FOUND},
+    responses={**COMMON_ERRORS, **UPLOAD_ERRORS, **DENIED, **NOT_FOUND, **CONFLICT},
     summary="Submit an edit as a job (params: JobParams)",
 )
 async def create_job(
@@ -122,13 +136,22 @@ async def create_job(
     key: Annotated[ApiKey, Depends(require(*WRITERS))],
     params: Annotated[str, Form(description="JSON; the fields of JobParams.")],
     image: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF.")],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Retrying with the same key returns the job the first try made "
+            "(`replayed`), not a second job; the same key with another request is 409.",
+        ),
+    ] = None,
 ) -> Any:
     """The input is decided and audited now (a denied input is 403 and never becomes a job);
     an allowed one is queued (202, ``Location``) and run by a worker, which decides the
     input again when it runs. 503 off PostgreSQL: jobs need its queue."""
     parsed = params_part(params, JobParams)
     data = await image_bytes(image, "image")
-    return await run_in_threadpool(_submit, service_of(request), key, parsed, data)
+    service = service_of(request)
+    return await run_in_threadpool(_submit, service, key, parsed, data, idempotency_key)
 
 
 @router.get("/webhook-secret", responses=COMMON_ERRORS, summary="This tenant's webhook secret")
