@@ -14,13 +14,10 @@ whose queue entry went missing, a queue entry again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +31,7 @@ from sqlalchemy.orm import Session
 from guard.audit import Receipt
 from guard.errors import Conflict, GuardError, InvalidInput, Unavailable
 from guard.identity import tenant_of
+from guard.jobs.notify import deliver_webhook
 from guard.jobs.queue import create_deferrer, create_queue_app, defer_edit, defer_webhook
 from guard.jobs.records import (
     Claim,
@@ -44,17 +42,12 @@ from guard.jobs.records import (
     NewJob,
     new_job_id,
 )
+from guard.jobs.reporting import JobStopped, RunReporter
 from guard.jobs.store import JobStore, over_limit
-from guard.jobs.webhooks import (
-    WebhookNotAllowed,
-    check_webhook_url,
-    deliver,
-    signed_delivery,
-    webhook_secret,
-)
+from guard.jobs.webhooks import check_webhook_url
 from guard.pipeline import Guard
 from guard.policy import Decision
-from guard.requests import EditPhase, EditRequest, Result
+from guard.requests import EditRequest, Result
 
 OutcomeView = Callable[[Result, str], dict[str, Any]]
 """``view(result, tenant)``: the finished edit as that tenant may see it (the API's own body
@@ -62,19 +55,6 @@ for an edit, without the image): stored with the job when it ends."""
 
 KeyActive = Callable[[str], bool]
 """``key_active(key_id)``: whether the API key that submitted a job is still valid."""
-
-PROGRESS_EVERY_S = 0.25  # steps are written (and cancellation looked for) at most this often
-
-
-class JobStopped(GuardError):
-    """The run stopped between steps: its job was cancelled, or another run owns it now."""
-
-    code = "job_stopped"
-    http_status = 409
-
-
-class WebhookNotDelivered(Unavailable):
-    """The receiver did not answer 2xx in time: the delivery is tried again later."""
 
 
 @dataclass(frozen=True)
@@ -250,10 +230,10 @@ class EditJobs:
         if self._key_active is not None and not self._key_active(claim.key_id):
             error = f"the API key {claim.key_id} that submitted it was revoked before it ran"
             return self._end(claim, JobState.CANCELLED, outcome=None, error=error)
-        with _Reporter(self.store, claim) as reporter:
+        with RunReporter(self.store, claim) as reporter:
             return self._run_claimed(claim, reporter)
 
-    def _run_claimed(self, claim: Claim, reporter: _Reporter) -> Job | None:
+    def _run_claimed(self, claim: Claim, reporter: RunReporter) -> Job | None:
         view = self._outcome_view(tenant_of(claim.requester))
 
         def finish(session: Session, result: Result) -> None:
@@ -347,87 +327,8 @@ class EditJobs:
                     requeued.append(job_id)
         return requeued
 
-    # webhooks --------------------------------------------------------------------------------
-
     async def deliver_webhook(self, job_id: str, *, last: bool) -> bool:
-        """POST the finished job's webhook once; :class:`WebhookNotDelivered` to be tried
-        again (``last``: the final try, recorded as failed). Returns whether it was sent; a URL
-        the allow-list no longer admits, or whose name resolves to a non-public address, is
-        recorded as failed and not tried again."""
-        target = await asyncio.to_thread(self.store.webhook_target, job_id)
-        if target is None:
-            return False
-        job, url = target
-        secret = webhook_secret(self.guard.keys.hasher(), job.tenant)
-        delivery = signed_delivery(url, secret, f"dlv_{job.id}", {"job": webhook_job(job)})
-        try:
-            status, detail = await deliver(
-                delivery, self.settings.webhook_origins, timeout_s=self.settings.webhook_timeout_s
-            )
-        except WebhookNotAllowed:
-            await asyncio.to_thread(self.store.webhook_tried, job_id, delivered=False, last=True)
-            return False
-        delivered = 200 <= status < 300
-        await asyncio.to_thread(self.store.webhook_tried, job_id, delivered=delivered, last=last)
-        if not delivered:
-            raise WebhookNotDelivered(f"the webhook of job {job_id} was not delivered: {detail}")
-        return True
-
-
-def webhook_job(job: Job) -> dict[str, Any]:
-    """What a webhook says about a job (no image; the tenant's own view of its decisions)."""
-    decision = (job.outcome or {}).get("decision")
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "operation": job.operation,
-        "error": job.error,
-        "decision": decision,
-        "result_sha256": job.result_sha256,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }
-
-
-class _Reporter:
-    """A run's phase and step callbacks, written to the job (steps at most every
-    :data:`PROGRESS_EVERY_S`), and, while it is entered, its lease renewed from a thread (an
-    editor may spend longer than a lease on one step). Each write also asks whether the run
-    should stop; the next callback stops it."""
-
-    def __init__(self, store: JobStore, claim: Claim) -> None:
-        self._store, self._claim = store, claim
-        self._last = 0.0
-        self._stop = threading.Event()
-        self._lost = False
-        self._renewal = threading.Thread(target=self._renew, name="guard job lease", daemon=True)
-
-    def __enter__(self) -> _Reporter:
-        self._renewal.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._renewal.join()
-
-    def phase(self, name: EditPhase) -> None:
-        self._stop_if(self._store.report(self._claim, phase=name))
-
-    def progress(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last < PROGRESS_EVERY_S:
-            self._stop_if(False)
-            return
-        self._last = now
-        self._stop_if(self._store.report(self._claim, done=done, total=total))
-
-    def _stop_if(self, stop: bool) -> None:
-        if stop or self._lost:
-            raise JobStopped(f"job {self._claim.job_id} stops")
-
-    def _renew(self) -> None:
-        every = self._store.lease.total_seconds() / 4
-        while not self._stop.wait(every):
-            try:
-                self._lost = self._store.report(self._claim) or self._lost
-            except Unavailable:
-                continue  # if this lasts, the lease runs out and another run may take over
+        """One try at the finished job's webhook (:func:`guard.jobs.notify.deliver_webhook`)."""
+        return await deliver_webhook(
+            self.store, self.guard.keys.hasher, self.settings, job_id, last=last
+        )

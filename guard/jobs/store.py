@@ -407,24 +407,6 @@ class JobStore:
                 .values(result_blob=None, outcome_json=None),
             )
 
-    # webhooks --------------------------------------------------------------------------------
-
-    def webhook_target(self, job_id: str) -> tuple[Job, str] | None:
-        """The finished job and its webhook URL, if it has one still to deliver."""
-        with self.db.transaction() as session:
-            row = session.get(EditJobRow, job_id)
-            if row is None or row.webhook_url is None or row.webhook_state != "pending":
-                return None
-            return Job.of(row), row.webhook_url
-
-    def webhook_tried(self, job_id: str, *, delivered: bool, last: bool) -> None:
-        state = "delivered" if delivered else ("failed" if last else "pending")
-        with self.db.transaction() as session:
-            row = session.get(EditJobRow, job_id, with_for_update=True)
-            if row is not None:
-                row.webhook_attempts += 1
-                row.webhook_state = state
-
 
 def over_limit(tenant: str, active: int, limit: int) -> RateLimited:
     return RateLimited(
