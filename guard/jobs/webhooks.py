@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from guard.config import origin_of
+from guard.config_service import origin_of
 from guard.errors import GuardError, UnprocessableInput
 from guard.secrets import KeyedHasher
 

@@ -10,7 +10,8 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from guard.config import Settings, origin_of
+from guard.config import Settings
+from guard.config_service import origin_of
 from guard.jobs import WebhookRejected, WebhookReplayed, WebhookVerifier
 from guard.jobs.webhooks import (
     DELIVERY_HEADER,
