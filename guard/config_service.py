@@ -5,6 +5,7 @@ and timeouts, the audit log's group commit, Redis, the gateway, edit jobs and th
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,13 @@ class ServiceSettings(BaseModel):
         "exchanged for a browser session); signing in again starts a new one.",
     )
     api_rate_burst: int = Field(default=20, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses or networks (comma separated) of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed: the client address that rate "
+        "limits are kept by, and whether the browser's request was HTTPS. A proxy not listed "
+        "here makes every client look like the proxy (one rate-limit bucket for all).",
+    )
     api_max_body_bytes: int = Field(
         default=0,
         ge=0,
@@ -151,7 +159,7 @@ class ServiceSettings(BaseModel):
     )
     webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=60.0)
 
-    @field_validator("webhook_origins", mode="before")
+    @field_validator("webhook_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # The environment gives one string: "https://a.example, https://b.example".
@@ -163,3 +171,15 @@ class ServiceSettings(BaseModel):
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         return [origin_of(origin) for origin in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        # uvicorn takes a malformed entry as a literal that never matches (a proxy silently
+        # untrusted); a setting that says more than it does is refused at load instead.
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or network") from exc
+        return value

@@ -87,11 +87,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
-    """Run until interrupted. Each worker builds its app from the environment."""
+def serve(
+    *, host: str, port: int, workers: int, log_level: str, trusted_proxies: list[str]
+) -> None:
+    """Run until interrupted. Each worker builds its app from the environment. Forwarded
+    headers are believed only from ``trusted_proxies`` (GUARD_TRUSTED_PROXIES)."""
     if workers == 1:
         redact_access_log()
-        uvicorn.run(APP, factory=True, host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            APP,
+            factory=True,
+            host=host,
+            port=port,
+            log_level=log_level,
+            forwarded_allow_ips=trusted_proxies,
+        )
         return
     config = uvicorn.Config(
         APP,
@@ -101,6 +111,7 @@ def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
         workers=workers,
         log_level=log_level,
         log_config=log_config(),
+        forwarded_allow_ips=trusted_proxies,
     )
     sock = listening_socket(host, port)
     log.warning("Likeness Guard on http://%s:%d with %d workers", host, port, workers)

@@ -80,4 +80,10 @@ def serve(
             f"{workers} workers keeps its own rate limits and usage counters"
         )
     with errors():
-        run_service(host=host, port=port, workers=workers, log_level=log_level)
+        run_service(
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            trusted_proxies=settings.trusted_proxies,
+        )

@@ -125,11 +125,14 @@ class RedeemLimit:
     """The bucket's name (a test's own limit uses its own bucket)."""
 
 
-def check_redeem_rate(request: Request) -> None:
+def check_redeem_rate(request: Request, *, bucket: str = "") -> None:
+    """Take one attempt from the client address's bucket (``bucket`` names a bucket of its
+    own: the console's sign-in does not share the person's pages' attempts)."""
     limit: RedeemLimit = getattr(request.app.state, "web_redeem_limit", RedeemLimit())
     client = request.client.host if request.client else "unknown"
+    name = f"{limit.name}-{bucket}" if bucket else limit.name
     wait = service_of(request).limits.take(
-        f"{limit.name}:{client}", rate=limit.rate_per_second, burst=limit.burst
+        f"{name}:{client}", rate=limit.rate_per_second, burst=limit.burst
     )
     if wait > 0:
         raise RateLimited(

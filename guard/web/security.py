@@ -6,8 +6,11 @@
 - **CSRF**: a random value in an HttpOnly ``SameSite=Strict`` cookie, and in every form the
   HMAC of that value under the deployment's key (a signed double-submit token): a form posted
   without it, or from a page that did not get it from us, is refused with a 403 page.
-- **Cookies** are HttpOnly, ``SameSite=Strict``, ``Path=/``, and ``Secure`` when the request
-  came over HTTPS (a plain-HTTP development server still works).
+- **Cookies** are HttpOnly, ``SameSite=Strict``, ``Path=/``, and ``Secure`` unless the page
+  was asked for over plain HTTP by a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``: a
+  development server). Whether the browser's request was HTTPS is not needed to decide it: a
+  proxy that terminates TLS and is not in GUARD_TRUSTED_PROXIES looks like plain HTTP, and
+  the cookie must still never travel unencrypted.
 """
 
 from __future__ import annotations
@@ -53,20 +56,25 @@ class CsrfRefused(Forbidden):
     code = "csrf_refused"
 
 
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def secure_cookies(request: Request) -> bool:
+    """Whether this request's cookies are ``Secure``: always, except on plain HTTP to a
+    loopback name (where browsers would not keep them)."""
+    host = (request.url.hostname or "").strip("[]").lower()
+    return request.url.scheme == "https" or host not in _LOOPBACK
+
+
 def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
     response.set_cookie(
-        name,
-        value,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
+        name, value, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
     )
 
 
 def clear_cookie(request: Request, response: Response, name: str) -> None:
     response.delete_cookie(
-        name, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+        name, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
     )
 
 

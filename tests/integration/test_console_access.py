@@ -101,7 +101,7 @@ def _objects(guard: Guard, tenant: str) -> dict[str, str]:
 def setup(make_guard: GuardFactory) -> Iterator[tuple[TestClient, Guard, Objects]]:
     guard = make_guard()
     objects = Objects(_objects(guard, "acme"), _objects(guard, "globex"))
-    with TestClient(create_app(guard=guard), base_url="http://testserver") as client:
+    with TestClient(create_app(guard=guard), base_url="https://testserver") as client:
         yield client, guard, objects
 
 

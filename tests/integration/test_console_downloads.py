@@ -40,7 +40,7 @@ def console(make_guard: GuardFactory) -> Iterator[TestClient]:
             }
         )
     token = ApiKeyStore(guard.db).create(tenant="acme", role=Role.AUDITOR).token
-    with TestClient(create_app(guard=guard), base_url="http://testserver") as client:
+    with TestClient(create_app(guard=guard), base_url="https://testserver") as client:
         page = client.get("/console/sign-in")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert csrf is not None

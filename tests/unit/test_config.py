@@ -46,6 +46,9 @@ def test_guard_toml_in_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_pa
         ("GUARD_DLIB_BLOCKLIST_THRESHOLD", "1.5"),
         ("GUARD_FACE_ENGINE", "magic"),
         ("GUARD_DEVICE", "tpu"),
+        # uvicorn would take a name as a literal that never matches: a proxy silently untrusted.
+        ("GUARD_TRUSTED_PROXIES", "127.0.0.1, edge.internal"),
+        ("GUARD_TRUSTED_PROXIES", "10.0.0.0/33"),
     ],
 )
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -60,3 +63,9 @@ def test_unknown_toml_keys_are_rejected(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("GUARD_CONFIG_FILE", str(config))
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_trusted_proxies_are_addresses_and_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().trusted_proxies == ["127.0.0.1", "::1"]
+    monkeypatch.setenv("GUARD_TRUSTED_PROXIES", "172.30.42.10, 10.1.0.0/16,fd00::/8")
+    assert Settings().trusted_proxies == ["172.30.42.10", "10.1.0.0/16", "fd00::/8"]

@@ -44,7 +44,9 @@ async def sign_in(
     key: Annotated[str, Form(max_length=200)],
     csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=200)],
 ) -> Response:
-    check_redeem_rate(request)
+    # A bucket of its own: attempts on the person's pages from the same address (or someone
+    # draining that bucket) never lock an auditor out, nor the other way round.
+    check_redeem_rate(request, bucket="console-sign-in")
     check_form(request, csrf)
     try:
         secret, _ = await run_in_threadpool(sessions_of(request).sign_in, key)
