@@ -150,18 +150,23 @@ class ConsentRegistry:
                 raise NotFound(f"no subject {subject_id}")
             return subject_of(row, template_count(session, subject_id))
 
-    def list_subjects(self, tenant: str | None = None) -> list[Subject]:
+    def list_subjects(
+        self, tenant: str | None = None, *, limit: int | None = None
+    ) -> list[Subject]:
+        """Subjects (a tenant's, with ``tenant``), oldest first, at most ``limit``."""
+        query = select(SubjectRow).order_by(SubjectRow.created_at, SubjectRow.id).limit(limit)
+        counting = (
+            select(FaceTemplateRow.subject_id, func.count())
+            .join(SubjectRow, SubjectRow.id == FaceTemplateRow.subject_id)
+            .group_by(FaceTemplateRow.subject_id)
+        )
+        if tenant is not None:
+            # Templates are counted for this tenant's subjects only: what other tenants
+            # hold costs this tenant's listing nothing.
+            query = query.where(SubjectRow.tenant == tenant)
+            counting = counting.where(SubjectRow.tenant == tenant)
         with self._db.transaction() as session:
-            query = select(SubjectRow).order_by(SubjectRow.created_at, SubjectRow.id)
-            if tenant is not None:
-                query = query.where(SubjectRow.tenant == tenant)
-            counts = dict(
-                session.execute(
-                    select(FaceTemplateRow.subject_id, func.count()).group_by(
-                        FaceTemplateRow.subject_id
-                    )
-                ).all()
-            )
+            counts = dict(session.execute(counting).all())
             return [subject_of(r, int(counts.get(r.id, 0))) for r in session.scalars(query)]
 
     def named_subjects(self, tenant: str) -> list[tuple[str, str]]:

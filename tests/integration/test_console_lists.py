@@ -19,16 +19,16 @@ from guard.api import create_app
 from guard.api.flags import UsageFlagRow
 from guard.api.keys import ApiKeyStore, Role
 from guard.audit.search import AuditSearch
-from guard.identity.models import ErasureRow
+from guard.identity.models import ErasureRow, FaceTemplateRow
 from guard.pipeline import Guard
-from guard.web.console import overview, subjects
+from guard.web.console import consent, overview, subjects
 from tests.support.guards import GuardFactory
 
 
 @pytest.fixture
 def setup(make_guard: GuardFactory) -> Iterator[tuple[TestClient, Guard]]:
     guard = make_guard()
-    with TestClient(create_app(guard=guard), base_url="http://testserver") as client:
+    with TestClient(create_app(guard=guard), base_url="https://testserver") as client:
         yield client, guard
 
 
@@ -147,6 +147,66 @@ def test_the_overview_says_when_open_flags_are_cut_and_links_no_empty_requester(
     page = client.get("/console")
     assert "more than 2 open usage flags" in page.text
     assert "no requester recorded" in page.text
+
+
+def test_the_consent_page_says_when_its_lists_are_cut_and_counts_every_grant_ending_soon(
+    setup: tuple[TestClient, Guard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, guard = setup
+    monkeypatch.setattr(consent, "LISTED", 2)
+    now = datetime.now(UTC)
+    for n in range(3):
+        subject = guard.registry.create_subject("acme", display_name=f"Person {n}")
+        # Only the last, past the listed two, ends soon: the summary still counts it.
+        ends = now + (timedelta(days=3) if n == 2 else timedelta(days=300))
+        guard.registry.grant(
+            subject.id,
+            grantee="acme/app",
+            scopes=["relight"],
+            evidence_sha256="e" * 64,
+            expires_at=ends,
+        )
+    other = guard.registry.create_subject("globex", display_name="Someone else")
+    guard.registry.grant(
+        other.id,
+        grantee="globex/app",
+        scopes=["relight"],
+        evidence_sha256="e" * 64,
+        expires_at=now + timedelta(days=1),
+    )
+    _sign_in(client, ApiKeyStore(guard.db).create(tenant="acme", role=Role.AUDITOR).token)
+    page = client.get("/console/consent")
+    assert page.status_code == 200, page.text
+    assert 'id="subjects-cut"' in page.text and 'id="grants-cut"' in page.text
+    assert 'id="declined-cut"' not in page.text and 'id="erasures-cut"' not in page.text
+    assert "Person 0" in page.text and "Person 2" not in page.text
+    assert re.search(r"Ending soon:</strong> 1 grant in force ends", page.text), page.text
+    assert "Someone else" not in page.text
+
+
+def test_subject_listing_counts_templates_of_the_tenants_subjects(
+    setup: tuple[TestClient, Guard],
+) -> None:
+    _, guard = setup
+    mine = guard.registry.create_subject("acme")
+    theirs = guard.registry.create_subject("globex")
+    with guard.db.transaction() as session:
+        for subject_id in (mine.id, theirs.id, theirs.id):
+            session.add(
+                FaceTemplateRow(
+                    subject_id=subject_id,
+                    engine="dlib",
+                    dimension=128,
+                    embedding_ciphertext=b"x",
+                    created_at=datetime.now(UTC),
+                )
+            )
+    assert [(s.id, s.template_count) for s in guard.registry.list_subjects("acme")] == [
+        (mine.id, 1)
+    ]
+    everyone = {s.id: s.template_count for s in guard.registry.list_subjects()}
+    assert everyone == {mine.id: 1, theirs.id: 2}
+    assert len(guard.registry.list_subjects(limit=1)) == 1
 
 
 def test_hourly_labels_carry_the_date_across_midnight(setup: tuple[TestClient, Guard]) -> None:

@@ -12,12 +12,13 @@ read-only and always name the tenant; :mod:`.subjects` reuses them for one subje
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from starlette.responses import Response
 
 from guard.api.auth import service_of
@@ -30,8 +31,14 @@ from guard.web.console.sessions import Viewer
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
+T = TypeVar("T")
+
 SOON = timedelta(days=14)
 """A grant in force that ends within this is flagged as ending soon."""
+
+LISTED = 1_000
+"""The most rows each list of the consent page shows (the page says when there are more; a
+subject's own report lists everything of theirs)."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,15 @@ class ErasureView:
 
 
 def tenant_grants(
-    db: Database, tenant: str, *, subject_id: str | None = None, now: datetime | None = None
+    db: Database,
+    tenant: str,
+    *,
+    subject_id: str | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> list[GrantView]:
-    """The tenant's grants (one subject's, with ``subject_id``), oldest first."""
+    """The tenant's grants (one subject's, with ``subject_id``), oldest first, at most
+    ``limit``."""
     now = now or utc_now()
     query = (
         select(ConsentGrantRow, SubjectRow.display_name)
@@ -85,6 +98,8 @@ def tenant_grants(
     )
     if subject_id is not None:
         query = query.where(ConsentGrantRow.subject_id == subject_id)
+    if limit is not None:
+        query = query.limit(limit)
     views = []
     with db.transaction() as session:
         for row, name in session.execute(query).all():
@@ -100,10 +115,15 @@ def tenant_grants(
 
 
 def tenant_requests(
-    db: Database, tenant: str, *, subject_id: str | None = None, status: str | None = None
+    db: Database,
+    tenant: str,
+    *,
+    subject_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
 ) -> list[RequestView]:
     """The tenant's consent requests (narrowed to one subject, one stored status), newest
-    first. Requests of erased subjects went with them."""
+    first, at most ``limit``. Requests of erased subjects went with them."""
     query = (
         select(ConsentRequestRow, SubjectRow.display_name)
         .join(SubjectRow, SubjectRow.id == ConsentRequestRow.subject_id)
@@ -114,6 +134,8 @@ def tenant_requests(
         query = query.where(ConsentRequestRow.subject_id == subject_id)
     if status is not None:
         query = query.where(ConsentRequestRow.status == status)
+    if limit is not None:
+        query = query.limit(limit)
     with db.transaction() as session:
         return [
             RequestView(
@@ -131,32 +153,73 @@ def tenant_requests(
         ]
 
 
-def tenant_erasures(db: Database, tenant: str) -> list[ErasureView]:
-    """The tenant's erasures, newest first: all that is left of them is a keyed reference."""
+def tenant_erasures(db: Database, tenant: str, *, limit: int) -> list[ErasureView]:
+    """The tenant's erasures, newest first, at most ``limit``: all that is left of them is a
+    keyed reference."""
     with db.transaction() as session:
         rows = session.scalars(
             select(ErasureRow)
             .where(ErasureRow.tenant == tenant)
             .order_by(ErasureRow.erased_at.desc(), ErasureRow.id.desc())
+            .limit(limit)
         ).all()
         return [ErasureView(int(r.id), r.subject_ref, r.erased_at) for r in rows]
+
+
+def grants_ending_soon(db: Database, tenant: str, now: datetime) -> int:
+    """How many of the tenant's grants are in force and end within :data:`SOON` (all of
+    them, not only the listed ones)."""
+    with db.transaction() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(ConsentGrantRow)
+                .join(SubjectRow, SubjectRow.id == ConsentGrantRow.subject_id)
+                .where(
+                    SubjectRow.tenant == tenant,
+                    or_(ConsentGrantRow.revoked_at.is_(None), ConsentGrantRow.revoked_at > now),
+                    ConsentGrantRow.not_before <= now,
+                    ConsentGrantRow.expires_at > now,
+                    ConsentGrantRow.expires_at <= now + SOON,
+                )
+            )
+            or 0
+        )
+
+
+def _listed(rows: Sequence[T]) -> tuple[Sequence[T], bool]:
+    """The first :data:`LISTED` of rows fetched with one more, and whether there were more."""
+    return rows[:LISTED], len(rows) > LISTED
 
 
 @router.get("/consent")
 def consent_page(request: Request, seen_by: Annotated[Viewer, Depends(viewer)]) -> Response:
     tenant = seen_by.require_tenant()
     guard = service_of(request).guard
-    grants = tenant_grants(guard.db, tenant)
+    now = utc_now()
+    subjects, subjects_cut = _listed(guard.registry.list_subjects(tenant, limit=LISTED + 1))
+    grants, grants_cut = _listed(tenant_grants(guard.db, tenant, now=now, limit=LISTED + 1))
+    declined, declined_cut = _listed(
+        tenant_requests(guard.db, tenant, status="declined", limit=LISTED + 1)
+    )
+    erasures, erasures_cut = _listed(tenant_erasures(guard.db, tenant, limit=LISTED + 1))
     return render_console(
         request,
         "console/consent.html",
         seen_by,
         {
-            "subjects": guard.registry.list_subjects(tenant),
+            "subjects": subjects,
             "grants": grants,
-            "ending_soon": sum(1 for g in grants if g.ending_soon),
-            "declined": tenant_requests(guard.db, tenant, status="declined"),
-            "erasures": tenant_erasures(guard.db, tenant),
+            "declined": declined,
+            "erasures": erasures,
+            "cut": {
+                "subjects": subjects_cut,
+                "grants": grants_cut,
+                "declined": declined_cut,
+                "erasures": erasures_cut,
+            },
+            "listed": LISTED,
+            "ending_soon": grants_ending_soon(guard.db, tenant, now),
             "soon_days": SOON.days,
         },
     )

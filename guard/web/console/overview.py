@@ -26,7 +26,7 @@ from guard.api.flags import UsageFlag
 from guard.api.service import Service
 from guard.audit.log import audit_verifier
 from guard.audit.search import AuditSearch, HourCount
-from guard.errors import GuardError, InvalidInput
+from guard.errors import InvalidInput
 from guard.policy.decision import Verdict
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.charts import Chart, chart
@@ -151,9 +151,11 @@ def _top_requesters(
                 "tenant": seen_by.tenant,
                 "name": requester_label(names, ref),
                 "count": n,
-                # A name no key or grant gives any more cannot be filtered on.
-                "href": "/console/decisions?" + urlencode({"requester": name, **window})
-                if name
+                # The name alone is "name containing" ("acme" would take in "acme/app"'s
+                # decisions too); with the reference the list is exactly this requester's.
+                "href": "/console/decisions?"
+                + urlencode({"requester": name, "requester_ref": ref, **window})
+                if name and ref
                 else None,
             }
         )
@@ -192,7 +194,7 @@ def audit_state(service: Service, now: datetime) -> dict[str, Any]:
     try:
         note = log.checkpoint()
         head = audit_verifier(service.settings).verify(note)
-    except GuardError as exc:  # typed: a missing key file or a note that does not verify
+    except InvalidInput as exc:  # the note does not verify: the page says so and why
         state["problem"] = f"the latest checkpoint could not be verified: {exc.message}"
         return state
     signatures = [line for line in note.partition("\n\n")[2].splitlines() if line.strip()]
