@@ -18,6 +18,7 @@ from sqlalchemy import select
 from guard.api import create_app
 from guard.api.flags import UsageFlagRow
 from guard.api.keys import ApiKeyStore, Role
+from guard.audit.log import PUBLIC_KEY_FILE
 from guard.audit.search import AuditSearch
 from guard.identity.models import ErasureRow, FaceTemplateRow
 from guard.pipeline import Guard
@@ -207,6 +208,20 @@ def test_subject_listing_counts_templates_of_the_tenants_subjects(
     everyone = {s.id: s.template_count for s in guard.registry.list_subjects()}
     assert everyone == {mine.id: 1, theirs.id: 2}
     assert len(guard.registry.list_subjects(limit=1)) == 1
+
+
+def test_a_missing_audit_key_is_a_503_page_that_names_no_file(
+    setup: tuple[TestClient, Guard],
+) -> None:
+    client, guard = setup
+    _decision(guard, "acme", 1, ref=None, requester="r" * 64)
+    _sign_in(client, ApiKeyStore(guard.db).create(tenant="acme", role=Role.AUDITOR).token)
+    key = guard.settings.audit_keys_dir / PUBLIC_KEY_FILE
+    key.rename(key.with_suffix(".moved"))
+    page = client.get("/console")
+    assert page.status_code == 503, page.text
+    assert str(guard.settings.data_dir) not in page.text and "vkey" not in page.text
+    assert "Content-Security-Policy" in page.headers
 
 
 def test_hourly_labels_carry_the_date_across_midnight(setup: tuple[TestClient, Guard]) -> None:
