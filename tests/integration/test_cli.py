@@ -317,6 +317,9 @@ def test_api_keys_create_list_revoke(workdir: Path) -> None:
 def test_serve_runs_one_worker_with_uvicorn(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, object]] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    # Forwarded headers are believed from GUARD_TRUSTED_PROXIES only (uvicorn's own default
+    # would be FORWARDED_ALLOW_IPS, or loopback).
+    monkeypatch.setenv("GUARD_TRUSTED_PROXIES", "172.30.42.10")
     assert run("serve", "--port", "9999")[0] == 0
     assert calls == [
         {
@@ -325,6 +328,7 @@ def test_serve_runs_one_worker_with_uvicorn(workdir: Path, monkeypatch: pytest.M
             "host": "127.0.0.1",
             "port": 9999,
             "log_level": "info",
+            "forwarded_allow_ips": ["172.30.42.10"],
         }
     ]
 
@@ -339,6 +343,7 @@ def test_serve_with_workers_listens_on_a_tcp_nodelay_capable_socket(
     class FakeSupervisor:
         def __init__(self, config: object, sockets: list[socket.socket]) -> None:
             assert getattr(config, "workers", None) == 2
+            assert getattr(config, "forwarded_allow_ips", None) == ["127.0.0.1", "::1"]
             seen.extend((s.proto, s.getsockname()[1]) for s in sockets)
             for s in sockets:
                 s.close()
