@@ -216,6 +216,65 @@ def audit_verify(
         raise typer.Exit(EXIT_DENIED)
 
 
+@audit_app.command("verify-receipts")
+def audit_verify_receipts(
+    receipts: Path,
+    key: Annotated[Path, typer.Option("--key", help="The log's verifier key file (.vkey).")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Check a receipts file from the console (a decision's receipt.json, a subject report's or
+    erasure certificate's receipts.json) offline with a key you hold, not the one the file or
+    the console serves; list what each proven entry says. Exit 1 if any entry is not proven."""
+    from guard.audit import CheckpointVerifier
+    from guard.audit.receipt_files import check_receipt_file
+
+    with errors():
+        verifier = CheckpointVerifier.from_key_string(read_file(key).decode())
+        report = check_receipt_file(_json_object(receipts), verifier)
+    if json_output:
+        emit_json(
+            {
+                "ok": report.ok,
+                "checkpoint_size": report.checkpoint.size if report.checkpoint else None,
+                "problems": list(report.problems),
+                "served_key_differs": report.served_key_differs,
+                "entries": [
+                    {"index": e.index, "ok": e.ok, "problem": e.problem, "entry": e.entry}
+                    for e in report.entries
+                ],
+            }
+        )
+    else:
+        for proven in report.entries:
+            if proven.ok and proven.entry is not None:
+                said = _entry_summary(proven.entry)
+                out.print(f"[green]proven[/green] entry {proven.index}: {said}", soft_wrap=True)
+            else:
+                where = f"entry {proven.index}" if proven.index is not None else "an entry"
+                out.print(f"[red]NOT PROVEN[/red] {where}: {proven.problem}", soft_wrap=True)
+        for problem in report.problems:
+            out.print(f"[red]FAILED[/red]: {problem}", soft_wrap=True)
+        if report.served_key_differs:
+            err.print("note: the file names another verifier key than yours; yours was used")
+        if report.ok and report.checkpoint is not None:
+            out.print(
+                f"[green]OK[/green]: {len(report.entries)} entries in the log of size "
+                f"{report.checkpoint.size}, signed by {verifier.name} at "
+                f"{report.checkpoint.time.isoformat()}"
+            )
+    if not report.ok:
+        raise typer.Exit(EXIT_DENIED)
+
+
+def _entry_summary(entry: dict[str, Any]) -> str:
+    """One line of what an entry says (its own members, from its proven bytes)."""
+    parts = [str(entry.get("kind")), str(entry.get("time"))]
+    for member in ("tenant", "decision_id", "verdict", "operation"):
+        if entry.get(member) not in (None, ""):
+            parts.append(f"{member}={entry[member]}")
+    return ", ".join(parts)
+
+
 @audit_app.command("consistency")
 def audit_consistency(
     old_size: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, false
@@ -81,6 +82,10 @@ class ErasureRow(Base):
     __tablename__ = "erasures"
 
     id: Mapped[int] = mapped_column(TemplateId, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[str] = mapped_column(
+        String(32), unique=True, default=lambda: secrets.token_hex(16)
+    )
+    """Names the erasure certificate: random, because ``id`` counts every tenant's erasures."""
     subject_ref: Mapped[str] = mapped_column(String(64), index=True)
     tenant: Mapped[str] = mapped_column(String(128))
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -89,7 +89,9 @@ def _objects(guard: Guard, tenant: str) -> dict[str, str]:
     erased = guard.registry.create_subject(tenant, display_name="Erased")
     guard.registry.erase(erased.id)
     with guard.db.transaction() as session:
-        erasure = session.scalars(select(ErasureRow.id).where(ErasureRow.tenant == tenant)).one()
+        erasure = session.scalars(
+            select(ErasureRow.certificate_id).where(ErasureRow.tenant == tenant)
+        ).one()
     return {
         "decision_id": _decision(guard, tenant, 1),
         "subject_id": subject.id,

@@ -104,7 +104,9 @@ def test_an_erasure_certificate_past_its_limit_covers_only_what_it_lists(
         _decision(guard, "acme", n, ref=ref, requester="r" * 64)
     guard.registry.erase(subject.id)
     with guard.db.transaction() as session:
-        erasure = session.scalars(select(ErasureRow.id).where(ErasureRow.tenant == "acme")).one()
+        erasure = session.scalars(
+            select(ErasureRow.certificate_id).where(ErasureRow.tenant == "acme")
+        ).one()
     _sign_in(client, ApiKeyStore(guard.db).create(tenant="acme", role=Role.AUDITOR).token)
 
     page = client.get(f"/console/erasures/{erasure}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -78,7 +79,7 @@ def _queue_objects(url: str) -> tuple[int, int]:
 def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     assert current_revision(empty_database_url) is None
     upgrade_to_head(empty_database_url)
-    assert current_revision(empty_database_url) == "0013"
+    assert current_revision(empty_database_url) == "0014"
     assert _tables(empty_database_url) == TABLES
     on_postgresql = empty_database_url.startswith("postgresql")
     tables, functions = _queue_objects(empty_database_url)
@@ -91,6 +92,8 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
         )
     engine.dispose()
     upgrade_to_head(empty_database_url)  # idempotent
+    downgrade_to(empty_database_url, "0013")
+    assert _tables(empty_database_url) == TABLES
     downgrade_to(empty_database_url, "0012")
     assert _tables(empty_database_url) == TABLES - JOB_TABLES
     assert _queue_objects(empty_database_url) == (0, 0)  # the queue's schema goes with 0013
@@ -198,3 +201,27 @@ def test_0010_indexes_the_entries_written_before_it(empty_database_url: str) -> 
         ["no_consent", "public_figure"],
         [("acme", "g" * 64), ("acme", "s" * 64)],
     )
+
+
+@pytest.mark.storage
+def test_0014_names_earlier_erasures_at_random(empty_database_url: str) -> None:
+    """Certificates made before 0014 were named by the erasures table's row number, which
+    counts every tenant's erasures; the upgrade gives each a random id of its own."""
+    upgrade_to_head(empty_database_url)
+    downgrade_to(empty_database_url, "0013")
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        for n in range(3):
+            connection.execute(
+                text(
+                    "insert into erasures (subject_ref, tenant, erased_at) "
+                    "values (:ref, 'acme', CURRENT_TIMESTAMP)"
+                ),
+                {"ref": f"{n}" * 64},
+            )
+    upgrade_to_head(empty_database_url)
+    with engine.connect() as connection:
+        ids = connection.execute(text("select certificate_id from erasures")).scalars().all()
+    engine.dispose()
+    assert len(set(ids)) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)

@@ -9,18 +9,25 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from playwright.sync_api import Browser, Page, Route, ViewportSize, expect
+from sqlalchemy import func, select
 
 from guard.api import Role
 from guard.audit.checkpoint import AUDIT_KEY_NAME, CheckpointSigner
+from guard.audit.tables import AuditCheckpointRow
+from guard.errors import NotFound
 from guard.media import encode_image
 from guard.samples import natural_photos
+from guard.web.console.decision import visible_decision
+from guard.web.console.sessions import Viewer
 from tests.support.history import SeededHistory, SeededTenant
 from tests.support.live import image_part, params
 from tests.web.conftest import WebService
@@ -118,11 +125,11 @@ def test_decision_page_draws_faces_and_verifies_in_the_browser(
     expect(result).to_contain_text(f"signed by {AUDIT_KEY_NAME}")
 
     for change, reason in (("size", "signature"), ("root", "signature")):
-        page.route("**/receipt.json", _tamper(change))
+        page.route("**/receipt.json*", _tamper(change))
         verify.click()
         expect(result).to_contain_text("Not verified:")
         expect(result).to_contain_text(reason)
-        page.unroute("**/receipt.json")
+        page.unroute("**/receipt.json*")
 
     wrong = CheckpointSigner(AUDIT_KEY_NAME, Ed25519PrivateKey.generate()).verifier_key
     page.get_by_label("Your pinned verifier key").fill(wrong)
@@ -213,14 +220,14 @@ def test_subject_report_lists_their_decisions(
     listed = page.locator("#subject-entries tbody tr").count()
     expect(result).to_contain_text(f"Verified: all {listed} entries", timeout=60_000)
     # A server that leaves an entry out of the proofs (or proves another) is caught.
-    page.route("**/receipts.json", _drop_first_receipt)
+    page.route("**/receipts.json*", _drop_first_receipt)
     button.click()
     expect(result).to_contain_text("is listed but was not proven", timeout=60_000)
-    page.unroute("**/receipts.json")
-    page.route("**/receipts.json", _tamper_first_entry)
+    page.unroute("**/receipts.json*")
+    page.route("**/receipts.json*", _tamper_first_entry)
     button.click()
     expect(result).to_contain_text("Not verified: entry", timeout=60_000)
-    page.unroute("**/receipts.json")
+    page.unroute("**/receipts.json*")
     links.first.click()
     expect(page.locator("h1")).to_contain_text("Decision")
 
@@ -273,7 +280,9 @@ def test_erasure_certificate(
     two = _signed_in(browser, web, pages, history.tenant(TWO).auditor_token)
     theirs = two.goto(url)
     assert theirs is not None and theirs.status == 404
-    for bad in ("0", "x", "99999999"):
+    # Certificates are named at random: no row number (counting every tenant's erasures).
+    assert re.fullmatch(r".*/console/erasures/[0-9a-f]{32}", url), url
+    for bad in ("0", "1", "x", "0" * 32, url.rsplit("/", 1)[1].upper()):
         answer = two.goto(f"/console/erasures/{bad}")
         assert answer is not None and answer.status == 404
 
@@ -431,3 +440,264 @@ def test_decision_under_an_older_policy_and_without_positions(
             "Face positions were not recorded for this decision."
         )
         assert page.locator("svg.outline").count() == 0
+
+
+# --- a server that lies about what it shows (the cold review's findings 1, 2, 4, 9) --------
+
+
+def _lie(page: Page, script: str) -> None:
+    """Change the rendered page as a lying server would have rendered it."""
+    page.evaluate(script)
+
+
+def _verify_says(page: Page, button: str, result: str, text: str) -> None:
+    page.get_by_role("button", name=button).click()
+    expect(page.locator(result)).to_contain_text(text, timeout=60_000)
+
+
+_ROW = "document.querySelector('[data-verify-rows] tr[data-index]')"
+_DECISION_ROW = "document.querySelector('[data-verify-rows] tr[data-index]:has(a)')"
+
+
+def test_every_fact_a_subject_report_row_shows_is_checked(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    one = history.tenant(ONE)
+    subject = one.subjects[0]
+    page = _signed_in(browser, web, pages, one.auditor_token)
+    url = f"/console/subjects/{subject.id}"
+    lies = (
+        # another verdict in the row's record of what it shows
+        (
+            f"""() => {{ const row = {_DECISION_ROW}; const s = JSON.parse(row.dataset.shown);
+            s.verdict = s.verdict === 'deny' ? 'allow' : 'deny';
+            row.dataset.shown = JSON.stringify(s); }}""",
+            "differs from the proven entry in verdict",
+        ),
+        # a record that leaves the requester out (so a false one could be printed)
+        (
+            f"""() => {{ const row = {_DECISION_ROW}; const s = JSON.parse(row.dataset.shown);
+            delete s.requester; row.dataset.shown = JSON.stringify(s); }}""",
+            "differs from the proven entry in requester",
+        ),
+        # true record, false text
+        (
+            f"() => {{ {_DECISION_ROW}.querySelector('[data-fact=kind]')"
+            ".textContent = 'release'; }",
+            "shows another kind",
+        ),
+        (
+            f"() => {{ {_DECISION_ROW}.querySelector('a')"
+            ".setAttribute('href', '/console/decisions/x'); }",
+            "links another decision",
+        ),
+        # another reference printed than the one the entries were checked for
+        (
+            "() => { document.querySelector('.shown-ref').textContent = 'f'.repeat(64); }",
+            "the keyed reference shown is not the one",
+        ),
+    )
+    for script, reason in lies:
+        page.goto(url)
+        _lie(page, script)
+        _verify_says(page, "Verify every entry", "#verify-all-result", reason)
+        expect(page.locator("#verify-all-result")).to_contain_text("Not verified")
+
+    # Receipts that each verify, but against two checkpoints: not one tree.
+    log = web.guard.audit
+    page.goto(url)
+    indices = json.loads(page.locator("#verify-all").get_attribute("data-indices") or "[]")
+    assert len(indices) >= 2
+    with web.guard.db.transaction() as session:
+        older = session.scalar(
+            select(func.max(AuditCheckpointRow.size)).where(
+                AuditCheckpointRow.size > indices[1], AuditCheckpointRow.size < log.size()
+            )
+        )
+    assert older is not None
+
+    def two_trees(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["entries"][1]["receipt"] = log.receipt(indices[1], older).to_dict()
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/receipts.json*", two_trees)
+    _verify_says(
+        page, "Verify every entry", "#verify-all-result", "is proven against another checkpoint"
+    )
+
+
+def test_every_statement_of_an_erasure_certificate_is_checked(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    one = history.tenant(ONE)
+    page = _signed_in(browser, web, pages, one.auditor_token)
+    page.goto("/console/consent")
+    page.get_by_role("link", name="Erasure certificate").first.click()
+    url = page.url
+    _verify_says(page, "Verify every entry", "#verify-all-result", "Verified: all")
+    by_person = "the person" in page.locator("#erased-by").inner_text()
+    lies = (
+        (
+            """() => { const f = document.getElementById('erasure-act');
+            const act = JSON.parse(f.dataset.act); act.count = (act.count || 0) + 1;
+            f.dataset.act = JSON.stringify(act); }""",
+            "differs from the proven one in count",
+        ),
+        (
+            "() => { document.getElementById('erased-count').textContent = '99'; }",
+            "by whom, or how many templates",
+        ),
+        (
+            "() => { document.getElementById('erased-by').textContent = "
+            + (
+                "'the integrator, through the API'"
+                if by_person
+                else "'the person, on their own page'"
+            )
+            + "; }",
+            "by whom, or how many templates",
+        ),
+        (
+            "() => { const f = document.getElementById('erasure-act');"
+            " f.querySelector('[data-fact=kind]').textContent = 'decision'; }",
+            "(kind)",
+        ),
+        (
+            f"() => {{ {_ROW}.querySelector('[data-fact=leaf_hash]')"
+            ".textContent = '00'.repeat(32); }",
+            "shows another leaf_hash",
+        ),
+        (
+            f"""() => {{ const row = {_ROW}; const s = JSON.parse(row.dataset.shown);
+            s.kind = 'subject_erased_by_person'; row.dataset.shown = JSON.stringify(s); }}""",
+            "differs from the proven entry in kind",
+        ),
+        (
+            """() => { const li = document.createElement('li'); li.textContent = 'a'.repeat(64);
+            document.getElementById('grant-refs').appendChild(li); }""",
+            "the grant references shown are not those",
+        ),
+        (
+            """() => { const li = document.querySelector('.proof-steps li')
+              || document.querySelector('.proof [data-fact=leaf_hash]');
+            li.textContent = 'ab'.repeat(32); }""",
+            "printed proof of entry",
+        ),
+        (
+            """() => { const n = document.getElementById('checkpoint-note');
+            n.textContent = n.textContent.replace(/\\n\\d+\\n/, '\\n1\\n'); }""",
+            "the checkpoint printed on the certificate is not the one",
+        ),
+    )
+    for script, reason in lies:
+        page.goto(url)
+        _lie(page, script)
+        _verify_says(page, "Verify every entry", "#verify-all-result", reason)
+        expect(page.locator("#verify-all-result")).to_contain_text("Not verified")
+
+
+RELEASER = "lgd-releaser-co"
+
+
+def test_the_release_section_and_receipts_table_are_checked(
+    browser: Browser, web: WebService, pages: list[Page]
+) -> None:
+    _stamped(web, RELEASER)
+    entries = [e for _, e in web.guard.audit.entries(limit=100, tenant=RELEASER)]
+    decision_id = next(e["decision_id"] for e in entries if e.get("kind") == "release")
+    page = _signed_in(browser, web, pages, web.token(RELEASER, Role.AUDITOR))
+    url = f"/console/decisions/{decision_id}"
+    page.goto(url)
+    assert page.locator(".release").count() == 1
+    _verify_says(page, "Verify inclusion", "#verify-result", "Verified: entry ")
+    release = "document.querySelector('.release')"
+    receipt_row = "document.querySelector('.receipt-row:last-child')"
+    lies = (
+        (
+            f"""() => {{ const r = {release}; const s = JSON.parse(r.dataset.shown);
+            s.output_sha256 = '0'.repeat(64); r.dataset.shown = JSON.stringify(s); }}""",
+            "differs from this page in output_sha256",
+        ),
+        (
+            f"() => {{ {release}.querySelector('[data-fact=watermark_record_id]')"
+            ".textContent = 'ffff'; }",
+            "shows another watermark_record_id",
+        ),
+        (
+            f"() => {{ {release}.querySelector('[data-fact=manifest_label]').textContent = 'x'; }}",
+            "shows another manifest_label",
+        ),
+        (
+            f"() => {{ {receipt_row}.querySelector('[data-fact=leaf_hash]')"
+            ".textContent = '00'.repeat(32); }",
+            "shows another leaf_hash",
+        ),
+        (
+            f"() => {{ {receipt_row}.querySelector('[data-fact=size]').textContent = '1'; }}",
+            "shows another size",
+        ),
+    )
+    for script, reason in lies:
+        page.goto(url)
+        _lie(page, script)
+        _verify_says(page, "Verify inclusion", "#verify-result", reason)
+        expect(page.locator("#verify-result")).to_contain_text("Not verified")
+
+    # A server that leaves the release entry out of the proofs.
+    def unproven(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["releases"] = []
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.goto(url)
+    page.route("**/receipt.json*", unproven)
+    _verify_says(page, "Verify inclusion", "#verify-result", "the server proved 0")
+
+
+def test_another_tenants_decision_is_refused_before_its_entry_is_read(
+    web: WebService, history: SeededHistory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finding 9: another tenant's id must cost what nobody's does, so no entry is fetched or
+    # parsed for it: the tenant is in the query.
+    log = web.guard.audit
+    theirs = history.tenant(ONE).real_decision_ids[0]
+
+    def no_reading(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an entry was read for another tenant's decision")
+
+    monkeypatch.setattr(log, "entry", no_reading)
+    monkeypatch.setattr(log, "entry_text", no_reading)
+    viewer = cast(Viewer, SimpleNamespace(tenant=TWO))
+    for decision_id in (theirs, "dec_" + "0" * 32):
+        with pytest.raises(NotFound) as refused:
+            visible_decision(log, decision_id, viewer)
+        assert str(refused.value) == f"There is no decision {decision_id} in tenant {TWO}."
+
+
+def test_an_export_missing_a_line_is_not_saved(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    page = _signed_in(browser, web, pages, history.tenant(ONE).auditor_token)
+    page.goto("/console/export")
+    saved: list[Any] = []
+
+    def keep(download: Any) -> None:
+        saved.append(download)
+
+    page.on("download", keep)
+
+    def one_line_less(route: Route) -> None:
+        response = route.fetch()
+        lines = response.text().splitlines(keepends=True)
+        assert len(lines) >= 3 and "latest_checkpoint" in lines[-1]
+        route.fulfill(response=response, body="".join(lines[:1] + lines[2:]))
+
+    page.route("**/audit.jsonl", one_line_less)
+    page.get_by_role("link", name="Download the audit log (JSON Lines)").click()
+    status = page.locator("#export-status")
+    expect(status).to_contain_text("The export is incomplete (it has ")
+    expect(status).to_contain_text("nothing was saved")
+    assert saved == []

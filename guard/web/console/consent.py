@@ -74,7 +74,7 @@ class RequestView:
 
 @dataclass(frozen=True)
 class ErasureView:
-    id: int
+    certificate_id: str
     subject_ref: str
     erased_at: datetime
 
@@ -163,7 +163,7 @@ def tenant_erasures(db: Database, tenant: str, *, limit: int) -> list[ErasureVie
             .order_by(ErasureRow.erased_at.desc(), ErasureRow.id.desc())
             .limit(limit)
         ).all()
-        return [ErasureView(int(r.id), r.subject_ref, r.erased_at) for r in rows]
+        return [ErasureView(r.certificate_id, r.subject_ref, r.erased_at) for r in rows]
 
 
 def grants_ending_soon(db: Database, tenant: str, now: datetime) -> int:

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
 from guard.audit import AuditLog, audit_verifier_key
-from guard.audit.index import entry_time
+from guard.audit.index import AuditIndexRow, entry_time
 from guard.audit.search import AuditSearch
 from guard.errors import InvalidInput, NotFound, Unavailable
 from guard.pipeline import Guard
@@ -42,6 +43,7 @@ from guard.web.wording import verdict_words
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
 _DECISION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_INDEXED_ID = 40  # the search index's decision_id column (guard/audit/index.py)
 
 REASON_WORDS = {
     "public_figure": "a face is a public figure on the blocklist",
@@ -78,24 +80,51 @@ def reason_words(code: str) -> str:
     return REASON_WORDS.get(code, code.replace("_", " "))
 
 
+def _missing(decision_id: str, seen_by: Viewer) -> NotFound:
+    """The one answer for a decision the viewer may not see, whatever the reason."""
+    where = f" in tenant {seen_by.tenant}" if seen_by.tenant is not None else ""
+    return NotFound(f"There is no decision {decision_id[:64]}{where}.")
+
+
+def _decision_index(log: AuditLog, decision_id: str, tenant: str | None) -> tuple[int, str] | None:
+    """The index and tenant of ``decision_id``'s decision entry, found with the tenant in the
+    query (the search index's tenant column): another tenant's id costs one index lookup that
+    finds nothing, as an id nobody has does, rather than an entry fetched and parsed before a
+    tenant test (finding 9: the time told the two apart)."""
+    query = select(AuditIndexRow.idx, AuditIndexRow.tenant).where(
+        AuditIndexRow.decision_id == decision_id, AuditIndexRow.kind == "decision"
+    )
+    if tenant is not None:
+        query = query.where(AuditIndexRow.tenant == tenant)
+    with log.db.transaction() as session:
+        found = session.execute(query.order_by(AuditIndexRow.idx).limit(1)).first()
+    return None if found is None else (int(found[0]), str(found[1]))
+
+
+def visible_index(log: AuditLog, decision_id: str, seen_by: Viewer) -> tuple[int, str]:
+    """The index and tenant of ``decision_id`` if the viewer may see it; one
+    :class:`NotFound` for a malformed id, no such decision and another tenant's, each found (or
+    not) by one query."""
+    missing = _missing(decision_id, seen_by)
+    # The index holds ids cut to its column: a longer one cannot be found exactly there.
+    if not _DECISION_ID.fullmatch(decision_id) or len(decision_id) > _INDEXED_ID:
+        raise missing
+    found = _decision_index(log, decision_id, seen_by.tenant)
+    if found is None:
+        raise missing
+    return found
+
+
 def visible_decision(
     log: AuditLog, decision_id: str, seen_by: Viewer
 ) -> tuple[int, dict[str, Any]]:
-    """The index and entry of ``decision_id`` if the viewer may see it; one :class:`NotFound`
-    for a malformed id, no such decision and another tenant's."""
-    where = f" in tenant {seen_by.tenant}" if seen_by.tenant is not None else ""
-    missing = NotFound(f"There is no decision {decision_id[:64]}{where}.")
-    if not _DECISION_ID.fullmatch(decision_id):
-        raise missing
-    try:
-        index = log.index_of_decision(decision_id)
-        entry = log.entry(index)
-    except NotFound:
-        raise missing from None
-    if entry.get("kind") != "decision":
-        raise missing
-    if seen_by.tenant is not None and entry.get("tenant") != seen_by.tenant:
-        raise missing
+    """:func:`visible_index` and the entry there. The index is a cache of the log, so the entry
+    itself must agree (only the viewer's own decisions reach this read)."""
+    index, _ = visible_index(log, decision_id, seen_by)
+    entry = log.entry(index)
+    tenant_ok = seen_by.tenant is None or entry.get("tenant") == seen_by.tenant
+    if entry.get("kind") != "decision" or entry.get("decision_id") != decision_id or not tenant_ok:
+        raise _missing(decision_id, seen_by)
     return index, entry
 
 
@@ -201,8 +230,8 @@ def checkpoint_size(note: str) -> int | None:
     return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
 
 
-def _receipt_rows(log: AuditLog, entries: list[tuple[int, dict[str, Any]]]) -> list[Any]:
-    receipts = log.receipts([index for index, _ in entries])
+def _receipt_rows(log: AuditLog, entries: list[tuple[int, dict[str, Any]]], size: int) -> list[Any]:
+    receipts = log.receipts([index for index, _ in entries], size)
     return [
         {
             "kind": entry.get("kind"),
@@ -215,6 +244,10 @@ def _receipt_rows(log: AuditLog, entries: list[tuple[int, dict[str, Any]]]) -> l
     ]
 
 
+RELEASE_SHOWN = ("decision_id", "output_sha256", "watermark_record_id", "manifest_label")
+"""The release entry members the Release section displays (decision.js's RELEASE_SHOWN)."""
+
+
 @router.get("/decisions/{decision_id}")
 def decision_page(
     request: Request, decision_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
@@ -225,6 +258,9 @@ def decision_page(
     tenant = str(entry.get("tenant"))
     releases = [(i, log.entry(i)) for i in AuditSearch(guard.db).releases_of(tenant, decision_id)]
     explanation, explain_note = explain(guard, index, entry)
+    # One tree for the receipts table, read once (the latest size is a batch end, so signed);
+    # "Verify inclusion" proves against this same checkpoint, so the sizes shown are checked.
+    size = log.size()
     return render_console(
         request,
         "console/decision.html",
@@ -243,8 +279,12 @@ def decision_page(
             "not_recorded": NOT_RECORDED,
             "explanation": explanation,
             "explain_note": explain_note,
-            "releases": releases,
-            "receipts": _receipt_rows(log, [(index, entry), *releases]),
+            "releases": [
+                (i, release, {member: release.get(member) for member in RELEASE_SHOWN})
+                for i, release in releases
+            ],
+            "receipts": _receipt_rows(log, [(index, entry), *releases], size),
+            "checkpoint_size": size,
             "verifier_key": audit_verifier_key(guard.settings),
         },
     )
@@ -252,16 +292,29 @@ def decision_page(
 
 @router.get("/decisions/{decision_id}/receipt.json")
 def decision_receipt(
-    request: Request, decision_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+    request: Request,
+    decision_id: str,
+    seen_by: Annotated[Viewer, Depends(viewer)],
+    size: int | None = None,
 ) -> Response:
     """What the browser checks: the stored entry text (the exact bytes that were hashed), its
-    receipt against the latest checkpoint, and the key the server says signs the log."""
+    receipt, the same for each release entry of the decision (the page shows them too), all
+    against one checkpoint (``size``, the one the page's receipts table used, or the latest),
+    and the key the server says signs the log."""
     guard = service_of(request).guard
     log = guard.audit
-    index, _ = visible_decision(log, decision_id, seen_by)
+    index, tenant = visible_index(log, decision_id, seen_by)
+    # The same releases the page lists: the decision's tenant's (the page reads its entry's).
+    found = AuditSearch(guard.db).releases_of(tenant, decision_id)
+    releases = [i for i in found if size is None or i < size]
+    receipts = log.receipts([index, *releases], size)
     body = {
         "entry_text": log.entry_text(index),
-        "receipt": log.receipt(index).to_dict(),
+        "receipt": receipts[0].to_dict(),
+        "releases": [
+            {"index": i, "entry_text": log.entry_text(i), "receipt": r.to_dict()}
+            for i, r in zip(releases, receipts[1:], strict=True)
+        ],
         "verifier_key": audit_verifier_key(guard.settings),
     }
     return JSONResponse(body, headers=PAGE_HEADERS)

@@ -50,11 +50,24 @@ from guard.web.wording import verdict_words
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
 _SUBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
-_ERASURE_ID = re.compile(r"[1-9][0-9]{0,17}")
+_ERASURE_ID = re.compile(r"[0-9a-f]{32}")
+"""An erasure certificate's id: random (migration 0014), not the deployment-wide row number."""
 ERASURE_KINDS = ("subject_erased", "subject_erased_by_person")
-LISTED = 10_000
+LISTED = 1_000
 """The most audit entries a subject report or an erasure certificate lists (and proves); past
-it the page says the list is cut, and its receipts.json holds the same listed entries."""
+it the page says the list is cut, and its receipts.json holds the same listed entries. It bounds
+what one request builds in memory (receipts.json: each entry's text and an inclusion proof, a
+few MB at this cap; the certificate prints every proof inline), as no admission control covers
+these pages: at 10,000 a single answer was tens of MB."""
+SUBJECT_NOT_COVERED = (
+    "The subject's details, grants and consent requests above come from the consent registry, "
+    "not the audit log, and requester names come from this tenant's keys: the check covers the "
+    "keyed requester reference behind each name, not the name."
+)
+ERASURE_NOT_COVERED = (
+    'The erasure time and "What is not kept" come from the erasure record and the guard itself, '
+    "not the audit log."
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,19 @@ class LoggedEntry:
             return None
         found = self.entry.get("decision_id")
         return str(found) if found else None
+
+    @property
+    def grant_refs(self) -> list[str]:
+        """The grant references the entry carries (a list member only, as verify_all.js reads
+        it: a string is not a list of references)."""
+        refs = self.entry.get("grant_refs")
+        return [str(r) for r in refs] if isinstance(refs, list) else []
+
+    def shown(self, members: tuple[str, ...]) -> dict[str, Any]:
+        """The entry's ``members`` a report row displays, raw (``None`` where absent): the row
+        carries them (``data-shown``) and "Verify every entry" compares each with the proven
+        entry's, so a row cannot show another entry's facts beside this one's index."""
+        return {member: self.entry.get(member) for member in members}
 
 
 def entries_at(
@@ -146,7 +172,15 @@ def subject_report(
             "entries": entries,
             "cut": cut,
             "listed": LISTED,
-            **_verify_all(guard, f"/console/subjects/{subject_id}/receipts.json", ref, entries),
+            "row_members": SUBJECT_ROW,
+            **_verify_all(
+                guard,
+                f"/console/subjects/{subject_id}/receipts.json",
+                ref,
+                entries,
+                tenant=tenant,
+                not_covered=SUBJECT_NOT_COVERED,
+            ),
         },
     )
 
@@ -174,22 +208,39 @@ def _subject(guard: Guard, subject_id: str, tenant: str) -> Subject:
         raise missing from None
 
 
+SUBJECT_ROW = ("kind", "time", "verdict", "requester", "decision_id")
+"""The entry members a subject report's row displays (verify_all.js's SUBJECT_ROW)."""
+ACT_SHOWN = ("kind", "count")
+"""The erasure act's members the certificate displays (by whom, the templates count)."""
+ERASURE_ROW = ("kind", "time")
+"""The members a certificate's row displays besides its leaf hash (verify_all.js's)."""
+
+
 def _verify_all(
-    guard: Guard, receipts_url: str, reference: str, entries: list[LoggedEntry]
+    guard: Guard,
+    receipts_url: str,
+    reference: str,
+    entries: list[LoggedEntry],
+    *,
+    tenant: str,
+    not_covered: str,
 ) -> dict[str, Any]:
     """What the "Verify every entry" section (``console/verify_all.html``) needs."""
     return {
         "receipts_url": receipts_url,
         "reference": reference,
         "indices": [e.index for e in entries],
+        "verify_tenant": tenant,
+        "not_covered": not_covered,
         "verifier_key": audit_verifier_key(guard.settings),
     }
 
 
-def _receipts(guard: Guard, entries: list[LoggedEntry]) -> Response:
-    """The entries' stored texts and receipts against the latest checkpoint (one tree for all,
-    proved in one transaction), with the key the server says signs the log."""
-    receipts = guard.audit.receipts([e.index for e in entries])
+def _receipts(guard: Guard, entries: list[LoggedEntry], size: int | None = None) -> Response:
+    """The entries' stored texts and receipts against one checkpoint (``size``, default the
+    latest; one tree for all, proved in one transaction), with the key the server says signs
+    the log. A ``size`` with no checkpoint is the log's :class:`NotFound` naming the nearest."""
+    receipts = guard.audit.receipts([e.index for e in entries], size)
     body = {
         "verifier_key": audit_verifier_key(guard.settings),
         "entries": [
@@ -201,12 +252,16 @@ def _receipts(guard: Guard, entries: list[LoggedEntry]) -> Response:
 
 
 def _erasure(db: Database, erasure_id: str, tenant: str) -> ErasureRow:
-    missing = NotFound(f"There is no erasure {erasure_id[:20]} in tenant {tenant}.")
+    missing = NotFound(f"There is no erasure {erasure_id[:32]} in tenant {tenant}.")
     if not _ERASURE_ID.fullmatch(erasure_id):
         raise missing
     with db.transaction() as session:
-        row = session.get(ErasureRow, int(erasure_id))
-        if row is None or row.tenant != tenant:
+        row = session.scalars(
+            select(ErasureRow).where(
+                ErasureRow.certificate_id == erasure_id, ErasureRow.tenant == tenant
+            )
+        ).one_or_none()
+        if row is None:
             raise missing
         session.expunge(row)
         return row
@@ -226,7 +281,7 @@ def erasure_certificate(
     # One tree for every proof: the latest size, read once (a batch end, so it is signed).
     size = log.size()
     proofs = list(zip(entries, log.receipts([e.index for e in entries], size), strict=True))
-    grant_refs = sorted({str(r) for e in entries for r in e.entry.get("grant_refs") or []})
+    grant_refs = sorted({r for e in entries for r in e.grant_refs})
     note = log.checkpoint(size)
     return render_console(
         request,
@@ -238,6 +293,8 @@ def erasure_certificate(
             "act": act,
             "by_person": act is not None and act.kind == "subject_erased_by_person",
             "templates": act.entry.get("count") if act is not None else None,
+            # What the page says of the act, for verify_all.js to compare with the proven one.
+            "act_shown": None if act is None else {"index": act.index, **act.shown(ACT_SHOWN)},
             "entries": entries,
             "cut": cut,
             "listed": LISTED,
@@ -245,8 +302,16 @@ def erasure_certificate(
             "grant_refs": grant_refs,
             "checkpoint": note,
             "checkpoint_size": checkpoint_size(note),
+            "row_members": ERASURE_ROW,
+            # The check proves against the printed checkpoint, so the printed proofs and note
+            # are the ones it compares (the latest could have grown since the page was made).
             **_verify_all(
-                guard, f"/console/erasures/{erasure_id}/receipts.json", erasure.subject_ref, entries
+                guard,
+                f"/console/erasures/{erasure_id}/receipts.json?size={size}",
+                erasure.subject_ref,
+                entries,
+                tenant=tenant,
+                not_covered=ERASURE_NOT_COVERED,
             ),
         },
     )
@@ -254,10 +319,17 @@ def erasure_certificate(
 
 @router.get("/erasures/{erasure_id}/receipts.json")
 def erasure_receipts(
-    request: Request, erasure_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+    request: Request,
+    erasure_id: str,
+    seen_by: Annotated[Viewer, Depends(viewer)],
+    size: int | None = None,
 ) -> Response:
-    """The certificate's entries' stored texts and receipts, for "Verify every entry"."""
+    """The certificate's entries' stored texts and receipts, for "Verify every entry": against
+    the checkpoint at ``size`` (the one the certificate printed) when given."""
     tenant = seen_by.require_tenant()
     guard = service_of(request).guard
     erasure = _erasure(guard.db, erasure_id, tenant)
-    return _receipts(guard, referring(guard, tenant, erasure.subject_ref)[0])
+    entries = referring(guard, tenant, erasure.subject_ref)[0]
+    # Entries appended since the certificate was printed are not in its tree (nor listed).
+    in_tree = entries if size is None else [e for e in entries if e.index < size]
+    return _receipts(guard, in_tree, size)

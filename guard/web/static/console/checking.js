@@ -10,6 +10,47 @@ export function pinnedOr(pinned, served) {
   return { verifierKey: own || served, own: Boolean(own) };
 }
 
+// JSON with sorted keys: two parsed values are equal when their canonical texts are.
+export function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+// The members (of `members`, or of either object) in which what a page shows differs from
+// the proven entry; an absent member reads as null on both sides, as Python's dict.get does.
+export function differences(shown, proven, members = null) {
+  const keys = members || [...new Set([...Object.keys(shown), ...Object.keys(proven)])];
+  const at = (object, key) => (Object.hasOwn(object, key) ? object[key] : null);
+  return keys.filter((key) => canonical(at(shown, key)) !== canonical(at(proven, key))).sort();
+}
+
+// A page's JSON data attribute, or undefined when it is missing or not JSON (a refusal).
+export function shownData(element, name) {
+  try {
+    return JSON.parse(element.dataset[name]);
+  } catch (error) {
+    return undefined;
+  }
+}
+
+// The first [data-fact] element inside `scope` whose text is not the expected value's (as
+// the template prints it: a missing value as nothing), so that a page cannot carry true data
+// attributes beside false text. Returns the fact's name, or null when all agree.
+export function textMismatch(scope, expected) {
+  for (const element of scope.querySelectorAll('[data-fact]')) {
+    const fact = element.dataset.fact;
+    if (!Object.hasOwn(expected, fact)) return fact; // a fact this check does not know
+    const value = expected[fact];
+    const text = value === null || value === undefined ? '' : String(value);
+    if (element.textContent.trim() !== text) return fact;
+  }
+  return null;
+}
+
 export async function keyName(verifierKey) {
   try {
     return (await parseVerifierKey(verifierKey)).name;

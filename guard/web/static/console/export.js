@@ -37,7 +37,8 @@
         say("The export failed (HTTP " + response.status + "). Try again.");
         return;
       }
-      const total = Number(response.headers.get("X-Entry-Count") || "0");
+      const counted = response.headers.get("X-Entry-Count");
+      const total = /^[0-9]+$/.test(counted || "") ? Number(counted) : 0;
       bar.max = Math.max(total, 1);
       const reader = response.body.getReader();
       const chunks = [];
@@ -77,6 +78,16 @@
       const entries = Math.max(lines - 1, 0);
       if (!closing || !("latest_checkpoint" in closing)) {
         const why = closing && closing.export_failed ? closing.export_failed : "it was cut short";
+        say("The export is incomplete (" + why + "); nothing was saved. Try again.");
+        return;
+      }
+      // A closing line alone does not make it whole: lines lost (or added) in between, by a
+      // proxy or a broken server, leave a file that ends well but is not the log's export.
+      if (counted === null || entries !== total) {
+        const why = counted === null
+          ? "the server did not say how many entries to expect"
+          : "it has " + number.format(entries) + " entries, the server said "
+            + number.format(total);
         say("The export is incomplete (" + why + "); nothing was saved. Try again.");
         return;
       }

@@ -181,6 +181,8 @@ export async function verifyReceipt({ entryText, receipt, verifierKey } = {}) {
     return {
       ok: true,
       reason: `entry ${index} is in the log ${checkpoint.origin} of ${checkpoint.size} entries`,
+      // The leaf hash just checked against the entry's bytes: what a page's shown hash must be.
+      leafHex: toHex(leaf),
       checkpoint: {
         origin: checkpoint.origin,
         size: Number(checkpoint.size), // exact below 2**53 entries
