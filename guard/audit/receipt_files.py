@@ -112,11 +112,15 @@ def _proven(listed: Any, text: Any, data: Any, verifier: CheckpointVerifier) -> 
     except InvalidInput as exc:
         return refused(exc.message, listed if type(listed) is int else None)
     index = receipt.leaf_index
-    if listed is not None and listed != index:
-        return refused(f"listed as entry {listed} but its receipt proves entry {index}", index)
+    if listed is not None and (type(listed) is not int or listed != index):
+        return refused(f"listed as entry {listed!r} but its receipt proves entry {index}", index)
     if not isinstance(text, str):
         return refused("no entry text", index)
-    if not verify_receipt(receipt, verifier, text.encode("utf-8")):
+    try:
+        stored = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no stored entry can be such text
+        return refused("the entry text is not valid Unicode", index)
+    if not verify_receipt(receipt, verifier, stored):
         return refused(
             "not proven: the checkpoint is not signed by the pinned key, the text does not "
             "hash to the leaf, or the proof does not reach the root",
@@ -147,6 +151,9 @@ def check_receipt_file(document: Any, verifier: CheckpointVerifier) -> ReceiptFi
     problems = []
     if not items:
         problems.append("the file carries no entries")
+    indices = [e.index for e in entries if e.index is not None]
+    if len(set(indices)) != len(indices):
+        problems.append("an entry is listed more than once")
     if len(notes) > 1:
         problems.append(
             f"the entries are proven against {len(notes)} different checkpoints: one file "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from guard.cli.common import (
     EXIT_DENIED,
@@ -19,6 +20,7 @@ from guard.cli.common import (
     out,
     progress_bar,
     read_file,
+    read_text,
 )
 from guard.cli.render import emit_json
 from guard.config import Settings
@@ -185,7 +187,7 @@ def audit_verify(
     from guard.audit import CheckpointVerifier, verify_export
 
     with errors():
-        verifier = CheckpointVerifier.from_key_string(read_file(key).decode())
+        verifier = CheckpointVerifier.from_key_string(read_text(key))
         pinned = _pinned_checkpoint(since, verifier) if since is not None else None
         entries = read_file(export).count(b"\n") - 1  # the last line is the latest checkpoint
         with progress_bar() as progress:
@@ -229,7 +231,7 @@ def audit_verify_receipts(
     from guard.audit.receipt_files import check_receipt_file
 
     with errors():
-        verifier = CheckpointVerifier.from_key_string(read_file(key).decode())
+        verifier = CheckpointVerifier.from_key_string(read_text(key))
         report = check_receipt_file(_json_object(receipts), verifier)
     if json_output:
         emit_json(
@@ -245,15 +247,18 @@ def audit_verify_receipts(
             }
         )
     else:
+        # Everything after the label comes from the file: printed as plain text (no markup, no
+        # line breaks), so a crafted entry cannot print a line of its own, such as a false OK.
         for proven in report.entries:
             if proven.ok and proven.entry is not None:
-                said = _entry_summary(proven.entry)
+                said = _plain(_entry_summary(proven.entry))
                 out.print(f"[green]proven[/green] entry {proven.index}: {said}", soft_wrap=True)
             else:
                 where = f"entry {proven.index}" if proven.index is not None else "an entry"
-                out.print(f"[red]NOT PROVEN[/red] {where}: {proven.problem}", soft_wrap=True)
+                problem = _plain(proven.problem or "")
+                out.print(f"[red]NOT PROVEN[/red] {where}: {problem}", soft_wrap=True)
         for problem in report.problems:
-            out.print(f"[red]FAILED[/red]: {problem}", soft_wrap=True)
+            out.print(f"[red]FAILED[/red]: {_plain(problem)}", soft_wrap=True)
         if report.served_key_differs:
             err.print("note: the file names another verifier key than yours; yours was used")
         if report.ok and report.checkpoint is not None:
@@ -264,6 +269,12 @@ def audit_verify_receipts(
             )
     if not report.ok:
         raise typer.Exit(EXIT_DENIED)
+
+
+def _plain(text: str) -> str:
+    """``text`` as one line of literal text: control characters shown escaped, markup off."""
+    printable = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return escape(printable)
 
 
 def _entry_summary(entry: dict[str, Any]) -> str:
@@ -347,7 +358,7 @@ def audit_witness(
     from guard.errors import InvalidInput
 
     with errors():
-        verifier = CheckpointVerifier.from_key_string(read_file(key).decode())
+        verifier = CheckpointVerifier.from_key_string(read_text(key))
         source: LogSource
         if (url is None) == (checkpoint is None):
             raise InvalidInput("give the new checkpoint with --url or with --checkpoint (one)")
@@ -400,7 +411,7 @@ def _json_object(path: Path) -> dict[str, Any]:
 
     try:
         data = json.loads(read_file(path))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past any real file
         raise InvalidInput(f"{path} is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidInput(f"{path} is not a JSON object")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from guard.config import Settings
@@ -50,16 +51,17 @@ def open_guard(**overrides: Any) -> Guard:
 @contextmanager
 def errors() -> Iterator[None]:
     """Turn guard errors into one clear line and an exit code."""
+    # A message may quote a file's or a request's own text: printed as text, never as markup.
     try:
         yield
     except InvalidInput as exc:
-        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
+        err.print(f"[red]error ({exc.code}):[/red] {escape(exc.message)}")
         raise typer.Exit(EXIT_INVALID) from exc
     except (Unavailable, ConfigurationError, EditTimedOut) as exc:
-        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
+        err.print(f"[red]error ({exc.code}):[/red] {escape(exc.message)}")
         raise typer.Exit(EXIT_UNAVAILABLE) from exc
     except GuardError as exc:
-        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
+        err.print(f"[red]error ({exc.code}):[/red] {escape(exc.message)}")
         raise typer.Exit(EXIT_INVALID) from exc
 
 
@@ -82,6 +84,14 @@ def read_file(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (a key, a note): anything else is a clear error, not a traceback."""
+    try:
+        return read_file(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text: {exc.reason}") from exc
 
 
 def progress_bar() -> Progress:

@@ -83,7 +83,7 @@ class ErasureRow(Base):
 
     id: Mapped[int] = mapped_column(TemplateId, primary_key=True, autoincrement=True)
     certificate_id: Mapped[str] = mapped_column(
-        String(32), unique=True, default=lambda: secrets.token_hex(16)
+        String(32), unique=True, index=True, default=lambda: secrets.token_hex(16)
     )
     """Names the erasure certificate: random, because ``id`` counts every tenant's erasures."""
     subject_ref: Mapped[str] = mapped_column(String(64), index=True)

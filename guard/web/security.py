@@ -61,7 +61,7 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 def secure_cookies(request: Request) -> bool:
     """Whether this request's cookies are ``Secure``: always, except on plain HTTP to a
-    loopback name (where browsers would not keep them)."""
+    loopback name (a development server; not every browser keeps Secure cookies there)."""
     host = (request.url.hostname or "").strip("[]").lower()
     return request.url.scheme == "https" or host not in _LOOPBACK
 

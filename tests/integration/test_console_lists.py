@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from guard.api import create_app
 from guard.api.flags import UsageFlagRow
 from guard.api.keys import ApiKeyStore, Role
 from guard.audit.log import PUBLIC_KEY_FILE
 from guard.audit.search import AuditSearch
+from guard.audit.tables import AuditCheckpointRow
 from guard.identity.models import ErasureRow, FaceTemplateRow
 from guard.pipeline import Guard
 from guard.web.console import consent, overview, subjects
@@ -224,6 +225,20 @@ def test_a_missing_audit_key_is_a_503_page_that_names_no_file(
     assert page.status_code == 503, page.text
     assert str(guard.settings.data_dir) not in page.text and "vkey" not in page.text
     assert "Content-Security-Policy" in page.headers
+
+
+def test_a_log_without_its_latest_checkpoint_is_a_problem_on_the_overview(
+    setup: tuple[TestClient, Guard],
+) -> None:
+    """A damaged log (its latest checkpoint row gone) is said on the page, not a 404."""
+    client, guard = setup
+    _decision(guard, "acme", 1, ref=None, requester="r" * 64)
+    with guard.db.transaction() as session:
+        session.execute(delete(AuditCheckpointRow))
+    _sign_in(client, ApiKeyStore(guard.db).create(tenant="acme", role=Role.AUDITOR).token)
+    page = client.get("/console")
+    assert page.status_code == 200, page.text
+    assert "the latest checkpoint could not be verified" in page.text
 
 
 def test_hourly_labels_carry_the_date_across_midnight(setup: tuple[TestClient, Guard]) -> None:

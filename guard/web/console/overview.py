@@ -26,7 +26,7 @@ from guard.api.flags import UsageFlag
 from guard.api.service import Service
 from guard.audit.log import audit_verifier
 from guard.audit.search import AuditSearch, HourCount
-from guard.errors import InvalidInput
+from guard.errors import InvalidInput, NotFound
 from guard.policy.decision import Verdict
 from guard.web.console.access import ConsoleRoute, render_console, viewer
 from guard.web.console.charts import Chart, chart
@@ -194,7 +194,7 @@ def audit_state(service: Service, now: datetime) -> dict[str, Any]:
     try:
         note = log.checkpoint()
         head = audit_verifier(service.settings).verify(note)
-    except InvalidInput as exc:  # the note does not verify: the page says so and why
+    except (InvalidInput, NotFound) as exc:  # no checkpoint, or one that does not verify
         state["problem"] = f"the latest checkpoint could not be verified: {exc.message}"
         return state
     signatures = [line for line in note.partition("\n\n")[2].splitlines() if line.strip()]
