@@ -24,6 +24,7 @@ from guard.api import Role
 from guard.audit.checkpoint import AUDIT_KEY_NAME, CheckpointSigner
 from guard.audit.tables import AuditCheckpointRow
 from guard.errors import NotFound
+from guard.identity.models import ErasureRow
 from guard.media import encode_image
 from guard.samples import natural_photos
 from guard.web.console.decision import visible_decision
@@ -547,7 +548,7 @@ def test_every_statement_of_an_erasure_certificate_is_checked(
         ),
         (
             "() => { document.getElementById('erased-count').textContent = '99'; }",
-            "by whom, or how many templates",
+            "(count)",
         ),
         (
             "() => { document.getElementById('erased-by').textContent = "
@@ -557,7 +558,7 @@ def test_every_statement_of_an_erasure_certificate_is_checked(
                 else "'the person, on their own page'"
             )
             + "; }",
-            "by whom, or how many templates",
+            "(by)",
         ),
         (
             "() => { const f = document.getElementById('erasure-act');"
@@ -701,3 +702,220 @@ def test_an_export_missing_a_line_is_not_saved(
     expect(status).to_contain_text("The export is incomplete (it has ")
     expect(status).to_contain_text("nothing was saved")
     assert saved == []
+
+
+# --- the displayed text is checked, not only the data the page carries (second review) ------
+
+
+def test_every_fact_a_decision_page_displays_is_checked(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    one = history.tenant(ONE)
+    decision_id = _six_face_decision(web, one)
+    log = web.guard.audit
+    entry = log.entry(log.index_of_decision(decision_id))
+    page = _signed_in(browser, web, pages, one.auditor_token)
+    url = f"/console/decisions/{decision_id}"
+    page.goto(url)
+    # On success the answer states the key facts as the proven entry says them.
+    _verify_says(
+        page,
+        "Verify inclusion",
+        "#verify-result",
+        f"the proven entry says decision {decision_id}: {entry['verdict']}",
+    )
+    expect(page.locator("#verify-result")).to_contain_text(
+        f"policy {entry['policy']['id']} version {entry['policy']['version']}, time {entry['time']}"
+    )
+    fact = "document.querySelector('#decision-facts [data-fact={}]')"
+    other = "deny" if entry["verdict"] != "deny" else "allow"
+    lies = (
+        # true attributes (data-shown, data-verdict), false text
+        (
+            f"() => {{ {fact.format('verdict_words')}.textContent = 'allowed!'; }}",
+            "another verdict_words",
+        ),
+        (f"() => {{ {fact.format('verdict')}.textContent = '{other}'; }}", "another verdict "),
+        (f"() => {{ {fact.format('operation')}.textContent = 'x_op'; }}", "another operation"),
+        (f"() => {{ {fact.format('stage')}.textContent = 'x_stage'; }}", "another stage"),
+        (
+            f"() => {{ {fact.format('time')}.textContent = '2020-01-01T00:00:00+00:00'; }}",
+            "another time",
+        ),
+        (f"() => {{ {fact.format('policy_version')}.textContent = '0'; }}", "another policy_"),
+        (f"() => {{ {fact.format('index')}.textContent = '0'; }}", "another index"),
+        (f"() => {{ {fact.format('input_sha256')}.textContent = 'ff'; }}", "another input_sha256"),
+        # a cell that drops its data-fact is not thereby unchecked
+        (
+            f"() => {{ const o = {fact.format('operation')}; o.removeAttribute('data-fact');"
+            " o.textContent = 'x_op'; }",
+            "another operation",
+        ),
+        # a reason code added, with its words
+        (
+            """() => { const dd = document.querySelector('#decision-facts dd:nth-of-type(2)');
+            dd.insertAdjacentHTML('beforeend', '<span data-fact="reason_code">public_figure'
+              + '</span><span data-fact="reason_words">a face is a public figure on the '
+              + 'blocklist</span>'); }""",
+            "another reason_code",
+        ),
+        (
+            "() => { document.querySelector('#faces [data-fact=face_verdict]')"
+            ".textContent = 'allow_with_conditions'; }",
+            "the faces table shows another face_verdict",
+        ),
+        (
+            "() => { document.querySelector('#faces [data-fact=face_box]')"
+            ".textContent = '0, 0, 1, 1'; }",
+            "the faces table shows another face_box",
+        ),
+        (
+            "() => { document.querySelector('#faces tr.face-row').remove(); }",
+            "the faces table shows another face_",
+        ),
+        (
+            "() => { document.getElementById('shown-decision-id').textContent = 'dec_x'; }",
+            "heading names another decision",
+        ),
+    )
+    for script, reason in lies:
+        page.goto(url)
+        _lie(page, script)
+        _verify_says(page, "Verify inclusion", "#verify-result", reason)
+        expect(page.locator("#verify-result")).to_contain_text("Not verified")
+    if entry["reason_codes"]:
+        page.goto(url)
+        _lie(
+            page,
+            "() => { document.querySelector('[data-fact=reason_words]').textContent = 'fine'; }",
+        )
+        _verify_says(page, "Verify inclusion", "#verify-result", "another reason_words")
+
+
+def test_every_fact_a_report_row_prints_is_checked(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    one = history.tenant(ONE)
+    page = _signed_in(browser, web, pages, one.auditor_token)
+    url = f"/console/subjects/{one.subjects[0].id}"
+    cell = f"{_DECISION_ROW}.querySelector('[data-fact={{}}]')"
+    lies = (
+        (
+            f"() => {{ {cell.format('time')}.textContent = '2020-01-01T00:00:00+00:00'; }}",
+            "another time",
+        ),
+        (f"() => {{ {cell.format('verdict')}.textContent = 'allow_x'; }}", "another verdict"),
+        (f"() => {{ {cell.format('verdict_words')}.textContent = 'x'; }}", "another verdict_words"),
+        (
+            f"() => {{ {cell.format('requester')}.textContent = 'ab'.repeat(32); }}",
+            "another requester",
+        ),
+        (
+            f"() => {{ const t = {cell.format('time')}; t.removeAttribute('data-fact');"
+            " t.textContent = 'yesterday'; }",
+            "shows another time",
+        ),
+        # an index Number() reads as the row's, printed otherwise
+        (
+            f"() => {{ const r = {_DECISION_ROW}; r.dataset.index = ' ' + r.dataset.index; }}",
+            "unreadable index",
+        ),
+        (
+            f"() => {{ const r = {_DECISION_ROW};"
+            " r.dataset.index = '0x' + Number(r.dataset.index).toString(16); }",
+            "unreadable index",
+        ),
+    )
+    for script, reason in lies:
+        page.goto(url)
+        _lie(page, script)
+        _verify_says(page, "Verify every entry", "#verify-all-result", reason)
+        expect(page.locator("#verify-all-result")).to_contain_text("Not verified")
+
+    page.goto("/console/consent")
+    page.get_by_role("link", name="Erasure certificate").first.click()
+    certificate = page.url
+    for script, reason in (
+        (
+            f"() => {{ {_ROW}.querySelector('[data-fact=time]').textContent = '1970'; }}",
+            "another time",
+        ),
+        ("() => { document.getElementById('erased-by').removeAttribute('data-fact'); }", "(by)"),
+        (
+            "() => { document.querySelector('.proof [data-fact=kind]').textContent = 'x'; }",
+            "(kind)",
+        ),
+    ):
+        page.goto(certificate)
+        _lie(page, script)
+        _verify_says(page, "Verify every entry", "#verify-all-result", reason)
+        expect(page.locator("#verify-all-result")).to_contain_text("Not verified")
+
+
+RACER = "lgd-racer-co"
+
+
+def _note(web: WebService, ref: str) -> None:
+    """An entry for the subject, appended as a request elsewhere would (a kind of its own: the
+    checks read only the members every entry has)."""
+    web.guard.audit.append(
+        {"v": 2, "kind": "note", "time": "2026-01-01T00:00:00+00:00", "tenant": RACER,
+         "subject_refs": [ref]}
+    )  # fmt: skip
+
+
+def test_entries_appended_while_a_report_is_open_do_not_fail_its_check(
+    browser: Browser, web: WebService, pages: list[Page], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, log = web.guard.registry, web.guard.audit
+    subject = registry.create_subject(RACER)
+    ref = registry.subject_ref(subject.id, RACER)
+    _note(web, ref)
+    page = _signed_in(browser, web, pages, web.token(RACER, Role.AUDITOR))
+    page.goto(f"/console/subjects/{subject.id}")
+    listed = page.locator("[data-verify-rows] tr[data-index]").count()
+    # Appended after the page was made: not listed, so not to be proven either.
+    _note(web, ref)
+    _verify_says(page, "Verify every entry", "#verify-all-result", f"Verified: all {listed} ")
+
+    # Appended while the page is made, between its list and its tree size: listed and proven
+    # alike (the size is read first).
+    registry.erase(subject.id)
+    with web.guard.db.transaction() as session:
+        certificate = session.scalar(
+            select(ErasureRow.certificate_id).where(ErasureRow.tenant == RACER)
+        )
+    size = log.size
+
+    def growing() -> int:
+        monkeypatch.setattr(log, "size", size)
+        _note(web, ref)
+        return size()
+
+    monkeypatch.setattr(log, "size", growing)
+    page.goto(f"/console/erasures/{certificate}")
+    monkeypatch.setattr(log, "size", size)
+    _verify_says(page, "Verify every entry", "#verify-all-result", "Verified: all")
+
+    # The same for a decision and a release appended while its page is made.
+    _stamped(web, RACER)
+    decision_id = next(
+        e["decision_id"]
+        for _, e in log.entries(limit=100, tenant=RACER)
+        if e.get("kind") == "release"
+    )
+
+    def releasing() -> int:
+        monkeypatch.setattr(log, "size", size)
+        log.append(
+            {"v": 2, "kind": "release", "time": "2026-01-01T00:00:00+00:00", "tenant": RACER,
+             "decision_id": decision_id, "output_sha256": "ab" * 32,
+             "watermark_record_id": None, "manifest_label": None}
+        )  # fmt: skip
+        return size()
+
+    monkeypatch.setattr(log, "size", releasing)
+    page.goto(f"/console/decisions/{decision_id}")
+    monkeypatch.setattr(log, "size", size)
+    assert page.locator(".release").count() == 2
+    _verify_says(page, "Verify inclusion", "#verify-result", "Verified: entry ")

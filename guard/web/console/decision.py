@@ -140,6 +140,9 @@ class FaceBox:
     kind: str
     verdict: str
     label_y: int
+    recorded: str
+    """The box as the entry records it (the drawing is clipped to the image; the table, which
+    decision.js checks against the proven entry, shows what was recorded)."""
 
     @property
     def taken_for(self) -> str:
@@ -170,7 +173,7 @@ def outline_of(entry: dict[str, Any]) -> Outline | None:
         font = max(10, min(width, height) // 30)
         boxes = []
         for number, face in enumerate(faces, start=1):
-            x0, y0, x1, y1 = (int(v) for v in face["box"])
+            x0, y0, x1, y1 = recorded = [int(v) for v in face["box"]]
             x0, x1 = sorted((min(max(x0, 0), width), min(max(x1, 0), width)))
             y0, y1 = sorted((min(max(y0, 0), height), min(max(y1, 0), height)))
             label_y = y0 - font // 3 if y0 > font else y1 + font
@@ -184,6 +187,7 @@ def outline_of(entry: dict[str, Any]) -> Outline | None:
                     str(face.get("kind", "")),
                     str(face.get("verdict", "")),
                     label_y,
+                    ", ".join(str(v) for v in recorded),
                 )
             )
     except (KeyError, TypeError, ValueError, OverflowError):
@@ -224,6 +228,11 @@ def _requester(request: Request, seen_by: Viewer, tenant: str, reference: object
     return requester_label(names, reference)
 
 
+def _verdict_words(verdict: object) -> str:
+    """The verdict in words, and nothing for none (as decision.js expects it printed)."""
+    return "" if verdict is None else verdict_words(str(verdict))
+
+
 def checkpoint_size(note: str) -> int | None:
     """The tree size a signed note commits to (its body's second line)."""
     lines = note.split("\n")
@@ -244,6 +253,12 @@ def _receipt_rows(log: AuditLog, entries: list[tuple[int, dict[str, Any]]], size
     ]
 
 
+def _releases(guard: Guard, tenant: str, decision_id: str, size: int | None) -> list[int]:
+    """The decision's release entries in the tree of ``size`` (all when ``None``)."""
+    found = AuditSearch(guard.db).releases_of(tenant, decision_id)
+    return [i for i in found if size is None or i < size]
+
+
 RELEASE_SHOWN = ("decision_id", "output_sha256", "watermark_record_id", "manifest_label")
 """The release entry members the Release section displays (decision.js's RELEASE_SHOWN)."""
 
@@ -256,11 +271,14 @@ def decision_page(
     log = guard.audit
     index, entry = visible_decision(log, decision_id, seen_by)
     tenant = str(entry.get("tenant"))
-    releases = [(i, log.entry(i)) for i in AuditSearch(guard.db).releases_of(tenant, decision_id)]
-    explanation, explain_note = explain(guard, index, entry)
     # One tree for the receipts table, read once (the latest size is a batch end, so signed);
     # "Verify inclusion" proves against this same checkpoint, so the sizes shown are checked.
+    # Read before the releases, and only releases in that tree listed: one appended between
+    # the two reads would be proven by receipt.json (index < size) yet not shown.
     size = log.size()
+    releases = [(i, log.entry(i)) for i in _releases(guard, tenant, decision_id, size)]
+    explanation, explain_note = explain(guard, index, entry)
+    policy = entry.get("policy")
     return render_console(
         request,
         "console/decision.html",
@@ -274,7 +292,10 @@ def decision_page(
             "requester": _requester(request, seen_by, tenant, entry.get("requester")),
             "reasons": [(c, reason_words(c)) for c in _texts(entry.get("reason_codes"))],
             "conditions": _texts(entry.get("conditions")),
-            "verdict_words": verdict_words(str(entry.get("verdict", ""))),
+            "consent_levels": _texts(entry.get("consent_levels")),
+            # decision.js reads the proven entry's policy the same way: a member, or nothing.
+            "policy": policy if isinstance(policy, dict) else {},
+            "verdict_words": _verdict_words(entry.get("verdict")),
             "outline": outline_of(entry),
             "not_recorded": NOT_RECORDED,
             "explanation": explanation,
@@ -303,10 +324,11 @@ def decision_receipt(
     and the key the server says signs the log."""
     guard = service_of(request).guard
     log = guard.audit
-    index, tenant = visible_index(log, decision_id, seen_by)
+    # The page's rule, in the page's one place: the index (a cache) finds it with the tenant
+    # in the query, and the stored entry must agree.
+    index, entry = visible_decision(log, decision_id, seen_by)
     # The same releases the page lists: the decision's tenant's (the page reads its entry's).
-    found = AuditSearch(guard.db).releases_of(tenant, decision_id)
-    releases = [i for i in found if size is None or i < size]
+    releases = _releases(guard, str(entry.get("tenant")), decision_id, size)
     receipts = log.receipts([index, *releases], size)
     body = {
         "entry_text": log.entry_text(index),

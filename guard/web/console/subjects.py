@@ -96,6 +96,12 @@ class LoggedEntry:
         return verdict_words(self.verdict or "")
 
     @property
+    def requester_ref(self) -> object:
+        """The keyed requester reference as recorded (``None`` when the entry has none): the row
+        prints it beside the name, and verify_all.js requires it printed exactly then."""
+        return self.entry.get("requester")
+
+    @property
     def decision_id(self) -> str | None:
         if self.kind != "decision":
             return None
@@ -140,12 +146,20 @@ def entries_at(
 
 
 def referring(
-    guard: Guard, tenant: str, reference: str, names: RequesterNames | None = None
+    guard: Guard,
+    tenant: str,
+    reference: str,
+    size: int | None,
+    names: RequesterNames | None = None,
 ) -> tuple[list[LoggedEntry], bool]:
     """The tenant's first :data:`LISTED` entries that carry ``reference`` (a subject's keyed
-    reference), oldest first, and whether more carry it (the list is cut)."""
+    reference) in the tree of ``size`` (index below it; all when ``None``), oldest first, and
+    whether more of them carry it (the list is cut)."""
     indices = AuditSearch(guard.db).referring(tenant, reference, limit=LISTED + 1)
-    return entries_at(guard.db, indices[:LISTED], tenant, names), len(indices) > LISTED
+    # Oldest first, so the entries past the tree are the list's tail: what is left is still
+    # the first ones in the tree, and more than LISTED of those means the list is cut.
+    in_tree = [i for i in indices if size is None or i < size]
+    return entries_at(guard.db, in_tree[:LISTED], tenant, names), len(in_tree) > LISTED
 
 
 @router.get("/subjects/{subject_id}")
@@ -158,7 +172,12 @@ def subject_report(
     subject = _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
     names = requester_names(guard, service.keys, tenant)
-    entries, cut = referring(guard, tenant, ref, names)
+    # The tree "Verify every entry" proves against, read before the list: an entry for the
+    # subject appended after it is neither listed nor proven (receipts.json?size= keeps only
+    # the entries below it), where one appended between the two reads would be proven but
+    # not listed, a false failure.
+    size = guard.audit.size()
+    entries, cut = referring(guard, tenant, ref, size, names)
     return render_console(
         request,
         "console/subject.html",
@@ -175,7 +194,7 @@ def subject_report(
             "row_members": SUBJECT_ROW,
             **_verify_all(
                 guard,
-                f"/console/subjects/{subject_id}/receipts.json",
+                f"/console/subjects/{subject_id}/receipts.json?size={size}",
                 ref,
                 entries,
                 tenant=tenant,
@@ -187,14 +206,19 @@ def subject_report(
 
 @router.get("/subjects/{subject_id}/receipts.json")
 def subject_receipts(
-    request: Request, subject_id: str, seen_by: Annotated[Viewer, Depends(viewer)]
+    request: Request,
+    subject_id: str,
+    seen_by: Annotated[Viewer, Depends(viewer)],
+    size: int | None = None,
 ) -> Response:
-    """Every listed entry's stored text and receipt, for "Verify every entry"."""
+    """Every listed entry's stored text and receipt, for "Verify every entry": against the
+    checkpoint at ``size`` (the one the report was made at) when given, and then only the
+    entries in that tree, as the report lists them."""
     tenant = seen_by.require_tenant()
     guard = service_of(request).guard
     _subject(guard, subject_id, tenant)
     ref = guard.registry.subject_ref(subject_id, tenant)
-    return _receipts(guard, referring(guard, tenant, ref)[0])
+    return _receipts(guard, referring(guard, tenant, ref, size)[0], size)
 
 
 def _subject(guard: Guard, subject_id: str, tenant: str) -> Subject:
@@ -211,7 +235,8 @@ def _subject(guard: Guard, subject_id: str, tenant: str) -> Subject:
 SUBJECT_ROW = ("kind", "time", "verdict", "requester", "decision_id")
 """The entry members a subject report's row displays (verify_all.js's SUBJECT_ROW)."""
 ACT_SHOWN = ("kind", "count")
-"""The erasure act's members the certificate displays (by whom, the templates count)."""
+"""The erasure act's members the certificate displays (by whom, the templates count;
+verify_all.js's ACT_SHOWN)."""
 ERASURE_ROW = ("kind", "time")
 """The members a certificate's row displays besides its leaf hash (verify_all.js's)."""
 
@@ -275,11 +300,13 @@ def erasure_certificate(
     guard = service_of(request).guard
     log = guard.audit
     erasure = _erasure(guard.db, erasure_id, tenant)
-    entries, cut = referring(guard, tenant, erasure.subject_ref)
+    # One tree for every proof: the latest size, read once (a batch end, so it is signed), and
+    # before the list, which keeps only entries in it: one appended between the two reads
+    # would otherwise be listed without a proof in this tree, or proven but not listed.
+    size = log.size()
+    entries, cut = referring(guard, tenant, erasure.subject_ref, size)
     erased = [e for e in entries if e.kind in ERASURE_KINDS]
     act = erased[-1] if erased else None
-    # One tree for every proof: the latest size, read once (a batch end, so it is signed).
-    size = log.size()
     proofs = list(zip(entries, log.receipts([e.index for e in entries], size), strict=True))
     grant_refs = sorted({r for e in entries for r in e.grant_refs})
     note = log.checkpoint(size)
@@ -329,7 +356,5 @@ def erasure_receipts(
     tenant = seen_by.require_tenant()
     guard = service_of(request).guard
     erasure = _erasure(guard.db, erasure_id, tenant)
-    entries = referring(guard, tenant, erasure.subject_ref)[0]
     # Entries appended since the certificate was printed are not in its tree (nor listed).
-    in_tree = entries if size is None else [e for e in entries if e.index < size]
-    return _receipts(guard, in_tree, size)
+    return _receipts(guard, referring(guard, tenant, erasure.subject_ref, size)[0], size)

@@ -37,19 +37,46 @@ export function shownData(element, name) {
   }
 }
 
-// The first [data-fact] element inside `scope` whose text is not the expected value's (as
-// the template prints it: a missing value as nothing), so that a page cannot carry true data
-// attributes beside false text. Returns the fact's name, or null when all agree.
+// The console's words for a verdict code (guard/web/wording.py's, tied by a unit test): the page
+// shows them beside the raw code, and both are compared with the proven entry.
+export const VERDICT_WORDS = {
+  allow: 'allowed',
+  allow_with_conditions: 'allowed, with conditions',
+  deny: 'refused',
+};
+
+export function verdictWords(verdict) {
+  return Object.hasOwn(VERDICT_WORDS, verdict) ? VERDICT_WORDS[verdict] : String(verdict ?? '');
+}
+
+// A value as the templates print it: a missing one as nothing.
+const printed = (value) => (value === null || value === undefined ? '' : String(value));
+
+// Whether the [data-fact] elements inside `scope` say exactly `expected`, which the calling
+// script builds with a fixed set of names: a name maps to one value (exactly one element must
+// carry that fact) or to a list (exactly that many elements, in order: a member a page may show
+// none of, such as reasons, or a decision link that only decisions have). A fact the page shows
+// that the script does not expect fails too. The set of names comes from the script, never from
+// the page, so a server that drops `data-fact` from a cell leaves that fact missing, which
+// fails, rather than unchecked. Returns the first failing fact's name, or null when all agree.
 export function textMismatch(scope, expected) {
+  const shown = new Map();
   for (const element of scope.querySelectorAll('[data-fact]')) {
     const fact = element.dataset.fact;
     if (!Object.hasOwn(expected, fact)) return fact; // a fact this check does not know
-    const value = expected[fact];
-    const text = value === null || value === undefined ? '' : String(value);
-    if (element.textContent.trim() !== text) return fact;
+    if (!shown.has(fact)) shown.set(fact, []);
+    shown.get(fact).push(element.textContent.trim());
+  }
+  for (const [fact, value] of Object.entries(expected)) {
+    const want = (Array.isArray(value) ? value : [value]).map(printed);
+    const got = shown.get(fact) || [];
+    if (got.length !== want.length || got.some((text, at) => text !== want[at])) return fact;
   }
   return null;
 }
+
+// A value only when it is present: the one-or-none list `textMismatch` reads as optional.
+export const optional = (value) => (value === null || value === undefined ? [] : [value]);
 
 export async function keyName(verifierKey) {
   try {
@@ -87,4 +114,13 @@ export function offerCheck({ button, result, url, check }) {
   }
   button.hidden = false;
   button.addEventListener('click', run);
+}
+
+// A page's data-index as a leaf index: digits only, a safe integer; null for anything else
+// (Number() would read "0x5", " 5" and "5e0" as 5, letting a row name an entry it does not
+// print).
+export function leafIndex(text) {
+  if (typeof text !== 'string' || !/^[0-9]+$/.test(text)) return null;
+  const index = Number(text);
+  return Number.isSafeInteger(index) ? index : null;
 }

@@ -1,15 +1,19 @@
 // The decision page's "Verify inclusion": fetch the receipt, check it in this browser with
 // verify.js (the server is the party being checked, so the maths runs here), then check that
 // the entry the receipt proves is the decision this page shows: the page carries the entry it
-// was rendered from (data-shown), and every member of it must equal the proven entry's, so a
-// server cannot prove one entry and show another's reasons, requester, policy or faces. The
-// same for the Release section (each release entry proven too) and the Audit receipts table
-// (leaf hashes and the checkpoint size), all against one signed checkpoint.
+// was rendered from (data-shown), and every member of it must equal the proven entry's; and
+// every fact the page displays (data-fact: verdict, reasons, operation, time, policy, faces,
+// ...) must be the proven entry's, with the names this script requires held here, not taken
+// from the page. So a server cannot prove one entry and show another's reasons, requester,
+// policy or faces, in its data or in its text. The same for the Release section (each release
+// entry proven too) and the Audit receipts table (leaf hashes and the checkpoint size), all
+// against one signed checkpoint. On success the answer states the key facts from the proof.
 // A key pasted into the page (pinned out of band) is used instead of the server's.
 
 import { verifyReceipt } from './verify.js';
 import {
-  differences, keyName, offerCheck, pinnedOr, shownData, textMismatch,
+  differences, keyName, leafIndex, offerCheck, pinnedOr, shownData, textMismatch,
+  verdictWords,
 } from './checking.js';
 
 const section = document.getElementById('verify-inclusion');
@@ -20,9 +24,111 @@ const pinned = document.getElementById('pinned-key');
 // The release entry members the Release section shows (decision.py's RELEASE_SHOWN).
 const RELEASE_SHOWN = ['decision_id', 'output_sha256', 'watermark_record_id', 'manifest_label'];
 
+// The words the page gives each reason code and face kind (decision.py's REASON_WORDS and
+// KIND_WORDS, tied by a unit test): the words are compared too, not only the codes.
+const REASON_WORDS = {
+  public_figure: 'a face is a public figure on the blocklist',
+  no_consent: 'no consent on record for a face',
+  consent_expired: 'the consent had expired',
+  consent_not_yet_valid: 'the consent was not yet in force',
+  consent_revoked: 'the consent was revoked',
+  scope_not_granted: 'the consent does not cover this operation',
+  consent_not_confirmed: 'the person had not confirmed the consent themselves',
+  operation_not_permitted: 'the policy does not permit this operation',
+  prompt_names_public_figure: 'the prompt names a public figure',
+  output_public_figure: 'a public figure appeared in the output',
+  identity_drift: 'the edited face is no longer the consented person',
+  nsfw_real_person: 'explicit output of a real person',
+  unavailable: 'the guard could not decide (a store was unavailable), so it refused',
+  consent_granted: 'the person consented to this use',
+  public_figure_own_consent: 'a public figure consented through a verified link',
+  unknown_face_allowed: 'the policy allows faces nobody enrolled',
+  no_faces: 'no faces in the image',
+  identity_preserved: 'the edited face is still the consented person',
+  allowed_by_policy: 'the policy allows it',
+  new_face_in_output: 'a new face appeared in the output (noted)',
+  unreadable_face: 'a face was too small or blurred to read (noted)',
+};
+const KIND_WORDS = {
+  consented_subject: 'consented person',
+  public_figure: 'public figure',
+  unknown: 'unknown face',
+};
+
+// Python's _texts: the strings of a list member, nothing for anything else.
+const texts = (value) => (Array.isArray(value) ? value.filter((v) => typeof v === 'string') : []);
+const reasonWords = (code) => (Object.hasOwn(REASON_WORDS, code)
+  ? REASON_WORDS[code] : code.replaceAll('_', ' '));
+const member = (object, key) => (object !== null && typeof object === 'object'
+  && !Array.isArray(object) && Object.hasOwn(object, key) ? object[key] : null);
+
+// The faces the page's table lists: none when the entry recorded no positions in the form
+// decision.py's outline_of draws (the page then says so), else each as recorded.
+function shownFaces(entry) {
+  const { image, faces } = entry;
+  const number = (v) => typeof v === 'number' && Number.isFinite(v);
+  if (!Array.isArray(image) || image.length !== 2 || !image.every(number)
+      || !Array.isArray(faces)) return [];
+  const readable = faces.every((face) => Array.isArray(member(face, 'box'))
+    && face.box.length === 4 && face.box.every(number));
+  return readable ? faces : [];
+}
+
+// Every fact the decision page displays, as the proven entry states it: the names are this
+// script's fixed list (see textMismatch), one value each or a list for what repeats.
+function decisionFacts(entry, index) {
+  const codes = texts(entry.reason_codes);
+  return {
+    verdict_words: verdictWords(entry.verdict),
+    verdict: entry.verdict,
+    reason_code: codes,
+    reason_words: codes.map(reasonWords),
+    operation: entry.operation,
+    stage: entry.stage,
+    time: entry.time,
+    tenant: entry.tenant,
+    policy_id: member(entry.policy, 'id'),
+    policy_version: member(entry.policy, 'version'),
+    condition: texts(entry.conditions),
+    consent_level: texts(entry.consent_levels),
+    input_sha256: entry.input_sha256 || 'no input image',
+    index,
+  };
+}
+
+// The faces table, row by row, as the proven entry records the faces.
+function faceFacts(entry) {
+  const faces = shownFaces(entry);
+  const kind = (face) => String(member(face, 'kind') ?? '');
+  return {
+    face_number: faces.map((face, at) => at + 1),
+    face_kind: faces.map(kind),
+    face_taken_for: faces.map((face) => (Object.hasOwn(KIND_WORDS, kind(face))
+      ? KIND_WORDS[kind(face)] : kind(face))),
+    face_verdict: faces.map((face) => String(member(face, 'verdict') ?? '')),
+    face_box: faces.map((face) => face.box.map((v) => String(Math.trunc(v))).join(', ')),
+  };
+}
+
+// What the answer says the proof states: read from the proven entry, not from the page, so
+// the auditor reads the key facts from the proof itself.
+function provenSummary(entry) {
+  const codes = texts(entry.reason_codes);
+  return `the proven entry says decision ${entry.decision_id}: ${entry.verdict}`
+    + ` (${codes.length ? codes.join(', ') : 'no reason codes'}), operation ${entry.operation},`
+    + ` policy ${member(entry.policy, 'id')} version ${member(entry.policy, 'version')},`
+    + ` time ${entry.time}`;
+}
+
 class Mismatch extends Error {}
 const fail = (why) => { throw new Mismatch(why); };
 const refused = (why) => ({ ok: false, text: `Not verified: ${why}` });
+
+// An element's data-index, read strictly (see leafIndex).
+function indexOf(element) {
+  const index = leafIndex(element.dataset.index);
+  return index === null ? fail(`the page shows an unreadable index ${element.dataset.index}`) : index;
+}
 
 // One receipt checked in this browser and its entry parsed: {index, entry, leafHex, checked}.
 async function prove(item, verifierKey, what) {
@@ -49,7 +155,7 @@ function checkReleases(releases, decision) {
     fail(`the page shows ${shown.length} release entries, the server proved ${proven.size}`);
   }
   for (const block of shown) {
-    const found = proven.get(Number(block.dataset.index));
+    const found = proven.get(indexOf(block));
     if (!found) fail(`release entry ${block.dataset.index} is shown but was not proven`);
     const { index, entry } = found;
     if (entry.kind !== 'release') fail(`entry ${index} is not a release entry`);
@@ -65,7 +171,12 @@ function checkReleases(releases, decision) {
     if (differing.length) {
       fail(`release entry ${index} differs from this page in ${differing.join(', ')}`);
     }
-    const wrong = textMismatch(block, { ...entry, index });
+    const wrong = textMismatch(block, {
+      index,
+      output_sha256: entry.output_sha256,
+      watermark_record_id: entry.watermark_record_id,
+      manifest_label: entry.manifest_label,
+    });
     if (wrong) fail(`release entry ${index} shows another ${wrong} than the proven entry`);
   }
 }
@@ -77,7 +188,7 @@ function checkReceiptsTable(all, size) {
   const proven = new Map(all.map((p) => [p.index, p]));
   if (rows.length !== proven.size) fail('the receipts table does not list the proven entries');
   for (const row of rows) {
-    const found = proven.get(Number(row.dataset.index));
+    const found = proven.get(indexOf(row));
     if (!found) fail(`the receipts table lists entry ${row.dataset.index}, which was not proven`);
     const wrong = textMismatch(row, {
       index: found.index, kind: found.entry.kind, leaf_hash: found.leafHex, size,
@@ -113,6 +224,17 @@ async function check(body) {
     if (String(index) !== section.dataset.index) {
       fail(`the receipt proves entry ${index}, not entry ${section.dataset.index} shown here`);
     }
+    const shownId = document.getElementById('shown-decision-id');
+    if (!shownId || shownId.textContent.trim() !== entry.decision_id) {
+      fail('the page\'s heading names another decision than the proven entry');
+    }
+    const facts = document.getElementById('decision-facts');
+    const faces = document.getElementById('faces');
+    if (!facts || !faces) fail('the page does not show the decision\'s facts where they are checked');
+    const wrong = textMismatch(facts, decisionFacts(entry, index));
+    if (wrong) fail(`the page shows another ${wrong} than the proven entry`);
+    const wrongFace = textMismatch(faces, faceFacts(entry));
+    if (wrongFace) fail(`the faces table shows another ${wrongFace} than the proven entry`);
     const size = decision.checked.checkpoint.size;
     checkReleases(releases, entry);
     checkReceiptsTable([decision, ...releases], size);
@@ -125,7 +247,7 @@ async function check(body) {
     ok: true,
     text: `Verified: entry ${decision.index} is in the log of size ${checkpoint.size} `
       + `signed by ${await keyName(verifierKey)}${own ? ' (your pinned key)' : ''} `
-      + `at ${checkpoint.time}`,
+      + `at ${checkpoint.time}; ${provenSummary(decision.entry)}`,
   };
 }
 
