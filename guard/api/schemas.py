@@ -201,7 +201,8 @@ class SubjectOut(_Out):
 
 class EnrollmentOut(_Out):
     subject_id: str
-    template_ids: list[int]
+    template_ids: list[str]
+    """The enrolled templates' names for this tenant (``tpl_`` + 24 hex), not row numbers."""
 
 
 class ErasureOut(_Out):

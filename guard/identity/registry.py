@@ -127,6 +127,13 @@ class ConsentRegistry:
         tenant = tenant if tenant is not None else self.subject_tenant(subject_id)
         return self._hasher.for_tenant(tenant).ref("subject", subject_id)
 
+    def template_refs(self, template_ids: Sequence[int], tenant: str) -> list[str]:
+        """What a tenant is told its enrolled templates are called: keyed with its own key,
+        never the row ids, which count every tenant's enrolments (two of them would tell a
+        tenant how many faces others enrolled in between)."""
+        hasher = self._hasher.for_tenant(tenant)
+        return [f"tpl_{hasher.ref('template', str(i))[:24]}" for i in template_ids]
+
     def subject_tenant(self, subject_id: str) -> str:
         """The tenant of a subject, or of an erased one (its erasure record, found by
         recomputing the subject's reference under each tenant that erased someone)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import httpx
@@ -159,6 +160,13 @@ def test_one_person_is_one_subject_in_a_tenant_and_other_tenants_learn_nothing(
         allowed = globex.post(f"/v1/subjects/{theirs}/faces", files=photo)
         assert allowed.status_code == 201, allowed.text
         assert first not in allowed.text and "acme" not in allowed.text
+        # Template names are keyed per tenant, not row numbers that count every tenant's
+        # enrolments (consecutive numbers would tell globex of acme's two in between).
+        (name,) = allowed.json()["template_ids"]
+        assert re.fullmatch(r"tpl_[0-9a-f]{24}", name), name
+        own = service.guard.registry.template_ids(theirs)
+        assert name == service.guard.registry.template_refs(own, "globex")[0]
+        assert name != service.guard.registry.template_refs(own, "acme")[0]
 
 
 def test_a_subjects_consent_does_not_stretch_to_another_persons_face(

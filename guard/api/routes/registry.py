@@ -122,7 +122,8 @@ async def enroll_face(
     template_ids = await run_in_threadpool(
         service.admission.run, (data,), _enroll, guard, subject_id, data
     )
-    return {"subject_id": subject_id, "template_ids": template_ids}
+    refs = guard.registry.template_refs(template_ids, key.tenant)
+    return {"subject_id": subject_id, "template_ids": refs}
 
 
 @router.delete("/subjects/{subject_id}", response_model=ErasureOut, responses=_READ)
