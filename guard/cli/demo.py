@@ -31,7 +31,8 @@ from guard.pipeline import Guard
 from guard.requests import CheckRequest, EditRequest
 from guard.samples import flip, half, sample_bytes, sample_rgb
 
-REQUESTER = "demo-tenant/photo-app"
+TENANT = "demo-tenant"
+REQUESTER = f"{TENANT}/photo-app"
 # Regions of t1.jpg (y0, y1, x0, x1) around the woman on the left: one tight crop to enroll from,
 # one wider portrait to edit. No other face falls inside either.
 ENROLL_CROP = (230, 450, 20, 230)
@@ -83,7 +84,7 @@ def _ask_for_consent(
     console.rule("4. Ask Model A for consent on their own page")
     asked = guard.registry.consent_requests.create(
         subject_id,
-        tenant="demo-tenant",
+        tenant=TENANT,
         requester=REQUESTER,
         requester_display_name="Photo App (demo)",
         tenant_display_name="Demo Tenant",
@@ -126,7 +127,7 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
         + (f"; {len(problems)} photo problem(s)" if problems else "")
     )
 
-    subject = guard.registry.create_subject("demo-tenant", display_name="Model A")
+    subject = guard.registry.create_subject(TENANT, display_name="Model A")
     guard.registry.enroll(subject.id, guard.faces_in(photos["enroll"].read_bytes()))
     consent_document = _write(
         out_dir / "consent" / "model-a-consent.txt",
@@ -193,8 +194,14 @@ def run_demo(out_dir: Path, console: Console | None = None) -> None:
         "(`guard audit export --out audit.jsonl`, then `guard audit verify audit.jsonl --key ...`)"
     )
     console.print(
-        f"the same guard over HTTP: `GUARD_DATA_DIR={data_dir} guard keys create --tenant demo "
-        f"--role integrator`, then `GUARD_DATA_DIR={data_dir} guard serve` (docs/service.md)"
+        f"the same guard over HTTP: `GUARD_DATA_DIR={data_dir} guard keys create --tenant "
+        f"{TENANT} --role integrator`, then `GUARD_DATA_DIR={data_dir} guard serve` "
+        "(docs/service.md)"
+    )
+    console.print(
+        f"the compliance console: `GUARD_DATA_DIR={data_dir} guard keys create --tenant {TENANT} "
+        f"--role auditor`, then sign in with that key at {DEMO_BASE_URL}/console/sign-in: these "
+        "decisions, Model A's report and proofs you can verify in the browser (docs/console.md)"
     )
     guard.close()
 
