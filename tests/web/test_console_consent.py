@@ -10,7 +10,7 @@ import base64
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -456,6 +456,17 @@ def _verify_says(page: Page, button: str, result: str, text: str) -> None:
     expect(page.locator(result)).to_contain_text(text, timeout=60_000)
 
 
+def _each_lie_refused(
+    page: Page, url: str, lies: Sequence[tuple[str, str]], button: str, result: str
+) -> None:
+    """Each lie, told on a freshly loaded page: the check refuses it, saying why."""
+    for script, reason in lies:
+        page.goto(url)
+        _lie(page, script)
+        _verify_says(page, button, result, reason)
+        expect(page.locator(result)).to_contain_text("Not verified")
+
+
 _ROW = "document.querySelector('[data-verify-rows] tr[data-index]')"
 _DECISION_ROW = "document.querySelector('[data-verify-rows] tr[data-index]:has(a)')"
 
@@ -498,11 +509,7 @@ def test_every_fact_a_subject_report_row_shows_is_checked(
             "the keyed reference shown is not the one",
         ),
     )
-    for script, reason in lies:
-        page.goto(url)
-        _lie(page, script)
-        _verify_says(page, "Verify every entry", "#verify-all-result", reason)
-        expect(page.locator("#verify-all-result")).to_contain_text("Not verified")
+    _each_lie_refused(page, url, lies, "Verify every entry", "#verify-all-result")
 
     # Receipts that each verify, but against two checkpoints: not one tree.
     log = web.guard.audit
@@ -592,11 +599,7 @@ def test_every_statement_of_an_erasure_certificate_is_checked(
             "the checkpoint printed on the certificate is not the one",
         ),
     )
-    for script, reason in lies:
-        page.goto(url)
-        _lie(page, script)
-        _verify_says(page, "Verify every entry", "#verify-all-result", reason)
-        expect(page.locator("#verify-all-result")).to_contain_text("Not verified")
+    _each_lie_refused(page, url, lies, "Verify every entry", "#verify-all-result")
 
 
 RELEASER = "lgd-releaser-co"
@@ -640,11 +643,7 @@ def test_the_release_section_and_receipts_table_are_checked(
             "shows another size",
         ),
     )
-    for script, reason in lies:
-        page.goto(url)
-        _lie(page, script)
-        _verify_says(page, "Verify inclusion", "#verify-result", reason)
-        expect(page.locator("#verify-result")).to_contain_text("Not verified")
+    _each_lie_refused(page, url, lies, "Verify inclusion", "#verify-result")
 
     # A server that leaves the release entry out of the proofs.
     def unproven(route: Route) -> None:
@@ -778,11 +777,7 @@ def test_every_fact_a_decision_page_displays_is_checked(
             "heading names another decision",
         ),
     )
-    for script, reason in lies:
-        page.goto(url)
-        _lie(page, script)
-        _verify_says(page, "Verify inclusion", "#verify-result", reason)
-        expect(page.locator("#verify-result")).to_contain_text("Not verified")
+    _each_lie_refused(page, url, lies, "Verify inclusion", "#verify-result")
     if entry["reason_codes"]:
         page.goto(url)
         _lie(
@@ -826,11 +821,7 @@ def test_every_fact_a_report_row_prints_is_checked(
             "unreadable index",
         ),
     )
-    for script, reason in lies:
-        page.goto(url)
-        _lie(page, script)
-        _verify_says(page, "Verify every entry", "#verify-all-result", reason)
-        expect(page.locator("#verify-all-result")).to_contain_text("Not verified")
+    _each_lie_refused(page, url, lies, "Verify every entry", "#verify-all-result")
 
     page.goto("/console/consent")
     page.get_by_role("link", name="Erasure certificate").first.click()
