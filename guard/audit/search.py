@@ -287,6 +287,19 @@ class AuditSearch:
                 )
             ]
 
+    def decision_at(self, tenant: str | None, decision_id: str) -> tuple[int, str] | None:
+        """The index and tenant of ``decision_id``'s decision entry, with ``tenant`` in the
+        query: another tenant's id costs the one index lookup that finds nothing, as an id
+        nobody has does (no entry is read to learn whose it is)."""
+        query = select(_I.idx, _I.tenant).where(
+            _I.decision_id == decision_id, _I.kind == "decision"
+        )
+        if tenant is not None:
+            query = query.where(_I.tenant == tenant)
+        with self._db.transaction() as session:
+            found = session.execute(query.order_by(_I.idx).limit(1)).first()
+        return None if found is None else (int(found[0]), str(found[1]))
+
     def releases_of(self, tenant: str | None, decision_id: str) -> list[int]:
         """The indices of the release entries of ``decision_id`` (an output that left)."""
         query = select(_I.idx).where(_I.decision_id == decision_id, _I.kind == "release")

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 
 from guard.api.auth import service_of
 from guard.audit import AuditLog, audit_verifier_key
-from guard.audit.index import AuditIndexRow, entry_time
+from guard.audit.index import entry_time
 from guard.audit.search import AuditSearch
 from guard.errors import InvalidInput, NotFound, Unavailable
 from guard.pipeline import Guard
@@ -80,51 +79,27 @@ def reason_words(code: str) -> str:
     return REASON_WORDS.get(code, code.replace("_", " "))
 
 
-def _missing(decision_id: str, seen_by: Viewer) -> NotFound:
-    """The one answer for a decision the viewer may not see, whatever the reason."""
-    where = f" in tenant {seen_by.tenant}" if seen_by.tenant is not None else ""
-    return NotFound(f"There is no decision {decision_id[:64]}{where}.")
-
-
-def _decision_index(log: AuditLog, decision_id: str, tenant: str | None) -> tuple[int, str] | None:
-    """The index and tenant of ``decision_id``'s decision entry, found with the tenant in the
-    query (the search index's tenant column): another tenant's id costs one index lookup that
-    finds nothing, as an id nobody has does, rather than an entry fetched and parsed before a
-    tenant test (finding 9: the time told the two apart)."""
-    query = select(AuditIndexRow.idx, AuditIndexRow.tenant).where(
-        AuditIndexRow.decision_id == decision_id, AuditIndexRow.kind == "decision"
-    )
-    if tenant is not None:
-        query = query.where(AuditIndexRow.tenant == tenant)
-    with log.db.transaction() as session:
-        found = session.execute(query.order_by(AuditIndexRow.idx).limit(1)).first()
-    return None if found is None else (int(found[0]), str(found[1]))
-
-
-def visible_index(log: AuditLog, decision_id: str, seen_by: Viewer) -> tuple[int, str]:
-    """The index and tenant of ``decision_id`` if the viewer may see it; one
-    :class:`NotFound` for a malformed id, no such decision and another tenant's, each found (or
-    not) by one query."""
-    missing = _missing(decision_id, seen_by)
-    # The index holds ids cut to its column: a longer one cannot be found exactly there.
-    if not _DECISION_ID.fullmatch(decision_id) or len(decision_id) > _INDEXED_ID:
-        raise missing
-    found = _decision_index(log, decision_id, seen_by.tenant)
-    if found is None:
-        raise missing
-    return found
-
-
 def visible_decision(
     log: AuditLog, decision_id: str, seen_by: Viewer
 ) -> tuple[int, dict[str, Any]]:
-    """:func:`visible_index` and the entry there. The index is a cache of the log, so the entry
-    itself must agree (only the viewer's own decisions reach this read)."""
-    index, _ = visible_index(log, decision_id, seen_by)
+    """The index and entry of ``decision_id`` if the viewer may see it; one
+    :class:`NotFound` for a malformed id, no such decision and another tenant's. The search
+    index finds it with the viewer's tenant in the query, so another tenant's id costs the one
+    lookup an unknown id does; the index is a cache of the log, so the stored entry (read for
+    the viewer's own decisions only) must agree."""
+    where = f" in tenant {seen_by.tenant}" if seen_by.tenant is not None else ""
+    missing = NotFound(f"There is no decision {decision_id[:64]}{where}.")
+    # The index holds ids cut to its column: a longer one cannot be found exactly there.
+    if not _DECISION_ID.fullmatch(decision_id) or len(decision_id) > _INDEXED_ID:
+        raise missing
+    found = AuditSearch(log.db).decision_at(seen_by.tenant, decision_id)
+    if found is None:
+        raise missing
+    index = found[0]
     entry = log.entry(index)
     tenant_ok = seen_by.tenant is None or entry.get("tenant") == seen_by.tenant
     if entry.get("kind") != "decision" or entry.get("decision_id") != decision_id or not tenant_ok:
-        raise _missing(decision_id, seen_by)
+        raise missing
     return index, entry
 
 
