@@ -44,6 +44,13 @@ def js_map(source: str, name: str) -> dict[str, str]:
     return members
 
 
+def js_string(source: str, name: str) -> str:
+    """The string of ``const NAME = 'words';`` (a single-quoted literal)."""
+    found = re.search(rf"^const {name} = {_STRING};$", source, re.MULTILINE)
+    assert found is not None, f"no const {name} string"
+    return found.group(1)
+
+
 @pytest.mark.parametrize(
     ("script", "name", "python"),
     [
@@ -62,6 +69,9 @@ def test_words_match() -> None:
     source = _source("decision.js")
     assert js_map(source, "REASON_WORDS") == decision.REASON_WORDS
     assert js_map(source, "KIND_WORDS") == decision.KIND_WORDS
+    assert js_map(source, "STAGE_WORDS") == decision.STAGE_WORDS
+    assert js_string(source, "NOT_RECORDED") == decision.NOT_RECORDED
+    assert js_string(source, "NO_FACES") == decision.NO_FACES
     verdicts = {v.value: verdict_words(v.value) for v in Verdict}
     assert js_map(_source("checking.js"), "VERDICT_WORDS") == verdicts
 
@@ -71,5 +81,6 @@ def test_the_reader_sees_a_difference() -> None:
     assert js_array("const X = ['a', 'b'];\n", "X") == ("a", "b")
     assert js_array("const X = ['a',\n  'c'];\n", "X") == ("a", "c")
     assert js_map("const Y = {\n  a_b: 'x y',\n};\n", "Y") == {"a_b": "x y"}
+    assert js_string("const Z = 'it\\'s';\n", "Z") == "it\\'s"
     with pytest.raises(AssertionError):
         js_array("const X = ['a', b];\n", "X")

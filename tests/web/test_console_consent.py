@@ -11,6 +11,7 @@ import io
 import json
 import re
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -910,3 +911,224 @@ def test_entries_appended_while_a_report_is_open_do_not_fail_its_check(
     monkeypatch.setattr(log, "size", size)
     assert page.locator(".release").count() == 2
     _verify_says(page, "Verify inclusion", "#verify-result", "Verified: entry ")
+
+
+# --- what a page shows outside the checked places, or otherwise than it reads (final review) --
+
+
+UNLOGGED = "lgd-unlogged-co"
+EMPTY = "lgd-empty-co"
+
+
+def test_a_certificate_that_names_no_erasure_entry_prints_the_fixed_words(
+    browser: Browser, web: WebService, pages: list[Page]
+) -> None:
+    # An erasure whose entry is not listed: the page's "By", templates count and tenant are
+    # still its fixed words, checked, not any text.
+    registry = web.guard.registry
+    subject = registry.create_subject(UNLOGGED)
+    ref = registry.subject_ref(subject.id, UNLOGGED)
+    web.guard.audit.append(
+        {"v": 2, "kind": "note", "time": "2026-01-01T00:00:00+00:00", "tenant": UNLOGGED,
+         "subject_refs": [ref]}
+    )  # fmt: skip
+    with web.guard.db.transaction() as session:
+        row = ErasureRow(subject_ref=ref, tenant=UNLOGGED, erased_at=datetime.now(UTC))
+        session.add(row)
+        session.flush()
+        certificate = row.certificate_id
+    page = _signed_in(browser, web, pages, web.token(UNLOGGED, Role.AUDITOR))
+    url = f"/console/erasures/{certificate}"
+    page.goto(url)
+    expect(page.locator("#erased-by")).to_have_text("not recorded in the audit log")
+    _verify_says(page, "Verify every entry", "#verify-all-result", "Verified: all ")
+    lies = (
+        (
+            "() => { document.getElementById('erased-by').textContent ="
+            " 'the person, on their own page'; }",
+            "shows another by",
+        ),
+        ("() => { document.getElementById('erased-count').textContent = '3'; }", "another count"),
+        (
+            "() => { document.querySelector('#erasure-act dd').textContent = 'lgd-other-co'; }",
+            "another tenant",
+        ),
+    )
+    _each_lie_refused(page, url, lies, "Verify every entry", "#verify-all-result")
+
+
+def test_a_page_that_lists_no_entries_verifies_nothing(
+    browser: Browser, web: WebService, pages: list[Page]
+) -> None:
+    # A page (and receipts) listing nothing: a subject's creation is logged, so the server
+    # leaves out what there is. Nothing was checked, so nothing is "Verified".
+    subject = web.guard.registry.create_subject(EMPTY)
+    page = _signed_in(browser, web, pages, web.token(EMPTY, Role.AUDITOR))
+
+    def nothing(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, body=json.dumps({**response.json(), "entries": []}))
+
+    page.route("**/receipts.json*", nothing)
+    page.goto(f"/console/subjects/{subject.id}")
+    _lie(
+        page,
+        "() => { document.getElementById('verify-all').dataset.indices = '[]';"
+        " document.querySelector('[data-verify-rows]').remove(); }",
+    )
+    # A region the server rendered hidden is shown for the answer.
+    _lie(page, "() => { document.getElementById('verify-all-result').hidden = true; }")
+    _verify_says(
+        page, "Verify every entry", "#verify-all-result", "Nothing to verify: this page lists no"
+    )
+    result = page.locator("#verify-all-result")
+    expect(result).to_be_visible()
+    expect(result).to_have_class("problem")
+
+
+def test_report_rows_and_facts_outside_the_checked_places_are_refused(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    one = history.tenant(ONE)
+    page = _signed_in(browser, web, pages, one.auditor_token)
+    url = f"/console/subjects/{one.subjects[0].id}"
+    cell = f"{_DECISION_ROW}.querySelector('[data-fact={{}}]')"
+    lies = (
+        # the reference printed without the class the check selects by
+        (
+            "() => { const r = document.querySelector('.shown-ref');"
+            " r.classList.remove('shown-ref'); r.textContent = 'f'.repeat(64); }",
+            "the keyed reference shown is not the one",
+        ),
+        # a row without data-index, showing an entry nobody proved
+        (
+            "() => { document.querySelector('[data-verify-rows] tbody').insertAdjacentHTML("
+            "'beforeend', '<tr><td>0</td><td>decision</td><td>2020</td><td>refused</td>"
+            "<td>-</td><td>-</td></tr>'); }",
+            "a row of entries that is not one of the listed entries",
+        ),
+        # a fact printed outside every checked place
+        (
+            "() => { document.querySelector('main').insertAdjacentHTML('beforeend',"
+            " '<p><span data-fact=\"verdict\">allow</span></p>'); }",
+            "a fact outside the places this check compares",
+        ),
+        # text that reads as the proven fact but shows otherwise
+        (
+            f"() => {{ const i = {cell.format('index')};"
+            " i.innerHTML = '<bdo dir=\"rtl\">' + i.textContent + '</bdo>'; }",
+            "shows another index",
+        ),
+        (f"() => {{ {cell.format('time')}.setAttribute('dir', 'rtl'); }}", "shows another time"),
+        (
+            f"() => {{ const v = {cell.format('verdict')}; v.hidden = true;"
+            " v.insertAdjacentText('afterend', 'allow_x'); }",
+            "shows another verdict",
+        ),
+        (
+            f"() => {{ {cell.format('verdict_words')}.style.opacity = '0'; }}",
+            "shows another verdict_words",
+        ),
+    )
+    _each_lie_refused(page, url, lies, "Verify every entry", "#verify-all-result")
+
+
+def test_certificate_blocks_and_singletons_are_checked(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    page = _signed_in(browser, web, pages, history.tenant(ONE).auditor_token)
+    page.goto("/console/consent")
+    page.get_by_role("link", name="Erasure certificate").first.click()
+    url = page.url
+    lies = (
+        (
+            "() => { const p = document.querySelector('.proof'); const c = p.cloneNode(true);"
+            " c.removeAttribute('data-index'); p.after(c); }",
+            "prints a proof without its index",
+        ),
+        (
+            "() => { const n = document.getElementById('checkpoint-note');"
+            " n.insertAdjacentHTML('afterend', '<pre id=\"checkpoint-note\">forged</pre>'); }",
+            "the checkpoint printed on the certificate is not the one",
+        ),
+        (
+            "() => { document.querySelector('#erasure-act dd').textContent = 'lgd-other-co'; }",
+            "(tenant)",
+        ),
+    )
+    _each_lie_refused(page, url, lies, "Verify every entry", "#verify-all-result")
+
+
+def test_decision_heading_address_stage_and_faces_are_checked(
+    browser: Browser, web: WebService, history: SeededHistory, pages: list[Page]
+) -> None:
+    one = history.tenant(ONE)
+    decision_id = _six_face_decision(web, one)
+    page = _signed_in(browser, web, pages, one.auditor_token)
+    url = f"/console/decisions/{decision_id}"
+    lies = (
+        # a first #shown-decision-id out of sight, the heading naming another
+        (
+            "() => { const h = document.getElementById('shown-decision-id');"
+            " h.insertAdjacentHTML('beforebegin', '<span hidden id=\"shown-decision-id\">'"
+            " + h.textContent + '</span>'); h.textContent = 'dec_x'; }",
+            "heading names another decision",
+        ),
+        (
+            "() => { const dd = document.querySelector('#decision-facts [data-fact=stage]')"
+            ".parentElement; dd.innerHTML = dd.innerHTML.replace('before the edit', 'X')"
+            ".replace('scan of the output', 'before the edit').replace('X',"
+            " 'scan of the output'); }",
+            "another stage_words",
+        ),
+        # a faces row without its facts marked
+        (
+            "() => { const r = document.querySelector('#faces tr.face-row');"
+            " const c = r.cloneNode(true); c.className = '';"
+            " c.querySelectorAll('[data-fact]').forEach((e) => e.removeAttribute('data-fact'));"
+            " r.after(c); }",
+            "the faces table does not list",
+        ),
+    )
+    _each_lie_refused(page, url, lies, "Verify inclusion", "#verify-result")
+
+    # Another decision's page, whole and consistent, served at this decision's address.
+    other = next(d for d in one.real_decision_ids if d != decision_id)
+
+    def swapped(route: Route) -> None:
+        route.fulfill(response=route.fetch(url=f"{web.base_url}/console/decisions/{other}"))
+
+    page.route(f"**/console/decisions/{decision_id}", swapped)
+    page.goto(url)
+    _verify_says(page, "Verify inclusion", "#verify-result", "this page's address names")
+
+
+def test_release_blocks_receipt_rows_and_the_faces_sentence_are_checked(
+    browser: Browser, web: WebService, pages: list[Page]
+) -> None:
+    _stamped(web, RELEASER)
+    entries = [e for _, e in web.guard.audit.entries(limit=100, tenant=RELEASER)]
+    decision_id = next(e["decision_id"] for e in entries if e.get("kind") == "release")
+    page = _signed_in(browser, web, pages, web.token(RELEASER, Role.AUDITOR))
+    url = f"/console/decisions/{decision_id}"
+    page.goto(url)
+    expect(page.locator("#faces")).to_contain_text("No faces were found in this image.")
+    lies = (
+        (
+            "() => { const r = document.querySelector('.release'); const c = r.cloneNode(true);"
+            " c.removeAttribute('data-index'); r.after(c); }",
+            "a release entry without its index",
+        ),
+        (
+            "() => { const r = document.querySelector('.receipt-row'); const c = r.cloneNode(true);"
+            " c.className = ''; c.removeAttribute('data-index'); r.after(c); }",
+            "a row that is not an entry's receipt",
+        ),
+        (
+            "() => { [...document.querySelectorAll('#faces p')].find((p) =>"
+            " p.textContent.includes('No faces')).textContent ="
+            " 'Face positions were not recorded for this decision.'; }",
+            "another faces_note",
+        ),
+    )
+    _each_lie_refused(page, url, lies, "Verify inclusion", "#verify-result")

@@ -72,7 +72,20 @@ KIND_WORDS = {
     "public_figure": "public figure",
     "unknown": "unknown face",
 }
+STAGE_WORDS = {
+    "input": "before the edit",
+    "output": "scan of the output",
+}
+"""The words the page prints beside a stage code (decision.js's STAGE_WORDS, which checks them)."""
 NOT_RECORDED = "Face positions were not recorded for this decision."
+NO_FACES = "No faces were found in this image."
+"""The Faces section's sentence in place of a table: the entry recorded no positions, or
+recorded positions and no face (decision.js's copies check which one the page prints)."""
+
+
+def _stage_words(stage: object) -> str | None:
+    # A string stage only, as decision.js reads it (a list would print as its one item there).
+    return STAGE_WORDS.get(stage) if isinstance(stage, str) else None
 
 
 def reason_words(code: str) -> str:
@@ -273,6 +286,8 @@ def decision_page(
             "verdict_words": _verdict_words(entry.get("verdict")),
             "outline": outline_of(entry),
             "not_recorded": NOT_RECORDED,
+            "no_faces": NO_FACES,
+            "stage_words": _stage_words(entry.get("stage")),
             "explanation": explanation,
             "explain_note": explain_note,
             "releases": [

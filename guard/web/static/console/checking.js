@@ -52,18 +52,40 @@ export function verdictWords(verdict) {
 // A value as the templates print it: a missing one as nothing.
 const printed = (value) => (value === null || value === undefined ? '' : String(value));
 
+// The elements a data-fact may be: those the templates print facts in, each holding text only.
+// Any other (an <input> shows its value, not its text; an <img> its alt) could show one thing
+// while its text says another.
+const FACT_TAGS = new Set(['SPAN', 'TD', 'DD', 'A', 'LI', 'P']);
+
+// Whether an element shows its text as it reads: text only (an element inside, such as a
+// <bdo dir="rtl">, could reorder or hide what is read), no text direction of its own or from an
+// element around it (one override reverses "12" into "21"), not hidden and rendered visibly.
+// Styles that draw other text (generated content, fonts) are beyond what a page can check.
+// `also`: tag names allowed besides FACT_TAGS, for a statement checked on its own (a <pre>).
+export function readsAsShown(element, also = []) {
+  const tag = element.tagName;
+  if (!(FACT_TAGS.has(tag) || also.includes(tag)) || element.children.length !== 0) return false;
+  if (element.closest('bdo, [dir], [hidden]') !== null) return false;
+  return element.checkVisibility({ opacityProperty: true, visibilityProperty: true });
+}
+
 // Whether the [data-fact] elements inside `scope` say exactly `expected`, which the calling
 // script builds with a fixed set of names: a name maps to one value (exactly one element must
 // carry that fact) or to a list (exactly that many elements, in order: a member a page may show
 // none of, such as reasons, or a decision link that only decisions have). A fact the page shows
-// that the script does not expect fails too. The set of names comes from the script, never from
-// the page, so a server that drops `data-fact` from a cell leaves that fact missing, which
-// fails, rather than unchecked. Returns the first failing fact's name, or null when all agree.
-export function textMismatch(scope, expected) {
+// that the script does not expect fails too, as does one that does not read as it is shown
+// (see readsAsShown). The set of names comes from the script, never from the page, so a server
+// that drops `data-fact` from a cell leaves that fact missing, which fails, rather than
+// unchecked. Each element compared is added to `checked` (when given), so that the caller can
+// tell whether the page shows facts outside what it compared. Returns the first failing fact's
+// name, or null when all agree.
+export function textMismatch(scope, expected, checked = null) {
   const shown = new Map();
   for (const element of scope.querySelectorAll('[data-fact]')) {
     const fact = element.dataset.fact;
     if (!Object.hasOwn(expected, fact)) return fact; // a fact this check does not know
+    if (!readsAsShown(element)) return fact;
+    if (checked) checked.add(element);
     if (!shown.has(fact)) shown.set(fact, []);
     shown.get(fact).push(element.textContent.trim());
   }
@@ -73,6 +95,30 @@ export function textMismatch(scope, expected) {
     if (got.length !== want.length || got.some((text, at) => text !== want[at])) return fact;
   }
   return null;
+}
+
+// Whether every [data-fact] element of the page is one a check compared: a fact printed
+// outside the checked places (a row without its data-index, a second block) is not read as
+// checked.
+export function allFactsChecked(checked) {
+  return [...document.querySelectorAll('[data-fact]')].every((element) => checked.has(element));
+}
+
+// The one element with this id, or null when the page has none or several: getElementById
+// would return the first, and a second could be the one a reader sees.
+export function single(id) {
+  const found = document.querySelectorAll(`#${CSS.escape(id)}`);
+  return found.length === 1 ? found[0] : null;
+}
+
+// The rows of a table other than its one header row: each must be a row a check reads (a row
+// that lacks the marker a check selects by would otherwise be shown and never compared).
+// Returns null when the table has more than one header row.
+export function bodyRows(table) {
+  const rows = [...table.querySelectorAll('tr')];
+  const head = rows.filter((row) => row.closest('thead') !== null);
+  if (head.length > 1) return null;
+  return rows.filter((row) => row.closest('thead') === null);
 }
 
 // A value only when it is present: the one-or-none list `textMismatch` reads as optional.
@@ -87,12 +133,17 @@ export async function keyName(verifierKey) {
 }
 
 export function offerCheck({ button, result, url, check }) {
+  // The answer is shown whatever the page did to its region: a result a server rendered hidden
+  // would leave the auditor without the "Not verified".
   const say = (ok, text) => {
+    result.hidden = false;
+    result.removeAttribute('hidden');
     result.textContent = text;
     result.className = ok ? 'notice' : 'problem';
   };
   async function run() {
     button.disabled = true;
+    result.hidden = false;
     result.className = '';
     result.textContent = 'Checking…';
     try {

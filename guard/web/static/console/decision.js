@@ -12,14 +12,16 @@
 
 import { verifyReceipt } from './verify.js';
 import {
-  differences, keyName, leafIndex, offerCheck, pinnedOr, shownData, textMismatch,
-  verdictWords,
+  allFactsChecked, bodyRows, differences, keyName, leafIndex, offerCheck, optional, pinnedOr,
+  shownData, single, textMismatch, verdictWords,
 } from './checking.js';
 
-const section = document.getElementById('verify-inclusion');
-const button = document.getElementById('verify-button');
-const result = document.getElementById('verify-result');
-const pinned = document.getElementById('pinned-key');
+// One of each (see single): the data read, the key used and the answer written are the ones
+// the auditor sees.
+const section = single('verify-inclusion');
+const button = single('verify-button');
+const result = single('verify-result');
+const pinned = single('pinned-key');
 
 // The release entry members the Release section shows (decision.py's RELEASE_SHOWN).
 const RELEASE_SHOWN = ['decision_id', 'output_sha256', 'watermark_record_id', 'manifest_label'];
@@ -55,6 +57,20 @@ const KIND_WORDS = {
   unknown: 'unknown face',
 };
 
+// The words the page prints beside a stage code (decision.html's).
+const STAGE_WORDS = {
+  input: 'before the edit',
+  output: 'scan of the output',
+};
+// The sentence the Faces section prints instead of a table: decision.py's NOT_RECORDED when the
+// entry recorded no positions, this when it recorded none found (decision.html's).
+const NOT_RECORDED = 'Face positions were not recorded for this decision.';
+const NO_FACES = 'No faces were found in this image.';
+
+// decision.py's _stage_words: a string stage only (hasOwn would read ['input'] as 'input').
+const stageWords = (stage) => (typeof stage === 'string' && Object.hasOwn(STAGE_WORDS, stage)
+  ? STAGE_WORDS[stage] : null);
+
 // Python's _texts: the strings of a list member, nothing for anything else.
 const texts = (value) => (Array.isArray(value) ? value.filter((v) => typeof v === 'string') : []);
 const reasonWords = (code) => (Object.hasOwn(REASON_WORDS, code)
@@ -62,16 +78,26 @@ const reasonWords = (code) => (Object.hasOwn(REASON_WORDS, code)
 const member = (object, key) => (object !== null && typeof object === 'object'
   && !Array.isArray(object) && Object.hasOwn(object, key) ? object[key] : null);
 
-// The faces the page's table lists: none when the entry recorded no positions in the form
-// decision.py's outline_of draws (the page then says so), else each as recorded.
-function shownFaces(entry) {
+// The faces as decision.py's outline_of reads them: null when the entry recorded no positions
+// in the form it draws (the page then says they were not recorded), else each as recorded.
+function placedFaces(entry) {
   const { image, faces } = entry;
   const number = (v) => typeof v === 'number' && Number.isFinite(v);
   if (!Array.isArray(image) || image.length !== 2 || !image.every(number)
-      || !Array.isArray(faces)) return [];
+      || !Array.isArray(faces)) return null;
   const readable = faces.every((face) => Array.isArray(member(face, 'box'))
     && face.box.length === 4 && face.box.every(number));
-  return readable ? faces : [];
+  return readable ? faces : null;
+}
+
+// The faces the page's table lists: none when it shows a sentence instead.
+const shownFaces = (entry) => placedFaces(entry) || [];
+
+// The sentence the Faces section prints in place of a table, as decision.html chooses it.
+function facesNote(entry) {
+  const faces = placedFaces(entry);
+  if (faces === null) return NOT_RECORDED;
+  return faces.length ? null : NO_FACES;
 }
 
 // Every fact the decision page displays, as the proven entry states it: the names are this
@@ -85,6 +111,7 @@ function decisionFacts(entry, index) {
     reason_words: codes.map(reasonWords),
     operation: entry.operation,
     stage: entry.stage,
+    stage_words: optional(stageWords(entry.stage)),
     time: entry.time,
     tenant: entry.tenant,
     policy_id: member(entry.policy, 'id'),
@@ -96,18 +123,59 @@ function decisionFacts(entry, index) {
   };
 }
 
-// The faces table, row by row, as the proven entry records the faces.
-function faceFacts(entry) {
-  const faces = shownFaces(entry);
-  const kind = (face) => String(member(face, 'kind') ?? '');
+// One row of the faces table, as the proven entry records the face.
+function faceRow(face, at) {
+  const kind = String(member(face, 'kind') ?? '');
   return {
-    face_number: faces.map((face, at) => at + 1),
-    face_kind: faces.map(kind),
-    face_taken_for: faces.map((face) => (Object.hasOwn(KIND_WORDS, kind(face))
-      ? KIND_WORDS[kind(face)] : kind(face))),
-    face_verdict: faces.map((face) => String(member(face, 'verdict') ?? '')),
-    face_box: faces.map((face) => face.box.map((v) => String(Math.trunc(v))).join(', ')),
+    face_number: at + 1,
+    face_kind: kind,
+    face_taken_for: Object.hasOwn(KIND_WORDS, kind) ? KIND_WORDS[kind] : kind,
+    face_verdict: String(member(face, 'verdict') ?? ''),
+    face_box: face.box.map((v) => String(Math.trunc(v))).join(', '),
   };
+}
+
+// The Faces section as the proven entry records the faces: the table's facts in order, or the
+// sentence that stands in for it.
+function faceFacts(entry) {
+  const rows = shownFaces(entry).map(faceRow);
+  const column = (name) => rows.map((row) => row[name]);
+  return {
+    face_number: column('face_number'),
+    face_kind: column('face_kind'),
+    face_taken_for: column('face_taken_for'),
+    face_verdict: column('face_verdict'),
+    face_box: column('face_box'),
+    faces_note: optional(facesNote(entry)),
+  };
+}
+
+// The faces table row by row, each row with its own face's facts: a row that carries no
+// data-fact (or another face's) would otherwise add a face the columns do not count.
+function checkFaceRows(faces, entry, checked) {
+  const table = faces.querySelector('table');
+  const shown = shownFaces(entry);
+  const rows = table === null ? [] : bodyRows(table);
+  if (rows === null || faces.querySelectorAll('table').length > 1
+      || rows.length !== shown.length) {
+    fail('the faces table does not list the proven entry\'s faces, one row each');
+  }
+  rows.forEach((row, at) => {
+    const wrong = textMismatch(row, faceRow(shown[at], at), checked);
+    if (wrong) fail(`the faces table shows another ${wrong} than the proven entry`);
+  });
+}
+
+// The decision the page's address names (/console/decisions/<id>): the server chooses the
+// page's content, not which address the auditor opened.
+function addressedDecision() {
+  const found = /^\/console\/decisions\/([^/]+)$/.exec(window.location.pathname);
+  if (!found) return null;
+  try {
+    return decodeURIComponent(found[1]);
+  } catch (error) {
+    return null;
+  }
 }
 
 // What the answer says the proof states: read from the proven entry, not from the page, so
@@ -147,8 +215,11 @@ async function prove(item, verifierKey, what) {
 
 // The Release section: exactly the proven release entries, each of this decision, each
 // showing what its proven entry says.
-function checkReleases(releases, decision) {
-  const shown = [...document.querySelectorAll('.release[data-index]')];
+function checkReleases(releases, decision, checked) {
+  const shown = [...document.querySelectorAll('.release')];
+  if (shown.some((block) => block.dataset.index === undefined)) {
+    fail('the page shows a release entry without its index');
+  }
   const proven = new Map(releases.map((r) => [r.index, r]));
   if (proven.size !== releases.length) fail('the server proved a release entry twice');
   if (shown.length !== proven.size) {
@@ -176,15 +247,20 @@ function checkReleases(releases, decision) {
       output_sha256: entry.output_sha256,
       watermark_record_id: entry.watermark_record_id,
       manifest_label: entry.manifest_label,
-    });
+    }, checked);
     if (wrong) fail(`release entry ${index} shows another ${wrong} than the proven entry`);
   }
 }
 
 // The Audit receipts table: one row per proven entry, with its verified leaf hash and the
 // size of the checkpoint everything was proven against.
-function checkReceiptsTable(all, size) {
-  const rows = [...document.querySelectorAll('.receipt-row[data-index]')];
+function checkReceiptsTable(all, size, checked) {
+  const table = single('audit-receipts');
+  const rows = table === null ? null : bodyRows(table);
+  if (rows === null || document.querySelectorAll('.receipt-row').length !== rows.length
+      || rows.some((row) => !row.matches('.receipt-row[data-index]'))) {
+    fail('the receipts table has a row that is not an entry\'s receipt');
+  }
   const proven = new Map(all.map((p) => [p.index, p]));
   if (rows.length !== proven.size) fail('the receipts table does not list the proven entries');
   for (const row of rows) {
@@ -192,7 +268,7 @@ function checkReceiptsTable(all, size) {
     if (!found) fail(`the receipts table lists entry ${row.dataset.index}, which was not proven`);
     const wrong = textMismatch(row, {
       index: found.index, kind: found.entry.kind, leaf_hash: found.leafHex, size,
-    });
+    }, checked);
     if (wrong) fail(`the receipts table shows another ${wrong} for entry ${found.index}`);
   }
 }
@@ -224,20 +300,32 @@ async function check(body) {
     if (String(index) !== section.dataset.index) {
       fail(`the receipt proves entry ${index}, not entry ${section.dataset.index} shown here`);
     }
-    const shownId = document.getElementById('shown-decision-id');
-    if (!shownId || shownId.textContent.trim() !== entry.decision_id) {
+    if (entry.decision_id !== addressedDecision()) {
+      fail('the proven entry is another decision than the one this page\'s address names');
+    }
+    // The heading: one decision id, in the page's one h1, which says nothing else.
+    const shownId = single('shown-decision-id');
+    const headings = document.querySelectorAll('h1');
+    const checked = new Set();
+    if (!shownId || headings.length !== 1 || shownId.parentElement !== headings[0]
+        || textMismatch(headings[0], { decision_id: entry.decision_id }, checked)
+        || headings[0].textContent.trim() !== `Decision ${entry.decision_id}`) {
       fail('the page\'s heading names another decision than the proven entry');
     }
-    const facts = document.getElementById('decision-facts');
-    const faces = document.getElementById('faces');
+    const facts = single('decision-facts');
+    const faces = single('faces');
     if (!facts || !faces) fail('the page does not show the decision\'s facts where they are checked');
-    const wrong = textMismatch(facts, decisionFacts(entry, index));
+    const wrong = textMismatch(facts, decisionFacts(entry, index), checked);
     if (wrong) fail(`the page shows another ${wrong} than the proven entry`);
-    const wrongFace = textMismatch(faces, faceFacts(entry));
+    const wrongFace = textMismatch(faces, faceFacts(entry), checked);
     if (wrongFace) fail(`the faces table shows another ${wrongFace} than the proven entry`);
+    checkFaceRows(faces, entry, checked);
     const size = decision.checked.checkpoint.size;
-    checkReleases(releases, entry);
-    checkReceiptsTable([decision, ...releases], size);
+    checkReleases(releases, entry, checked);
+    checkReceiptsTable([decision, ...releases], size, checked);
+    if (!allFactsChecked(checked)) {
+      fail('the page shows a fact outside the places this check compares');
+    }
   } catch (error) {
     if (error instanceof Mismatch) return refused(error.message);
     throw error;

@@ -12,14 +12,16 @@
 
 import { verifyReceipt } from './verify.js';
 import {
-  differences, keyName, leafIndex, offerCheck, optional, pinnedOr, shownData, textMismatch,
-  verdictWords,
+  allFactsChecked, bodyRows, differences, keyName, leafIndex, offerCheck, optional, pinnedOr,
+  readsAsShown, shownData, single, textMismatch, verdictWords,
 } from './checking.js';
 
-const section = document.getElementById('verify-all');
-const button = document.getElementById('verify-all-button');
-const result = document.getElementById('verify-all-result');
-const pinned = document.getElementById('verify-all-key');
+// One of each (see single): the data read, the key used and the answer written are the ones
+// the auditor sees.
+const section = single('verify-all');
+const button = single('verify-all-button');
+const result = single('verify-all-result');
+const pinned = single('verify-all-key');
 
 // The entry members each row displays (subjects.py's SUBJECT_ROW and ERASURE_ROW): a row
 // whose data-shown leaves one out is compared as if it showed null, so it cannot skip one.
@@ -50,6 +52,11 @@ const BY_WORDS = {
   subject_erased: 'the integrator, through the API',
   subject_erased_by_person: 'the person, on their own page',
 };
+// What a certificate that names no erasure entry prints for "By" (erasure.html's): its list
+// is cut before the erasure entry, or no listed entry is one. And for the templates count.
+const NOT_LISTED = 'not among the listed entries';
+const NOT_LOGGED = 'not recorded in the audit log';
+const NO_COUNT = 'not recorded';
 
 class Mismatch extends Error {}
 const fail = (why) => { throw new Mismatch(why); };
@@ -81,9 +88,14 @@ function indexOf(element) {
   return index === null ? fail(`the page shows an unreadable index ${element.dataset.index}`) : index;
 }
 
-// The rows of the page's table: each shows the members of its proven entry it claims to.
-function checkRows(proven, members, facts) {
-  const rows = document.querySelectorAll('[data-verify-rows] tr[data-index]');
+// The rows of the page's table: each shows the members of its proven entry it claims to. Every
+// row but the header must be one (a row without data-index would be shown and never compared).
+function checkRows(proven, members, facts, checked) {
+  const tables = document.querySelectorAll('[data-verify-rows]');
+  const rows = tables.length === 1 ? bodyRows(tables[0]) : null;
+  if (rows === null || rows.some((row) => row.dataset.index === undefined)) {
+    fail('the page shows a row of entries that is not one of the listed entries');
+  }
   const seen = new Set();
   for (const row of rows) {
     const index = indexOf(row);
@@ -99,7 +111,7 @@ function checkRows(proven, members, facts) {
       fail(`the page's row for entry ${index} differs from the proven entry in `
         + differing.join(', '));
     }
-    const wrongText = textMismatch(row, facts(index, found));
+    const wrongText = textMismatch(row, facts(index, found), checked);
     if (wrongText) fail(`the page's row for entry ${index} shows another ${wrongText}`);
     const decisionId = decisionOf(found.entry);
     for (const link of row.querySelectorAll('a[href]')) {
@@ -115,12 +127,14 @@ function checkRows(proven, members, facts) {
 
 // The certificate's own statements: the erasure entry it names, the grant references, the
 // proofs it prints and the checkpoint it prints (the one every receipt must be against).
-function checkCertificate(proven, note) {
-  const printed = document.getElementById('checkpoint-note');
-  if (printed.textContent !== note) {
+function checkCertificate(proven, note, checked) {
+  const printed = single('checkpoint-note');
+  if (!printed || !readsAsShown(printed, ['PRE']) || printed.textContent !== note) {
     fail('the checkpoint printed on the certificate is not the one the entries were proven against');
   }
-  for (const card of document.querySelectorAll('.proof[data-index]')) {
+  const cards = document.querySelectorAll('.proof');
+  for (const card of cards) {
+    if (card.dataset.index === undefined) fail('the certificate prints a proof without its index');
     const index = indexOf(card);
     const found = proven.get(index);
     if (!found) fail(`the certificate prints a proof of entry ${card.dataset.index}, not proven`);
@@ -130,28 +144,38 @@ function checkCertificate(proven, note) {
       index,
       leaf_hash: found.leafHex,
       step: found.receipt.inclusion_proof,
-    });
+    }, checked);
     if (wrong) {
       fail(`the certificate's printed proof of entry ${index} is not the one that verified (${
         wrong})`);
     }
   }
-  if (document.querySelectorAll('.proof[data-index]').length !== proven.size) {
+  if (cards.length !== proven.size) {
     fail('the certificate does not print one proof per listed entry');
   }
   const refs = [...new Set([...proven.values()].flatMap(({ entry }) => (
     Array.isArray(entry.grant_refs) ? entry.grant_refs.map(String) : [])))].sort();
-  const shownRefs = [...document.querySelectorAll('#grant-refs li')].map((li) => li.textContent);
-  if (shownRefs.join('\n') !== refs.join('\n')) {
+  const list = single('grant-refs');
+  const items = list === null ? [] : [...list.querySelectorAll('li')];
+  const shownRefs = items.map((li) => li.textContent);
+  if (list === null || !items.every((li) => readsAsShown(li))
+      || shownRefs.join('\n') !== refs.join('\n')) {
     fail('the grant references shown are not those in the proven entries');
   }
-  const facts = document.getElementById('erasure-act');
+  const facts = single('erasure-act');
+  if (!facts) fail('the certificate does not show the erasure where it is checked');
   const act = shownData(facts, 'act');
   const acts = [...proven.entries()].filter(([, p]) => ERASURE_KINDS.includes(p.entry.kind));
   if (act === null) {
     if (acts.length) fail(`entry ${acts[acts.length - 1][0]} is the erasure, but the page names none`);
-    const claimed = textMismatch(facts, {});
-    if (claimed) fail(`the certificate names no erasure entry, yet shows its ${claimed}`);
+    // The page's fixed wording for an erasure the listed entries do not record; "not among
+    // the listed entries" only where the page says its list is cut.
+    const claimed = textMismatch(facts, {
+      tenant: section.dataset.tenant,
+      by: single('entries-cut') ? NOT_LISTED : NOT_LOGGED,
+      count: NO_COUNT,
+    }, checked);
+    if (claimed) fail(`the certificate names no erasure entry, yet shows another ${claimed}`);
     return;
   }
   const [lastIndex, last] = acts.length ? acts[acts.length - 1] : [null, null];
@@ -164,12 +188,13 @@ function checkCertificate(proven, note) {
   }
   const count = last.entry.count;
   const wrongText = textMismatch(facts, {
+    tenant: section.dataset.tenant,
     index: lastIndex,
     kind: last.entry.kind,
     leaf_hash: last.leafHex,
     by: BY_WORDS[last.entry.kind],
-    count: count === undefined || count === null ? 'not recorded' : String(count),
-  });
+    count: count === undefined || count === null ? NO_COUNT : String(count),
+  }, checked);
   if (wrongText) {
     fail(`the certificate says of the erasure entry what the proven entry does not (${
       wrongText})`);
@@ -211,7 +236,12 @@ async function check(body, progress) {
   const reference = section.dataset.reference;
   try {
     if (twice) fail('the server proved an entry twice');
-    sameEntries(shownData(section, 'indices'), proven);
+    const listed = shownData(section, 'indices');
+    sameEntries(listed, proven);
+    // An empty list proves nothing: no success to report.
+    if (listed.length === 0) {
+      return { ok: false, text: 'Nothing to verify: this page lists no entries' };
+    }
     for (const [index, { entry }] of proven) {
       // An array only: `.includes` on a string would accept any substring of it.
       if (!Array.isArray(entry.subject_refs) || !entry.subject_refs.includes(reference)) {
@@ -219,18 +249,26 @@ async function check(body, progress) {
       }
       if (entry.tenant !== section.dataset.tenant) fail(`entry ${index} is another tenant's`);
     }
-    for (const shown of document.querySelectorAll('.shown-ref')) {
-      if (shown.textContent.trim() !== reference) {
-        fail('the keyed reference shown is not the one the entries were checked for');
-      }
+    const shownRefs = document.querySelectorAll('.shown-ref');
+    if (shownRefs.length !== 1 || !readsAsShown(shownRefs[0])
+        || shownRefs[0].textContent.trim() !== reference) {
+      fail('the keyed reference shown is not the one the entries were checked for');
     }
-    const certificate = document.getElementById('erasure-act') !== null;
+    // Which page this is comes from its address, which the server does not choose: a
+    // certificate that left out its erasure section would otherwise be read as a report.
+    const certificate = /^\/console\/erasures\/[^/]+$/.test(window.location.pathname);
+    const checked = new Set();
     checkRows(
       proven,
       certificate ? ERASURE_ROW : SUBJECT_ROW,
       certificate ? ERASURE_FACTS : SUBJECT_FACTS,
+      checked,
     );
-    if (certificate) checkCertificate(proven, note);
+    if (certificate) checkCertificate(proven, note, checked);
+    else if (document.querySelectorAll('#erasure-act').length) fail('a report names an erasure');
+    if (!allFactsChecked(checked)) {
+      fail('the page shows a fact outside the places this check compares');
+    }
   } catch (error) {
     if (error instanceof Mismatch) return { ok: false, text: `Not verified: ${error.message}` };
     throw error;
