@@ -9,13 +9,15 @@ appending the same tenants' decisions twice (which would double every expected c
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
-from tests.support.history import SeededHistory, seed_history
+from tests.support.history import SeededHistory, SeededTenant, seed_history
+from tests.support.live import image_part, params
 from tests.web.conftest import WebService
 
 CONSOLE_A, CONSOLE_B = "lgd-alpha-co", "lgd-beta-co"
@@ -68,3 +70,50 @@ def console_context(
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def history(console_history: SeededHistory) -> SeededHistory:
+    return console_history
+
+
+@pytest.fixture
+def pages(browser: Browser, web: WebService) -> Iterator[list[Page]]:
+    """The pages a test opened with :func:`signed_in_page`; their contexts close after it."""
+    opened: list[Page] = []
+    yield opened
+    for page in opened:
+        page.context.close()
+
+
+def signed_in_page(
+    browser: Browser, web: WebService, pages: list[Page], token: str, *, bypass_csp: bool = False
+) -> Page:
+    """A page of a 1280x800 context of its own, signed in with ``token`` (kept in ``pages``)."""
+    context = browser.new_context(viewport=DESKTOP, base_url=web.base_url, bypass_csp=bypass_csp)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    pages.append(page)
+    sign_in(page, token)
+    return page
+
+
+def six_face_decision(web: WebService, tenant: SeededTenant) -> str:
+    """The seeded decision on insightface's t1.jpg (six real faces)."""
+    log = web.guard.audit
+    for decision_id in tenant.real_decision_ids:
+        if len(log.entry(log.index_of_decision(decision_id))["faces"]) == 6:
+            return decision_id
+    raise AssertionError("the seeded t1 check did not record six faces")
+
+
+def stamped_image(web: WebService, tenant: str) -> bytes:
+    """A real photo stamped by the service for ``tenant`` (a decision of that tenant's)."""
+    with web.client(tenant) as api:
+        answer = api.post(
+            "/v1/stamps",
+            data=params(generator="lgc-gen", output_format="png"),
+            files=image_part("coffee"),
+        )
+    assert answer.status_code == 200, answer.text
+    return base64.b64decode(answer.json()["image"]["data_base64"])
