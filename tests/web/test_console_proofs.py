@@ -201,15 +201,22 @@ def test_every_statement_of_an_erasure_certificate_is_checked(
 RELEASER = "lgd-releaser-co"
 
 
-def test_the_release_section_and_receipts_table_are_checked(
-    browser: Browser, web: WebService, pages: list[Page]
-) -> None:
+def _released_decision(browser: Browser, web: WebService, pages: list[Page]) -> tuple[Page, str]:
+    """A stamped output's decision page (it has a release entry), open as the tenant's
+    auditor: the page and its address."""
     stamped_image(web, RELEASER)
     entries = [e for _, e in web.guard.audit.entries(limit=100, tenant=RELEASER)]
     decision_id = next(e["decision_id"] for e in entries if e.get("kind") == "release")
     page = signed_in_page(browser, web, pages, web.token(RELEASER, Role.AUDITOR))
     url = f"/console/decisions/{decision_id}"
     page.goto(url)
+    return page, url
+
+
+def test_the_release_section_and_receipts_table_are_checked(
+    browser: Browser, web: WebService, pages: list[Page]
+) -> None:
+    page, url = _released_decision(browser, web, pages)
     assert page.locator(".release").count() == 1
     _verify_says(page, "Verify inclusion", "#verify-result", "Verified: entry ")
     release = "document.querySelector('.release')"
@@ -655,12 +662,7 @@ def test_decision_heading_address_stage_and_faces_are_checked(
 def test_release_blocks_receipt_rows_and_the_faces_sentence_are_checked(
     browser: Browser, web: WebService, pages: list[Page]
 ) -> None:
-    stamped_image(web, RELEASER)
-    entries = [e for _, e in web.guard.audit.entries(limit=100, tenant=RELEASER)]
-    decision_id = next(e["decision_id"] for e in entries if e.get("kind") == "release")
-    page = signed_in_page(browser, web, pages, web.token(RELEASER, Role.AUDITOR))
-    url = f"/console/decisions/{decision_id}"
-    page.goto(url)
+    page, url = _released_decision(browser, web, pages)
     expect(page.locator("#faces")).to_contain_text("No faces were found in this image.")
     lies = (
         (
