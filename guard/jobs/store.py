@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, Update, func, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, Update, func, select, text, update
 from sqlalchemy.orm import Session
 
 from guard.db import Database
@@ -38,6 +38,16 @@ def _rowcount(session: Session, statement: Update) -> int:
     result = session.execute(statement)
     assert isinstance(result, CursorResult)  # an UPDATE's result has a row count
     return int(result.rowcount)
+
+
+def _owned_by(claim: Claim) -> tuple[ColumnElement[bool], ...]:
+    """The job row as long as this run still owns it: running, at this run's attempt. Every
+    transition of a run names them, so a superseded or given-back run changes nothing."""
+    return (
+        EditJobRow.id == claim.job_id,
+        EditJobRow.attempt == claim.attempt,
+        EditJobRow.state == JobState.RUNNING.value,
+    )
 
 
 def _now() -> datetime:
@@ -281,12 +291,7 @@ class JobStore:
             owned = _rowcount(
                 session,
                 update(EditJobRow)
-                .where(
-                    EditJobRow.id == claim.job_id,
-                    EditJobRow.attempt == claim.attempt,
-                    EditJobRow.state == JobState.RUNNING.value,
-                    EditJobRow.cancel_requested.is_(False),
-                )
+                .where(*_owned_by(claim), EditJobRow.cancel_requested.is_(False))
                 .values(**values),
             )
         return owned == 0
@@ -298,11 +303,7 @@ class JobStore:
             _rowcount(
                 session,
                 update(EditJobRow)
-                .where(
-                    EditJobRow.id == claim.job_id,
-                    EditJobRow.attempt == claim.attempt,
-                    EditJobRow.state == JobState.RUNNING.value,
-                )
+                .where(*_owned_by(claim))
                 .values(
                     state=JobState.QUEUED.value,
                     attempt=claim.attempt - 1,
@@ -325,13 +326,7 @@ class JobStore:
         :class:`JobSuperseded` when the run no longer owns the job: the caller's transaction
         must then roll back, so a cancelled or superseded run releases nothing."""
         row = session.execute(
-            select(EditJobRow)
-            .where(
-                EditJobRow.id == claim.job_id,
-                EditJobRow.attempt == claim.attempt,
-                EditJobRow.state == JobState.RUNNING.value,
-            )
-            .with_for_update()
+            select(EditJobRow).where(*_owned_by(claim)).with_for_update()
         ).scalar_one_or_none()
         if row is None:
             raise JobSuperseded(f"run {claim.attempt} of job {claim.job_id} no longer owns it")
